@@ -1,0 +1,62 @@
+"""Developer tasks. Run ``nox -l`` to list them; each session builds its own virtualenv.
+
+The README's two commands are ``nox -s demo`` (the main job) and ``nox -s tests``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests", "typing", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit, integration and doctests (TensorFlow included, AWS only via local servers)."""
+    session.install("-e", ".[tf,test]")
+    session.run("pytest", *(session.posargs or ["-q"]), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".", "mypy>=1.10")
+    session.run("mypy")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks", "examples")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "examples")
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx site with warnings as errors."""
+    session.install("-e", ".[tf,docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """The main job: synthetic fans → autoencoder → calibrated threshold → report/."""
+    session.install("-e", ".[tf]")
+    args = session.posargs or ["--out", "report"]
+    session.run("soundanomaly", "demo", *args, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"})
+
+
+@nox.session(default=False)
+def benchmarks(session: nox.Session) -> None:
+    """Speed and memory benchmarks (not part of the test suite)."""
+    session.install("-e", ".[tf]")
+    session.run("python", "benchmarks/run.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+if os.environ.get("CI"):
+    nox.options.reuse_existing_virtualenvs = False

@@ -1,0 +1,158 @@
+"""Reading and validating clips.
+
+MIMII clips are 8-channel, 16 kHz, 16-bit WAVE_FORMAT_EXTENSIBLE files, which
+the standard-library :mod:`wave` module cannot read; soundfile (libsndfile) can.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+import numpy as np
+import soundfile as sf
+
+from soundanomaly.exceptions import AudioError, MissingDependencyError, ParameterError
+from soundanomaly.typing import FloatArray, PathLike
+
+__all__ = ["Channel", "decode", "is_url", "load", "read_bytes"]
+
+#: Which channel to return: an index, ``"mean"`` (mono down-mix) or ``None`` (all).
+Channel: TypeAlias = int | Literal["mean"] | None
+
+
+def is_url(path: PathLike) -> bool:
+    """True for fsspec URLs such as ``s3://bucket/key.wav`` (``file://`` included)."""
+    return "://" in os.fspath(path)
+
+
+def read_bytes(path: PathLike) -> bytes:
+    """Read a local file or an fsspec URL into memory, raising :class:`AudioError`."""
+    name = os.fspath(path)
+    if is_url(name):
+        try:
+            import fsspec
+        except ImportError as exc:  # pragma: no cover - fsspec ships with the aws extra
+            raise MissingDependencyError("fsspec", "aws", f"reading {name}") from exc
+        try:
+            with fsspec.open(name, "rb") as handle:
+                return bytes(handle.read())
+        except FileNotFoundError as exc:
+            raise AudioError(name, "file not found") from exc
+        except ImportError as exc:
+            raise MissingDependencyError("s3fs", "aws", f"reading {name}") from exc
+    try:
+        return Path(name).read_bytes()
+    except FileNotFoundError as exc:
+        raise AudioError(name, "file not found") from exc
+    except IsADirectoryError as exc:
+        raise AudioError(name, "is a directory, not an audio file") from exc
+
+
+def load(
+    path: PathLike,
+    *,
+    channel: Channel = 0,
+    sr: int | None = None,
+) -> tuple[FloatArray, int]:
+    """Load one clip as float32 samples in [-1, 1].
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local file or an fsspec URL (``s3://`` needs ``soundanomaly[aws]``).
+    channel : int, ``"mean"`` or None, default 0
+        Microphone to return (MIMII has 8; the reference recipe uses 0),
+        ``"mean"`` to down-mix all channels, or ``None`` for every channel.
+    sr : int > 0 or None, default None
+        Resample to this rate (Hz) with soxr; ``None`` keeps the file's rate.
+
+    Returns
+    -------
+    signal : np.ndarray [shape=(n_samples,) or (n_channels, n_samples)], float32
+    sr : int
+        Sample rate of ``signal`` in Hz.
+
+    Raises
+    ------
+    AudioError
+        Naming the file: missing, not audio, truncated, zero length, NaN/inf
+        samples, or ``channel`` out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf
+    >>> sf.write("tone.wav", np.zeros((1600, 2)), 16000)
+    >>> signal, rate = load("tone.wav", channel=1)
+    >>> signal.shape, signal.dtype, rate
+    ((1600,), dtype('float32'), 16000)
+    """
+    name = os.fspath(path)
+    return decode(read_bytes(name), name=name, channel=channel, sr=sr)
+
+
+def decode(
+    data: bytes, *, name: str = "<bytes>", channel: Channel = 0, sr: int | None = None
+) -> tuple[FloatArray, int]:
+    """Decode an in-memory audio file; same contract as :func:`load`.
+
+    ``name`` is only used in error messages.
+    """
+    if sr is not None and (not isinstance(sr, int) or sr <= 0):
+        raise ParameterError(f"sr must be a positive int or None, got {sr!r}")
+    if not (channel is None or channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
+        raise ParameterError(f"channel must be an int, 'mean' or None, got {channel!r}")
+    if not data:
+        raise AudioError(name, "file is empty (0 bytes)")
+    _check_wav_not_truncated(name, data)
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(name, f"not a readable audio file ({exc})") from exc
+    if samples.shape[0] == 0:
+        raise AudioError(name, "audio has zero length (no samples)")
+    if not np.isfinite(samples).all():
+        raise AudioError(name, "audio contains NaN or infinite samples")
+    n_channels = samples.shape[1]
+    signal: FloatArray
+    if channel is None:
+        signal = np.ascontiguousarray(samples.T)
+    elif channel == "mean":
+        signal = samples.mean(axis=1, dtype=np.float32)
+    else:
+        assert isinstance(channel, int)
+        if not -n_channels <= channel < n_channels:
+            raise AudioError(name, f"channel {channel} out of range: the file has {n_channels} channel(s)")
+        signal = np.ascontiguousarray(samples[:, channel])
+    if sr is not None and sr != rate:
+        import soxr
+
+        signal = np.asarray(soxr.resample(signal.T, rate, sr).T, dtype=np.float32)
+        rate = sr
+    return signal, int(rate)
+
+
+def _check_wav_not_truncated(name: str, data: bytes) -> None:
+    """Compare a RIFF/WAVE file's declared data size with what is really there.
+
+    libsndfile silently reads a truncated WAV as a shorter clip; a clip cut in
+    transfer must not pass for a healthy short one.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk_id = data[offset : offset + 4]
+        (size,) = struct.unpack("<I", data[offset + 4 : offset + 8])
+        if chunk_id == b"data":
+            available = len(data) - (offset + 8)
+            if size != 0xFFFFFFFF and available < size:
+                raise AudioError(
+                    name, f"truncated WAV file: header declares {size} data bytes, only {available} present"
+                )
+            return
+        offset += 8 + size + (size & 1)
+    raise AudioError(name, "truncated WAV file: no data chunk")

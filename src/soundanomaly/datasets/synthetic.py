@@ -1,0 +1,409 @@
+"""Synthetic industrial-fan sounds in the MIMII layout: the embedded default data set.
+
+A fan's sound is built from its physics, one term per source:
+
+* **Blade-pass tone** at ``BPF = rpm / 60 * n_blades`` Hz and its harmonics:
+  each blade passing a fixed point (a strut, the housing) makes a pressure
+  pulse. Amplitudes fall off with harmonic order.
+* **Shaft tone** at ``rpm / 60`` Hz: a tiny residual imbalance of every real rotor.
+* **Motor hum** at twice the mains frequency (magnetostriction, 100 Hz for
+  50 Hz mains) and its harmonics.
+* **Aerodynamic broadband noise**: turbulence shed by the blades, band-limited
+  around a machine-specific centre frequency and amplitude-modulated at the
+  blade-pass rate.
+* **Factory background**: pink noise, distant machinery tones and occasional
+  impacts, mixed at a chosen signal-to-noise ratio (MIMII: -6, 0, 6 dB).
+
+Each machine id gets its own rpm, blade count, tone balance and noise colour
+(like MIMII's ``id_00`` ... ``id_06``, different fan models); each clip jitters
+around them (speed, level, phases, noise).
+
+Anomalies follow MIMII's fan faults, each scaled by ``severity`` in (0, 1]:
+
+* ``"imbalance"``: a rotor out of balance, so a strong shaft tone and the blade
+  tone amplitude-modulated at shaft rate (sidebands at ``BPF ± rpm/60``).
+* ``"voltage_change"``: supply voltage off nominal, so the motor runs at another
+  speed (all tones shift), louder and rougher hum, speed wobble.
+* ``"clogging"``: a blocked inlet or filter, so less flow, weaker and detuned
+  blade tones, more and higher-pitched turbulence with intermittent bursts.
+* ``"bearing_wear"`` (optional): impacts at the outer-race defect frequency
+  (about 3.6 × shaft rate) ringing a structural resonance near 3 kHz.
+
+Everything is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import scipy.signal
+import soundfile as sf
+
+from soundanomaly._progress import progress as _progress
+from soundanomaly.datasets.mimii import ClipRecord
+from soundanomaly.exceptions import ParameterError
+from soundanomaly.typing import FloatArray, PathLike
+
+__all__ = [
+    "ANOMALY_TYPES",
+    "FanModel",
+    "fan_model",
+    "generate_clip",
+    "iter_clips",
+    "snr_folder",
+    "write_dataset",
+]
+
+#: The fault types :func:`generate_clip` can simulate.
+ANOMALY_TYPES: tuple[str, ...] = ("imbalance", "voltage_change", "clogging", "bearing_wear")
+_DEFAULT_ANOMALIES: tuple[str, ...] = ("imbalance", "voltage_change", "clogging")
+_F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FanModel:
+    """Physical parameters of one machine id.
+
+    Attributes
+    ----------
+    rpm : float
+        Nominal shaft speed in revolutions per minute.
+    n_blades : int
+        Number of blades; the blade-pass frequency is ``rpm / 60 * n_blades`` Hz.
+    harmonic_decay : float
+        Amplitude ratio between successive blade-pass harmonics (0-1).
+    noise_centre_hz : float
+        Centre of the aerodynamic-noise band in Hz.
+    noise_level : float
+        Broadband-noise RMS relative to the blade tone's amplitude.
+    hum_level : float
+        Motor-hum amplitude relative to the blade tone's.
+    mains_hz : float
+        Mains frequency (hum at twice it).
+    """
+
+    rpm: float
+    n_blades: int
+    harmonic_decay: float
+    noise_centre_hz: float
+    noise_level: float
+    hum_level: float
+    mains_hz: float = 50.0
+
+    @property
+    def shaft_hz(self) -> float:
+        """Shaft rotation frequency in Hz."""
+        return self.rpm / 60.0
+
+    @property
+    def blade_pass_hz(self) -> float:
+        """Blade-pass frequency in Hz."""
+        return self.shaft_hz * self.n_blades
+
+
+def fan_model(machine_id: int, *, seed: int = 0) -> FanModel:
+    """The fan model of ``machine_id``: a fixed draw of physical parameters.
+
+    Examples
+    --------
+    >>> m = fan_model(0)
+    >>> 900 <= m.rpm <= 1800 and 4 <= m.n_blades <= 9
+    True
+    """
+    rng = np.random.default_rng([seed, machine_id, 7919])
+    return FanModel(
+        rpm=float(rng.uniform(900, 1800)),
+        n_blades=int(rng.integers(4, 10)),
+        harmonic_decay=float(rng.uniform(0.35, 0.7)),
+        noise_centre_hz=float(rng.uniform(600, 2500)),
+        noise_level=float(rng.uniform(0.5, 1.2)),
+        hum_level=float(rng.uniform(0.1, 0.4)),
+    )
+
+
+def snr_folder(snr: float, machine: str = "fan") -> str:
+    """MIMII's folder name for an SNR: ``6`` → ``"6_dB_fan"``, ``-6`` → ``"-6_dB_fan"``."""
+    return f"{snr:g}_dB_{machine}"
+
+
+def generate_clip(
+    machine_id: int = 0,
+    *,
+    anomaly: str | None = None,
+    severity: float = 0.5,
+    snr: float = 6.0,
+    duration: float = 10.0,
+    sr: int = 16000,
+    seed: int = 0,
+    clip_index: int = 0,
+) -> FloatArray:
+    """Synthesise one clip of a fan, normal or with a fault.
+
+    Parameters
+    ----------
+    machine_id : int >= 0
+        Which fan model (see :func:`fan_model`).
+    anomaly : {None, "imbalance", "voltage_change", "clogging", "bearing_wear"}
+        ``None`` for a healthy fan.
+    severity : float in (0, 1], default 0.5
+        How strong the fault is: small values are hard to detect.
+    snr : float, default 6
+        Machine-to-background power ratio in dB.
+    duration : float > 0, default 10
+        Seconds.
+    sr : int > 0, default 16000
+        Sample rate in Hz.
+    seed, clip_index : int
+        Together with ``machine_id`` and ``anomaly`` they fix the random draw.
+
+    Returns
+    -------
+    np.ndarray [shape=(round(duration * sr),)], float32
+        Peak-normalised to 0.5 so that clips never clip.
+
+    Examples
+    --------
+    >>> clip = generate_clip(0, anomaly="imbalance", duration=1.0)
+    >>> clip.shape, clip.dtype, float(abs(clip).max())
+    ((16000,), dtype('float32'), 0.5)
+    """
+    _check_common(sr=sr, duration=duration, severity=severity)
+    if anomaly is not None and anomaly not in ANOMALY_TYPES:
+        raise ParameterError(f"anomaly must be None or one of {ANOMALY_TYPES}, got {anomaly!r}")
+    model = fan_model(machine_id, seed=seed)
+    code = -1 if anomaly is None else ANOMALY_TYPES.index(anomaly)
+    rng = np.random.default_rng([seed, machine_id, clip_index, code + 1, 104729])
+    n = round(duration * sr)
+    t = np.arange(n) / sr
+    s = severity if anomaly is not None else 0.0
+
+    # Speed: per-clip jitter plus a slow wobble; a voltage change shifts and shakes it.
+    speed = 1.0 + rng.normal(0.0, 0.004)
+    wobble_depth = 0.002
+    hum_gain = 1.0
+    if anomaly == "voltage_change":
+        speed *= 1.0 + rng.choice([-1.0, 1.0]) * (0.02 + 0.08 * s)
+        wobble_depth += 0.02 * s
+        hum_gain += 3.0 * s
+    wobble = wobble_depth * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t + rng.uniform(0, 2 * np.pi))
+    shaft_phase = 2 * np.pi * np.cumsum(model.shaft_hz * speed * (1.0 + wobble)) / sr
+
+    # Blade-pass tone and harmonics; clogging weakens the tones (less flow).
+    tone_gain = (1.0 - 0.5 * s if anomaly == "clogging" else 1.0) * rng.uniform(0.95, 1.05)
+    machine = np.zeros(n)
+    for k in range(1, 7):
+        amp = tone_gain * model.harmonic_decay ** (k - 1)
+        machine += amp * np.sin(k * model.n_blades * shaft_phase + rng.uniform(0, 2 * np.pi))
+    shaft_amp = 0.05 + (1.2 * s if anomaly == "imbalance" else 0.0)
+    machine += shaft_amp * np.sin(shaft_phase + rng.uniform(0, 2 * np.pi))
+    if anomaly == "imbalance":
+        machine *= 1.0 + 0.6 * s * np.sin(shaft_phase + rng.uniform(0, 2 * np.pi))
+        machine += 0.4 * s * np.sin(2 * shaft_phase + rng.uniform(0, 2 * np.pi))
+
+    # Motor hum at 2x mains and harmonics.
+    hum_hz = 2 * model.mains_hz
+    for k in range(1, 4):
+        machine += hum_gain * model.hum_level / k * np.sin(2 * np.pi * k * hum_hz * t + rng.uniform(0, 2 * np.pi))
+    if anomaly == "voltage_change":  # rough hum: odd harmonics of mains from saturation
+        machine += 0.3 * s * np.sin(2 * np.pi * 3 * model.mains_hz * t + rng.uniform(0, 2 * np.pi))
+
+    # Aerodynamic broadband noise, modulated at the blade-pass rate.
+    centre = model.noise_centre_hz * (1.0 + (0.6 * s if anomaly == "clogging" else 0.0))
+    noise = _band_noise(rng, n, sr, centre, bandwidth_octaves=1.5)
+    noise *= 1.0 + 0.3 * np.sin(model.n_blades * shaft_phase)
+    noise_gain = model.noise_level * (1.0 + (1.5 * s if anomaly == "clogging" else 0.0))
+    if anomaly == "clogging":  # intermittent turbulence bursts
+        bursts = _smooth_gate(rng, n, sr, rate_hz=1.5, duty=0.3)
+        noise *= 1.0 + 2.0 * s * bursts
+    machine += noise_gain * noise / (np.std(noise) + 1e-12) * 0.5
+
+    if anomaly == "bearing_wear":
+        machine += s * _bearing_impacts(rng, n, sr, model.shaft_hz * speed * 3.57)
+
+    background = _factory_background(rng, n, sr)
+    signal = _mix_at_snr(machine, background, snr)
+    peak = float(np.max(np.abs(signal))) + 1e-12
+    return np.asarray(signal * (0.5 / peak), dtype=np.float32)
+
+
+def iter_clips(
+    *,
+    machine: str = "fan",
+    ids: Sequence[int] = (0, 2, 4, 6),
+    n_normal: int = 50,
+    n_abnormal: int = 15,
+    snr: float = 6.0,
+    anomaly_types: Sequence[str] = _DEFAULT_ANOMALIES,
+    severity: float = 0.5,
+    duration: float = 10.0,
+    sr: int = 16000,
+    seed: int = 0,
+) -> Iterator[tuple[ClipRecord, FloatArray]]:
+    """Yield ``(record, signal)`` for every clip of a synthetic data set, without writing files.
+
+    Records carry relative MIMII-layout paths. Abnormal clips cycle through
+    ``anomaly_types``. Parameters as in :func:`write_dataset`.
+    """
+    _check_common(sr=sr, duration=duration, severity=severity)
+    for name, count in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
+        if not isinstance(count, int) or count < 0:
+            raise ParameterError(f"{name} must be a non-negative int, got {count!r}")
+    bad = [a for a in anomaly_types if a not in ANOMALY_TYPES]
+    if bad or not anomaly_types:
+        raise ParameterError(f"anomaly_types must be a non-empty subset of {ANOMALY_TYPES}, got {list(anomaly_types)}")
+    for machine_id in ids:
+        for label, count in (("normal", n_normal), ("abnormal", n_abnormal)):
+            for index in range(count):
+                anomaly = None if label == "normal" else anomaly_types[index % len(anomaly_types)]
+                path = f"{snr_folder(snr, machine)}/{machine}/id_{machine_id:02d}/{label}/{index:08d}.wav"
+                record = ClipRecord(path, machine, machine_id, float(snr), label)  # type: ignore[arg-type]
+                signal = generate_clip(
+                    machine_id,
+                    anomaly=anomaly,
+                    severity=severity,
+                    snr=snr,
+                    duration=duration,
+                    sr=sr,
+                    seed=seed,
+                    clip_index=index,
+                )
+                yield record, signal
+
+
+def write_dataset(
+    root: PathLike,
+    *,
+    machine: str = "fan",
+    ids: Sequence[int] = (0, 2, 4, 6),
+    n_normal: int = 50,
+    n_abnormal: int = 15,
+    snr: float = 6.0,
+    anomaly_types: Sequence[str] = _DEFAULT_ANOMALIES,
+    severity: float = 0.5,
+    duration: float = 10.0,
+    sr: int = 16000,
+    seed: int = 0,
+    progress: bool = False,
+) -> Path:
+    """Write a synthetic data set as 16-bit mono WAV files in the MIMII layout.
+
+    Parameters
+    ----------
+    root : path
+        Output folder; files go to ``root/<snr>_dB_<machine>/<machine>/id_NN/<label>/NNNNNNNN.wav``.
+    machine : str, default "fan"
+    ids : sequence of int, default (0, 2, 4, 6)
+        Machine ids, as in MIMII's fan set.
+    n_normal, n_abnormal : int >= 0
+        Clips per id and label.
+    snr : float, default 6
+        Machine-to-background power ratio in dB.
+    anomaly_types : sequence of str
+        Faults to simulate, cycled over abnormal clips (see :data:`ANOMALY_TYPES`).
+    severity : float in (0, 1], default 0.5
+        Fault strength: lower is harder.
+    duration : float > 0, default 10
+        Seconds per clip.
+    sr : int > 0, default 16000
+        Sample rate in Hz.
+    seed : int, default 0
+    progress : bool, default False
+
+    Returns
+    -------
+    pathlib.Path
+        ``root``, ready for :class:`soundanomaly.datasets.MIMII`.
+    """
+    root = Path(root)
+    clips = iter_clips(
+        machine=machine,
+        ids=ids,
+        n_normal=n_normal,
+        n_abnormal=n_abnormal,
+        snr=snr,
+        anomaly_types=anomaly_types,
+        severity=severity,
+        duration=duration,
+        sr=sr,
+        seed=seed,
+    )
+    total = len(ids) * (n_normal + n_abnormal)
+    for record, signal in _progress(clips, total=total, desc="synthesising", enabled=progress):
+        target = root / record.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".wav.tmp")
+        os.close(fd)
+        sf.write(tmp, signal, sr, subtype="PCM_16", format="WAV")
+        os.replace(tmp, target)
+    return root
+
+
+def _check_common(*, sr: int, duration: float, severity: float) -> None:
+    if not isinstance(sr, int) or sr < 1000:
+        raise ParameterError(f"sr must be an int >= 1000 Hz, got {sr!r}")
+    if not duration > 0:
+        raise ParameterError(f"duration must be > 0 seconds, got {duration!r}")
+    if not 0.0 < severity <= 1.0:
+        raise ParameterError(f"severity must be in (0, 1], got {severity!r}")
+
+
+def _band_noise(rng: np.random.Generator, n: int, sr: int, centre: float, *, bandwidth_octaves: float) -> _F64:
+    low = max(20.0, centre / 2 ** (bandwidth_octaves / 2))
+    high = min(0.45 * sr, centre * 2 ** (bandwidth_octaves / 2))
+    sos = scipy.signal.butter(2, [low, high], btype="bandpass", fs=sr, output="sos")
+    white = rng.standard_normal(n)
+    # A little unfiltered hiss too: real turbulence is not perfectly band-limited.
+    return np.asarray(scipy.signal.sosfilt(sos, white) + 0.05 * white)
+
+
+def _smooth_gate(rng: np.random.Generator, n: int, sr: int, *, rate_hz: float, duty: float) -> _F64:
+    """A 0..1 envelope that switches on about ``rate_hz`` times a second, ``duty`` of the time."""
+    hop = max(1, int(sr / (rate_hz * 4)))
+    steps = (rng.random(n // hop + 2) < duty).astype(float)
+    gate = np.repeat(steps, hop)[:n]
+    kernel = np.hanning(hop * 2 + 1)
+    return np.asarray(np.convolve(gate, kernel / kernel.sum(), mode="same"))
+
+
+def _bearing_impacts(rng: np.random.Generator, n: int, sr: int, defect_hz: float) -> _F64:
+    impulses = np.zeros(n)
+    period = sr / defect_hz
+    count = int(np.ceil(n / period))
+    positions = (np.arange(count) * period + rng.normal(0, 0.02 * period, count)).astype(int)
+    positions = positions[(positions >= 0) & (positions < n)]
+    impulses[positions] = rng.uniform(0.5, 1.0, len(positions))
+    sos = scipy.signal.butter(2, [2600, 3400], btype="bandpass", fs=sr, output="sos")
+    ring = scipy.signal.sosfilt(sos, impulses)
+    return np.asarray(ring / (np.std(ring) + 1e-12) * 0.3)
+
+
+def _factory_background(rng: np.random.Generator, n: int, sr: int) -> _F64:
+    """Pink noise, a few distant machine tones and sparse impacts."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / sr)
+    spectrum[1:] /= np.sqrt(freqs[1:])
+    spectrum[0] = 0.0
+    pink = np.fft.irfft(spectrum, n)
+    pink /= np.std(pink) + 1e-12
+    t = np.arange(n) / sr
+    for _ in range(3):
+        pink += rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(60, 4000) * t + rng.uniform(0, 2 * np.pi))
+    for position in rng.integers(0, n, rng.poisson(2)):
+        length = min(n - position, sr // 20)
+        pink[position : position + length] += (
+            rng.uniform(1, 4) * rng.standard_normal(length) * np.exp(-np.arange(length) / (sr / 200))
+        )
+    return np.asarray(pink)
+
+
+def _mix_at_snr(machine: _F64, background: _F64, snr_db: float) -> _F64:
+    p_machine = np.mean(machine**2)
+    p_background = np.mean(background**2) + 1e-20
+    scale = np.sqrt(p_machine / (p_background * 10 ** (snr_db / 10)))
+    return np.asarray(machine + scale * background)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soundanomaly.audio import load
+from soundanomaly.datasets import MIMII, synthetic
+from soundanomaly.exceptions import ParameterError
+from soundanomaly.features import ClipFeatures, LogMelFrames
+from soundanomaly.typing import FeatureExtractor
+
+
+def reference_features(signal: np.ndarray, sr: int, n_mels: int = 64, frames: int = 5) -> np.ndarray:
+    """The reference recipe, written the straightforward way with librosa."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=signal, sr=sr, n_fft=1024, hop_length=512, n_mels=n_mels)
+    log_mel = librosa.power_to_db(mel, ref=np.max)
+    n = log_mel.shape[1] - frames + 1
+    out = np.zeros((n, n_mels * frames), np.float32)
+    for t in range(frames):
+        out[:, n_mels * t : n_mels * (t + 1)] = log_mel[:, t : t + n].T
+    return out
+
+
+# Our STFT runs in float32 while librosa's FFT runs in float64 before casting:
+# on the real clips the largest difference is 2e-5 dB (values span 80 dB).
+ATOL_DB = 1e-4
+
+
+def test_parity_with_librosa_on_real_mimii(mimii_root: Path) -> None:
+    import librosa
+
+    extractor = LogMelFrames()
+    paths = sorted(mimii_root.rglob("*.wav"))
+    assert len(paths) == 14
+    for path in paths:
+        multi, sr = librosa.load(path, sr=None, mono=False)
+        expected = reference_features(multi[0], sr)
+        got = extractor.transform_file(path)
+        assert got.shape == expected.shape == (309, 320)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=ATOL_DB, rtol=0, err_msg=str(path))
+
+
+@pytest.mark.parametrize("anomaly", [None, "clogging"])
+def test_parity_with_librosa_on_synthetic(anomaly: str | None) -> None:
+    signal = synthetic.generate_clip(2, anomaly=anomaly, duration=3.0)
+    np.testing.assert_allclose(
+        LogMelFrames().transform(signal, 16000), reference_features(signal, 16000), atol=ATOL_DB, rtol=0
+    )
+
+
+def test_other_parameters_match_reference() -> None:
+    signal = synthetic.generate_clip(0, duration=2.0)
+    got = LogMelFrames(n_mels=32, frames=3).transform(signal, 16000)
+    np.testing.assert_allclose(got, reference_features(signal, 16000, n_mels=32, frames=3), atol=ATOL_DB, rtol=0)
+
+
+def test_is_a_feature_extractor() -> None:
+    extractor = LogMelFrames()
+    assert isinstance(extractor, FeatureExtractor)
+    assert extractor.params() == {"name": "LogMelFrames", "n_mels": 64, "frames": 5, "n_fft": 1024, "hop_length": 512}
+    assert extractor == LogMelFrames() and extractor != LogMelFrames(n_mels=32)
+    assert repr(extractor) == "LogMelFrames(n_mels=64, frames=5, n_fft=1024, hop_length=512)"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_bad_parameters(bad: object) -> None:
+    with pytest.raises(ParameterError, match="n_mels"):
+        LogMelFrames(n_mels=bad)  # type: ignore[arg-type]
+
+
+def test_batch_extract_stacks_clips(tiny: MIMII) -> None:
+    features = LogMelFrames().extract(tiny.paths[:3], progress=False)
+    assert len(features) == 3
+    assert features.n_features == 320
+    assert features.paths == tuple(tiny.paths[:3])
+    for i, path in enumerate(tiny.paths[:3]):
+        np.testing.assert_array_equal(features.clip(i), LogMelFrames().transform_file(path))
+    assert features.windows.shape == (3 * 59, 320)  # 2 s: 1 + 32000 // 512 - 4 windows
+
+
+def test_parallel_equals_serial(tiny: MIMII) -> None:
+    serial = LogMelFrames().extract(tiny.paths, progress=False)
+    parallel = LogMelFrames().extract(tiny.paths, n_jobs=2, progress=False)
+    np.testing.assert_array_equal(serial.windows, parallel.windows)
+    np.testing.assert_array_equal(serial.offsets, parallel.offsets)
+
+
+class CountingLogMel(LogMelFrames):
+    calls = 0
+
+    def transform(self, signal: np.ndarray, sr: int) -> np.ndarray:
+        type(self).calls += 1
+        return super().transform(signal, sr)
+
+
+def test_cache_makes_reruns_skip_work(tiny: MIMII, tmp_path: Path) -> None:
+    extractor = CountingLogMel()
+    first = extractor.extract(tiny.paths[:4], cache_dir=tmp_path, progress=False)
+    assert CountingLogMel.calls == 4
+    assert len(list(tmp_path.rglob("*.npy"))) == 4
+    second = extractor.extract(tiny.paths[:4], cache_dir=tmp_path, progress=False)
+    assert CountingLogMel.calls == 4  # served from the cache
+    np.testing.assert_array_equal(first.windows, second.windows)
+    CountingLogMel(n_mels=32).extract(tiny.paths[:1], cache_dir=tmp_path, progress=False)
+    assert CountingLogMel.calls == 5  # other parameters: other key
+
+
+def test_fsspec_url(tiny: MIMII) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    with fsspec.open("memory://clips/a.wav", "wb") as handle:
+        handle.write(Path(tiny.paths[0]).read_bytes())
+    from_url = LogMelFrames().extract(["memory://clips/a.wav"], progress=False)
+    np.testing.assert_array_equal(from_url.windows, LogMelFrames().transform_file(tiny.paths[0]))
+    signal, sr = load("memory://clips/a.wav")
+    assert sr == 16000 and signal.shape == (32000,)
+
+
+def test_clip_features_validation() -> None:
+    with pytest.raises(ParameterError, match="empty"):
+        ClipFeatures.from_arrays([])
+    with pytest.raises(ParameterError, match="same width"):
+        ClipFeatures.from_arrays([np.zeros((3, 4)), np.zeros((3, 5))])
+    features = ClipFeatures.from_arrays([np.zeros((2, 4)), np.ones((3, 4))])
+    np.testing.assert_allclose(features.mean_per_clip(np.arange(5.0)), [0.5, 3.0])
+
+
+def test_extract_rejects_bad_jobs(tiny: MIMII) -> None:
+    with pytest.raises(ParameterError, match="n_jobs"):
+        LogMelFrames().extract(tiny.paths, n_jobs=0)
+    with pytest.raises(ParameterError, match="paths is empty"):
+        LogMelFrames().extract([])
