@@ -111,7 +111,8 @@ def decode(
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(name, f"not a readable audio file ({exc})") from exc
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise AudioError(name, f"not a readable audio file ({reason})") from exc
     if samples.shape[0] == 0:
         raise AudioError(name, "audio has zero length (no samples)")
     if not np.isfinite(samples).all():

@@ -1,0 +1,21 @@
+"""Detectors: fit on clips, score clips (higher = more anomalous), predict (1 = anomaly).
+
+``AutoencoderDetector`` needs the ``tf`` extra only to train; scoring a
+trained or loaded one runs on NumPy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from soundanomaly.detectors.autoencoder import AutoencoderDetector
+from soundanomaly.detectors.base import FORMAT_VERSION, BaseDetector
+from soundanomaly.detectors.gaussian import GaussianDetector
+from soundanomaly.typing import PathLike
+
+__all__ = ["FORMAT_VERSION", "AutoencoderDetector", "BaseDetector", "GaussianDetector", "load"]
+
+
+def load(path: PathLike) -> BaseDetector:
+    """Load any detector saved with :meth:`BaseDetector.save`, whatever its class."""
+    return BaseDetector.load(Path(path))

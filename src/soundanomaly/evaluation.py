@@ -1,0 +1,267 @@
+"""Metrics with **anomaly as the positive class**, overall and per group.
+
+``precision`` is the share of alarms that are real faults; ``recall`` the
+share of faults that raise an alarm. The reference blog reported accuracy and
+metrics with *normal* as the positive class (its 92.1%); set
+``normal_as_positive=True`` to get those too, side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from soundanomaly.exceptions import ParameterError
+
+__all__ = ["EvaluationReport", "Evaluator", "Metrics", "partial_auc", "roc_auc", "roc_curve"]
+
+_F64 = npt.NDArray[np.float64]
+
+
+def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64, _F64]:
+    """ROC curve with anomaly (label 1) as the positive class.
+
+    Returns
+    -------
+    fpr, tpr, thresholds : np.ndarray
+        ``fpr[i]``/``tpr[i]`` are the rates when flagging ``score >= thresholds[i]``;
+        the curve starts at (0, 0) with threshold ``+inf``.
+    """
+    y = np.asarray(labels).astype(np.int8)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.flatnonzero(np.diff(s)) if len(s) > 1 else np.array([], dtype=np.int64)
+    ends = np.concatenate([distinct, [len(s) - 1]])
+    tps = np.cumsum(y)[ends]
+    fps = (ends + 1) - tps
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    tpr = np.concatenate([[0.0], tps / n_pos]) if n_pos else np.full(len(ends) + 1, np.nan)
+    fpr = np.concatenate([[0.0], fps / n_neg]) if n_neg else np.full(len(ends) + 1, np.nan)
+    return fpr, tpr, np.concatenate([[np.inf], s[ends]])
+
+
+def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
+    """Area under the ROC curve (NaN unless both classes are present)."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    if np.isnan(fpr).any() or np.isnan(tpr).any():
+        return float("nan")
+    return float(np.trapezoid(tpr, fpr))
+
+
+def partial_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, *, max_fpr: float = 0.1) -> float:
+    """Normalised partial AUC over false-positive rates ``[0, max_fpr]`` (DCASE's pAUC).
+
+    The area under the ROC curve up to ``max_fpr``, divided by ``max_fpr``, so
+    1.0 is perfect and a random detector gets about ``max_fpr / 2``. (This is
+    not scikit-learn's ``roc_auc_score(max_fpr=...)``, which applies the
+    McClish correction that maps random to 0.5.)
+    """
+    if not 0.0 < max_fpr <= 1.0:
+        raise ParameterError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
+    fpr, tpr, _ = roc_curve(labels, scores)
+    if np.isnan(fpr).any() or np.isnan(tpr).any():
+        return float("nan")
+    stop = int(np.searchsorted(fpr, max_fpr, side="right"))
+    x = np.concatenate([fpr[:stop], [max_fpr]])
+    y_end = np.interp(max_fpr, fpr, tpr) if stop < len(fpr) else tpr[-1]
+    y = np.concatenate([tpr[:stop], [y_end]])
+    return float(np.trapezoid(y, x) / max_fpr)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Threshold metrics of one set of clips, anomaly = positive unless said otherwise.
+
+    Rates with a zero denominator are 0.0 (as scikit-learn's ``zero_division=0``);
+    AUCs are NaN when only one class is present.
+    """
+
+    n_clips: int
+    n_anomalies: int
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    precision: float
+    recall: float
+    specificity: float
+    f1: float
+    accuracy: float
+    roc_auc: float
+    pauc: float
+
+    @classmethod
+    def compute(cls, labels: npt.NDArray[np.int8], scores: _F64, threshold: float, max_fpr: float) -> Metrics:
+        predicted = scores > threshold
+        tp = int(np.sum(predicted & (labels == 1)))
+        fp = int(np.sum(predicted & (labels == 0)))
+        fn = int(np.sum(~predicted & (labels == 1)))
+        tn = int(np.sum(~predicted & (labels == 0)))
+        precision = _ratio(tp, tp + fp)
+        recall = _ratio(tp, tp + fn)
+        return cls(
+            n_clips=len(labels),
+            n_anomalies=int(labels.sum()),
+            tp=tp,
+            fp=fp,
+            tn=tn,
+            fn=fn,
+            precision=precision,
+            recall=recall,
+            specificity=_ratio(tn, tn + fp),
+            f1=_ratio(2 * precision * recall, precision + recall),
+            accuracy=_ratio(tp + tn, len(labels)),
+            roc_auc=roc_auc(labels, scores),
+            pauc=partial_auc(labels, scores, max_fpr=max_fpr),
+        )
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything :meth:`Evaluator.evaluate` measured.
+
+    Attributes
+    ----------
+    overall : Metrics
+        Anomaly as the positive class.
+    threshold : float
+    max_fpr : float
+        Range of the pAUC.
+    groups : dict of str to Metrics
+        The same metrics per group (machine id, SNR), when groups were given.
+    normal_positive : dict or None
+        Precision, recall and F1 with *normal* as the positive class, when asked.
+    """
+
+    overall: Metrics
+    threshold: float
+    max_fpr: float
+    groups: dict[str, Metrics] = field(default_factory=dict)
+    normal_positive: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable; NaN becomes null in :meth:`to_json`)."""
+        return {
+            "positive_class": "anomaly",
+            "threshold": self.threshold,
+            "max_fpr": self.max_fpr,
+            "overall": asdict(self.overall),
+            "groups": {name: asdict(m) for name, m in self.groups.items()},
+            "normal_positive": self.normal_positive,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text; NaN values are written as ``null``."""
+        return json.dumps(_nan_to_none(self.to_dict()), **{"indent": 2, **kwargs})
+
+    def to_markdown(self) -> str:
+        """A Markdown table: one row overall, one per group."""
+        head = "| set | clips | anomalies | TP | FP | TN | FN | precision | recall | F1 | accuracy | AUC | pAUC |"
+        rule = "|---|" + "---:|" * 12
+        rows = [head, rule, _row("all", self.overall)]
+        rows += [_row(name, m) for name, m in sorted(self.groups.items())]
+        text = "\n".join(rows)
+        text += f"\n\nAnomaly is the positive class; threshold {self.threshold:.6g}; pAUC over FPR ≤ {self.max_fpr:g}."
+        if self.normal_positive:
+            np_ = self.normal_positive
+            text += (
+                f"\nWith normal as the positive class (as the reference blog reported): precision "
+                f"{np_['precision']:.3f}, recall {np_['recall']:.3f}, F1 {np_['f1']:.3f}."
+            )
+        return text
+
+
+def _row(name: str, m: Metrics) -> str:
+    cells = [name, m.n_clips, m.n_anomalies, m.tp, m.fp, m.tn, m.fn]
+    rates = [m.precision, m.recall, m.f1, m.accuracy, m.roc_auc, m.pauc]
+    return "| " + " | ".join([str(c) for c in cells] + [_fmt(r) for r in rates]) + " |"
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.3f}"
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and np.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    return obj
+
+
+class Evaluator:
+    """Compute metrics from labels, scores and a threshold.
+
+    Parameters
+    ----------
+    max_fpr : float in (0, 1], default 0.1
+        Upper false-positive rate of the pAUC (DCASE uses 0.1).
+    normal_as_positive : bool, default False
+        Also report precision/recall/F1 with normal as the positive class.
+
+    Examples
+    --------
+    >>> report = Evaluator().evaluate([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], threshold=0.3)
+    >>> report.overall.recall, report.overall.precision, report.overall.roc_auc
+    (1.0, 0.6666666666666666, 0.75)
+    """
+
+    def __init__(self, *, max_fpr: float = 0.1, normal_as_positive: bool = False) -> None:
+        if not 0.0 < max_fpr <= 1.0:
+            raise ParameterError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
+        self.max_fpr = max_fpr
+        self.normal_as_positive = normal_as_positive
+
+    def evaluate(
+        self,
+        labels: npt.ArrayLike,
+        scores: npt.ArrayLike,
+        *,
+        threshold: float,
+        groups: Sequence[str] | None = None,
+    ) -> EvaluationReport:
+        """Evaluate scores against labels (1 = anomaly).
+
+        Parameters
+        ----------
+        labels : array-like [shape=(n_clips,)] of {0, 1}
+        scores : array-like [shape=(n_clips,)]
+            Higher = more anomalous.
+        threshold : float
+            ``score > threshold`` is flagged as an anomaly.
+        groups : sequence of str, optional
+            A group name per clip (e.g. :attr:`ClipSet.groups`) for per-group metrics.
+        """
+        y = np.asarray(labels).astype(np.int8)
+        s = np.asarray(scores, dtype=np.float64)
+        if y.ndim != 1 or y.shape != s.shape or len(y) == 0:
+            raise ParameterError(f"labels and scores must be 1-D of equal non-zero length, got {y.shape} and {s.shape}")
+        if not np.isin(y, (0, 1)).all():
+            raise ParameterError("labels must be 0 (normal) or 1 (anomaly)")
+        if not np.isfinite(s).all():
+            raise ParameterError("scores contain NaN or infinite values")
+        overall = Metrics.compute(y, s, threshold, self.max_fpr)
+        per_group: dict[str, Metrics] = {}
+        if groups is not None:
+            g = np.asarray(list(groups))
+            if g.shape != y.shape:
+                raise ParameterError(f"got {len(g)} groups for {len(y)} clips")
+            for name in sorted(set(g.tolist())):
+                mask = g == name
+                per_group[name] = Metrics.compute(y[mask], s[mask], threshold, self.max_fpr)
+        normal_positive = None
+        if self.normal_as_positive:
+            tp, fp, fn = overall.tn, overall.fn, overall.fp
+            p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+            normal_positive = {"precision": p, "recall": r, "f1": _ratio(2 * p * r, p + r)}
+        return EvaluationReport(overall, float(threshold), self.max_fpr, per_group, normal_positive)

@@ -1,0 +1,129 @@
+"""The command line and the demo, end to end on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from soundanomaly.cli import main
+from soundanomaly.demo import run_demo
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "explore", "train", "score", "evaluate"):
+        assert command in out
+
+
+def test_explore(tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", str(tiny_root), "--out", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert "24 clips: 16 normal, 8 abnormal" in out
+    assert (tmp_path / "plots" / "spectrogram_abnormal.png").stat().st_size > 1000
+
+
+@pytest.mark.tf
+def test_train_score_evaluate(tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "model"
+    assert main(["train", str(tiny_root), "--out", str(model), "--epochs", "2"]) == 0
+    assert (model / "manifest.json").is_file()
+    capsys.readouterr()
+    out_csv = tmp_path / "scores.csv"
+    abnormal_dir = tiny_root / "6_dB_fan" / "fan" / "id_00" / "abnormal"
+    assert main(["score", str(model), str(abnormal_dir), "--csv", str(out_csv)]) == 0
+    with out_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4
+    assert {r["label"] for r in rows} <= {"normal", "anomaly"}
+    assert all(float(r["score"]) > 0 for r in rows)
+    assert main(["evaluate", str(model), str(tiny_root), "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| all | 24 | 8 |" in out
+    assert json.loads((tmp_path / "m.json").read_text())["overall"]["n_clips"] == 24
+
+
+def test_gaussian_train_and_score_stdout(tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "g"
+    assert main(["train", str(tiny_root), "--out", str(model), "--detector", "gaussian", "--ids", "0"]) == 0
+    capsys.readouterr()
+    clip = next(tiny_root.rglob("*.wav"))
+    assert main(["score", str(model), str(clip)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "path,score,label"
+    assert lines[1].startswith(str(clip))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["score", "{tmp}/none", "x.wav"], "not a saved model"),
+        (["explore", "{tmp}/none"], "is not a folder"),
+        (["train", "{tmp}", "--out", "{tmp}/m"], "no clips found"),
+    ],
+)
+def test_errors_are_one_line(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("soundanomaly: error:")
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_bad_audio_file_is_one_line(tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["train", str(tiny_root), "--out", str(tmp_path / "g"), "--detector", "gaussian"])
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    capsys.readouterr()
+    assert main(["score", str(tmp_path / "g"), str(bad)]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"soundanomaly: error: {bad}: not a readable audio file (Format not recognised.)"
+    )
+
+
+def test_console_script_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "soundanomaly", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("soundanomaly ")
+
+
+def _check_report(out: Path) -> dict[str, object]:
+    for name in ("index.html", "report.md", "metrics.json", "scores.csv", "roc.png", "confusion_matrix.png"):
+        assert (out / name).is_file(), name
+    assert (out / "model" / "manifest.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["autoencoder"]["positive_class"] == "anomaly"
+    return metrics
+
+
+@pytest.mark.tf
+def test_demo_on_synthetic(tmp_path: Path) -> None:
+    result = run_demo(
+        tmp_path / "report",
+        epochs=3,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+        synthetic_params={"ids": (0, 2), "n_normal": 12, "n_abnormal": 4},
+    )
+    metrics = _check_report(result.out)
+    assert metrics["split"] == {"train": 14, "validation": 2, "test": 16}
+    assert 0.0 <= result.report.overall.roc_auc <= 1.0
+    # second run reuses the cached data set
+    assert (tmp_path / "cache" / "synthetic").is_dir()
+
+
+@pytest.mark.tf
+def test_demo_cli_on_real_mimii(mimii_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    code = main(["demo", "--data", str(mimii_root), "--out", str(out), "--epochs", "2", "--quiet"])
+    assert code == 0
+    metrics = _check_report(out)
+    assert metrics["split"] == {"train": 2, "validation": 1, "test": 11}

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from soundanomaly.evaluation import Evaluator, partial_auc, roc_auc, roc_curve
+from soundanomaly.exceptions import ParameterError
+
+
+def _data(seed: int, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.3).astype(int)
+    scores = rng.normal(labels * 1.2, 1.0)
+    scores[::7] = np.round(scores[::7], 1)  # some ties
+    return labels, scores
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_scikit_learn(seed: int) -> None:
+    labels, scores = _data(seed)
+    threshold = 0.6
+    report = Evaluator().evaluate(labels, scores, threshold=threshold)
+    m = report.overall
+    predicted = (scores > threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    assert (m.tn, m.fp, m.fn, m.tp) == (tn, fp, fn, tp)
+    assert m.precision == pytest.approx(skm.precision_score(labels, predicted))
+    assert m.recall == pytest.approx(skm.recall_score(labels, predicted))
+    assert m.f1 == pytest.approx(skm.f1_score(labels, predicted))
+    assert m.accuracy == pytest.approx(skm.accuracy_score(labels, predicted))
+    assert m.roc_auc == pytest.approx(skm.roc_auc_score(labels, scores))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pauc_matches_scikit_learn_after_undoing_mcclish(seed: int) -> None:
+    labels, scores = _data(seed)
+    max_fpr = 0.1
+    standardised = skm.roc_auc_score(labels, scores, max_fpr=max_fpr)
+    # sklearn: 0.5 * (1 + (A - min_area) / (max_area - min_area)), A = raw partial area
+    min_area, max_area = 0.5 * max_fpr**2, max_fpr
+    raw_area = (2 * standardised - 1) * (max_area - min_area) + min_area
+    assert partial_auc(labels, scores, max_fpr=max_fpr) == pytest.approx(raw_area / max_fpr)
+
+
+def test_roc_curve_matches_scikit_learn() -> None:
+    labels, scores = _data(3)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    sk_fpr, sk_tpr, _ = skm.roc_curve(labels, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+
+
+def test_perfect_and_random_extremes() -> None:
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert partial_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
+
+
+def test_normal_as_positive_and_groups() -> None:
+    labels = [0, 0, 0, 1, 1, 1]
+    scores = [0.1, 0.2, 0.9, 0.8, 0.3, 0.7]
+    groups = ["id_00", "id_00", "id_02", "id_02", "id_00", "id_02"]
+    report = Evaluator(normal_as_positive=True).evaluate(labels, scores, threshold=0.5, groups=groups)
+    predicted_normal = [1, 1, 0, 0, 1, 0]
+    truth_normal = [1, 1, 1, 0, 0, 0]
+    assert report.normal_positive == pytest.approx(
+        {
+            "precision": skm.precision_score(truth_normal, predicted_normal),
+            "recall": skm.recall_score(truth_normal, predicted_normal),
+            "f1": skm.f1_score(truth_normal, predicted_normal),
+        }
+    )
+    assert set(report.groups) == {"id_00", "id_02"}
+    assert report.groups["id_00"].n_clips == 3
+    assert report.groups["id_00"].fn == 1 and report.groups["id_02"].fp == 1
+
+
+def test_outputs() -> None:
+    report = Evaluator().evaluate([0, 0, 0], [0.1, 0.2, 0.3], threshold=0.15, groups=["a", "a", "b"])
+    data = json.loads(report.to_json())
+    assert data["positive_class"] == "anomaly"
+    assert data["overall"]["roc_auc"] is None  # NaN: one class only
+    assert data["overall"]["fp"] == 2
+    table = report.to_markdown()
+    assert table.splitlines()[0].startswith("| set | clips | anomalies | TP | FP")
+    assert "| a | 2 | 0 |" in table
+    assert "n/a" in table
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ParameterError, match="equal non-zero length"):
+        Evaluator().evaluate([0, 1], [0.5], threshold=0.1)
+    with pytest.raises(ParameterError, match="0 \\(normal\\) or 1"):
+        Evaluator().evaluate([0, 2], [0.5, 0.6], threshold=0.1)
+    with pytest.raises(ParameterError, match="max_fpr"):
+        Evaluator(max_fpr=0)
