@@ -107,7 +107,9 @@ def decode(
         raise ParameterError(f"channel must be an int, 'mean' or None, got {channel!r}")
     if not data:
         raise AudioError(name, "file is empty (0 bytes)")
-    _check_wav_not_truncated(name, data)
+    fast = _decode_pcm16_wav(name, data, channel, sr)
+    if fast is not None:
+        return fast
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -136,24 +138,61 @@ def decode(
     return signal, int(rate)
 
 
-def _check_wav_not_truncated(name: str, data: bytes) -> None:
-    """Compare a RIFF/WAVE file's declared data size with what is really there.
+_PCM = 1
+_EXTENSIBLE = 0xFFFE
+_PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 
-    libsndfile silently reads a truncated WAV as a shorter clip; a clip cut in
-    transfer must not pass for a healthy short one.
+
+def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) -> tuple[FloatArray, int] | None:
+    """Decode only the requested channel of a 16-bit PCM WAV, straight from its bytes.
+
+    MIMII clips hold 8 interleaved channels; the recipe uses one. Converting
+    only that one is several times faster than decoding all eight, and gives
+    the same float32 values as libsndfile (``sample / 32768``, exact).
+    Returns ``None`` for anything else (other formats go through soundfile),
+    after checking that a RIFF/WAVE file is not truncated.
     """
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return
+        return None
     offset = 12
+    fmt: tuple[int, int, int, int] | None = None
     while offset + 8 <= len(data):
         chunk_id = data[offset : offset + 4]
         (size,) = struct.unpack("<I", data[offset + 4 : offset + 8])
-        if chunk_id == b"data":
-            available = len(data) - (offset + 8)
+        body = offset + 8
+        if chunk_id == b"fmt " and size >= 16:
+            tag, n_channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", data[body : body + 16])
+            if tag == _EXTENSIBLE and size >= 40 and data[body + 26 : body + 40] == _PCM_GUID_TAIL:
+                (tag,) = struct.unpack("<H", data[body + 24 : body + 26])
+            fmt = (tag, n_channels, rate, bits if block_align == n_channels * bits // 8 else -1)
+        elif chunk_id == b"data":
+            available = len(data) - body
             if size != 0xFFFFFFFF and available < size:
                 raise AudioError(
                     name, f"truncated WAV file: header declares {size} data bytes, only {available} present"
                 )
-            return
-        offset += 8 + size + (size & 1)
+            if fmt is None or fmt[0] != _PCM or fmt[3] != 16 or fmt[1] < 1 or size == 0xFFFFFFFF:
+                return None
+            _, n_channels, rate, _ = fmt
+            n_frames = size // (2 * n_channels)
+            if n_frames == 0:
+                raise AudioError(name, "audio has zero length (no samples)")
+            frames = np.frombuffer(data, dtype="<i2", count=n_frames * n_channels, offset=body).reshape(
+                n_frames, n_channels
+            )
+            scale = np.float32(1.0 / 32768.0)
+            signal: FloatArray
+            if channel is None:
+                signal = frames.T.astype(np.float32) * scale
+            elif channel == "mean":
+                signal = (frames.astype(np.float32) * scale).mean(axis=1, dtype=np.float32)
+            else:
+                assert isinstance(channel, int)
+                if not -n_channels <= channel < n_channels:
+                    raise AudioError(name, f"channel {channel} out of range: the file has {n_channels} channel(s)")
+                signal = frames[:, channel].astype(np.float32) * scale
+            if sr is not None and sr != rate:
+                return None  # resampling goes through the general path
+            return signal, int(rate)
+        offset = body + size + (size & 1)
     raise AudioError(name, "truncated WAV file: no data chunk")

@@ -87,18 +87,29 @@ def log_mel_spectrogram(
     >>> log_mel_spectrogram(tone, 16000).shape
     (64, 32)
     """
+    return np.ascontiguousarray(_log_mel_by_frame(signal, sr, n_mels, n_fft, hop_length, top_db).T)
+
+
+def _log_mel_by_frame(
+    signal: FloatArray, sr: int, n_mels: int, n_fft: int, hop_length: int, top_db: float | None
+) -> FloatArray:
+    """:func:`log_mel_spectrogram` laid out ``(n_frames, n_mels)``, the order the frames are stacked in."""
     signal = np.asarray(signal, dtype=np.float32)
     pad = n_fft // 2
-    padded = np.pad(signal, pad, mode="constant")
+    padded = np.zeros(len(signal) + 2 * pad, dtype=np.float32)
+    padded[pad : pad + len(signal)] = signal
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
     spectrum = scipy.fft.rfft(frames * _hann(n_fft), axis=-1)
-    power = spectrum.real**2 + spectrum.imag**2
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
     mel = power @ mel_basis(sr, n_fft, n_mels).T  # (n_frames, n_mels)
-    db = 10.0 * np.log10(np.maximum(mel, _AMIN, dtype=np.float32))
-    db -= 10.0 * np.log10(max(_AMIN, float(mel.max())))
+    db = np.maximum(mel, _AMIN, out=mel)
+    np.log10(db, out=db)
+    db *= 10.0
+    db -= db.max()
     if top_db is not None:
-        np.maximum(db, db.max() - top_db, out=db)
-    return np.ascontiguousarray(db.T, dtype=np.float32)
+        np.maximum(db, -top_db, out=db)
+    return db
 
 
 class LogMelFrames(BaseFeatureExtractor):
@@ -186,8 +197,8 @@ class LogMelFrames(BaseFeatureExtractor):
                 f"clip too short: {len(signal)} samples, LogMelFrames needs at least {self.min_samples} "
                 f"({self.frames} frames of hop {self.hop_length})",
             )
-        db = log_mel_spectrogram(signal, sr, n_mels=self.n_mels, n_fft=self.n_fft, hop_length=self.hop_length)
-        return stack_frames(db.T, self.frames)
+        db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
+        return stack_frames(db, self.frames)
 
 
 def stack_frames(frames_by_mel: npt.NDArray[np.float32], frames: int) -> FloatArray:
