@@ -17,14 +17,14 @@ nox.options.error_on_missing_interpreters = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, integration and doctests (TensorFlow included, AWS only via local servers)."""
-    session.install("-e", ".[tf,test]")
+    session.install("-e", ".[tf,aws,test]")
     session.run("pytest", *(session.posargs or ["-q"]), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy>=1.10")
+    session.install("-e", ".[aws,test]", "mypy>=1.10")
     session.run("mypy")
 
 

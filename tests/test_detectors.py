@@ -90,7 +90,7 @@ def test_inputs_paths_clipset_features_agree(name: str, fitted: dict[str, BaseDe
     try:
         np.testing.assert_allclose(detector.score(clips), from_clips)
     finally:
-        detector.chunk_size = 256
+        detector.chunk_size = 64
 
 
 @pytest.mark.parametrize("name", PARAMS)

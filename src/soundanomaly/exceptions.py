@@ -9,11 +9,14 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "BackendError",
+    "BackendTimeoutError",
+    "JobFailedError",
     "MissingDependencyError",
     "ModelFormatError",
     "NotFittedError",
     "ParameterError",
     "SoundAnomalyError",
+    "ThrottlingError",
 ]
 
 
@@ -61,3 +64,29 @@ class ModelFormatError(SoundAnomalyError, ValueError):
 
 class BackendError(SoundAnomalyError, RuntimeError):
     """A runtime backend (local or cloud) failed; chained ``from`` the original error."""
+
+
+class JobFailedError(BackendError):
+    """A cloud job (training, transform, model training) ended in failure.
+
+    Attributes
+    ----------
+    job : str
+        Name or ARN of the job.
+    failure_reason : str
+        The service's own explanation (SageMaker ``FailureReason``,
+        Rekognition ``StatusMessage``).
+    """
+
+    def __init__(self, job: str, failure_reason: str) -> None:
+        self.job = job
+        self.failure_reason = failure_reason
+        super().__init__(f"{job} failed: {failure_reason}")
+
+
+class BackendTimeoutError(BackendError, TimeoutError):
+    """Waiting for a cloud resource took longer than the configured timeout."""
+
+
+class ThrottlingError(BackendError):
+    """The service kept throttling requests after every retry."""

@@ -7,11 +7,11 @@ or the ``soundanomaly.backends`` entry-point group.
 Examples
 --------
 >>> available()
-['local']
+['local', 'sagemaker']
 >>> get("nope")
 Traceback (most recent call last):
 ...
-soundanomaly.exceptions.ParameterError: unknown backend 'nope'; known backends: local
+soundanomaly.exceptions.ParameterError: unknown backend 'nope'; known backends: local, sagemaker
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class BackendSpec:
 
 _REGISTRY: dict[str, BackendSpec] = {
     "local": BackendSpec("soundanomaly.backends.local:LocalBackend", extra="tf", package="tensorflow"),
+    "sagemaker": BackendSpec("soundanomaly.backends.sagemaker:SageMakerBackend", extra="aws", package="sagemaker"),
 }
 _ENTRY_POINTS_LOADED = False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.typing import FloatArray
 
-__all__ = ["AutoencoderDetector"]
+__all__ = ["AutoencoderDetector", "EndpointScorer", "reconstruction_error"]
 
 
 class AutoencoderDetector(BaseDetector):
@@ -41,8 +43,13 @@ class AutoencoderDetector(BaseDetector):
         Patience in epochs; ``None`` trains all ``epochs``.
     seed : int or None, default 0
         Seeds Keras/TensorFlow/NumPy for reproducible training.
-    backend : str, default "local"
-        Where to train (see :mod:`soundanomaly.backends`).
+    backend : str or backend object, default "local"
+        Where to train: a registered name (``"local"``, ``"sagemaker"``; see
+        :mod:`soundanomaly.backends`) or a backend instance such as
+        :class:`~soundanomaly.backends.sagemaker.SageMakerBackend`.
+    backend_options : dict, optional
+        Keyword arguments for the named backend's constructor, e.g.
+        ``{"role": ..., "bucket": ...}`` for SageMaker.
     verbose : int, default 0
         Keras progress output (0 silent, 1 bar, 2 one line per epoch).
     channel, threshold, chunk_size, progress
@@ -63,9 +70,11 @@ class AutoencoderDetector(BaseDetector):
     >>> from soundanomaly.features import ClipFeatures
     >>> rng = np.random.default_rng(0)
     >>> train = ClipFeatures.from_arrays([rng.normal(size=(50, 320)).astype("float32") for _ in range(4)])
-    >>> detector = AutoencoderDetector(epochs=2).fit(train)  # doctest: +SKIP
-    >>> detector.score(train).shape  # doctest: +SKIP
+    >>> detector = AutoencoderDetector(epochs=2, batch_size=64).fit(train)
+    >>> detector.score(train).shape
     (4,)
+    >>> detector.predict(train).dtype
+    dtype('int8')
     """
 
     def __init__(
@@ -79,11 +88,12 @@ class AutoencoderDetector(BaseDetector):
         validation_split: float = 0.1,
         early_stopping: int | None = None,
         seed: int | None = 0,
-        backend: str = "local",
+        backend: str | Any = "local",
+        backend_options: dict[str, Any] | None = None,
         verbose: int = 0,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
-        chunk_size: int = 256,
+        chunk_size: int = 64,
         progress: bool = False,
     ) -> None:
         super().__init__(
@@ -106,6 +116,7 @@ class AutoencoderDetector(BaseDetector):
         self.early_stopping = early_stopping
         self.seed = seed
         self.backend = backend
+        self.backend_options = dict(backend_options or {})
         self.verbose = verbose
 
     def get_params(self) -> dict[str, Any]:
@@ -118,14 +129,19 @@ class AutoencoderDetector(BaseDetector):
             "validation_split": self.validation_split,
             "early_stopping": self.early_stopping,
             "seed": self.seed,
-            "backend": self.backend,
+            "backend": self.backend if isinstance(self.backend, str) else self.backend.name,
+            "backend_options": self.backend_options,
             "verbose": self.verbose,
             **super().get_params(),
         }
 
+    def _backend(self) -> Any:
+        if isinstance(self.backend, str):
+            return backends.get(self.backend)(**self.backend_options)
+        return self.backend
+
     def _fit(self, features: ClipFeatures) -> None:
-        backend = backends.get(self.backend)()
-        result = backend.train(
+        result = self._backend().train(
             features.windows,
             hidden=self.hidden,
             epochs=self.epochs,
@@ -135,9 +151,12 @@ class AutoencoderDetector(BaseDetector):
             early_stopping=self.early_stopping,
             seed=self.seed,
             verbose=self.verbose,
+            feature_params=self.features.params(),
         )
         self.weights_: list[FloatArray] = result.weights
         self.history_: dict[str, list[float]] = result.history
+        #: S3 URI of the model artifact when a cloud backend trained it.
+        self.model_data_: str | None = result.model_data
 
     def reconstruct(self, windows: FloatArray) -> FloatArray:
         """Run the trained network on ``windows`` (n, n_features) with NumPy, float32."""
@@ -155,10 +174,47 @@ class AutoencoderDetector(BaseDetector):
         step = 8192  # bounded temporaries, whatever the number of windows
         for start in range(0, len(windows), step):
             block = windows[start : start + step]
-            diff = self.reconstruct(block)
-            diff -= block
-            out[start : start + step] = np.einsum("ij,ij->i", diff, diff) / block.shape[1]
+            out[start : start + step] = reconstruction_error(block, self.reconstruct(block))
         return out
+
+    @contextlib.contextmanager
+    def deployed(self, **deploy_options: Any) -> Iterator[EndpointScorer]:
+        """Serve the trained model from a SageMaker endpoint for the duration of a ``with`` block.
+
+        The endpoint, its config and the model are deleted on exit, also on
+        exceptions and Ctrl-C. Options go to :meth:`SageMakerBackend.deploy`
+        (``instance_type="ml.c5.large"``, ``instance_count``, ``name``).
+
+        Examples
+        --------
+        >>> with detector.deployed() as endpoint:  # doctest: +SKIP
+        ...     scores = endpoint.score(clips)
+        """
+        self._check_fitted()
+        backend = self._backend()
+        if not hasattr(backend, "deploy"):
+            raise ParameterError(f"backend {self.get_params()['backend']!r} cannot deploy endpoints; use 'sagemaker'")
+        if not self.model_data_:
+            raise ParameterError("no model artifact in S3: train with backend='sagemaker' first")
+        with backend.deploy(self.model_data_, **deploy_options) as endpoint:
+            yield EndpointScorer(self, endpoint)
+
+    def batch_score(self, data: Any, **transform_options: Any) -> npt.NDArray[np.float64]:
+        """Score clips with a SageMaker batch transform job (same scores as :meth:`score`).
+
+        ``data`` as for :meth:`score` (``s3://`` clip URLs work with the aws
+        extra); features are extracted here, reconstructed by the job, and
+        reduced to one score per clip exactly as locally. Options go to
+        :meth:`SageMakerBackend.batch_transform`.
+        """
+        self._check_fitted()
+        backend = self._backend()
+        if not self.model_data_ or not hasattr(backend, "batch_transform"):
+            raise ParameterError("batch_score needs a model trained with backend='sagemaker'")
+        features = self._checked(self._features(data))
+        reconstructed = backend.batch_transform(list(features), self.model_data_, **transform_options)
+        per_window = reconstruction_error(features.windows, np.concatenate(reconstructed))
+        return features.mean_per_clip(per_window)
 
     def to_keras(self) -> Any:
         """A compiled ``keras.Model`` with the trained weights (needs the ``tf`` extra)."""
@@ -177,7 +233,37 @@ class AutoencoderDetector(BaseDetector):
         self.weights_ = [state[f"w{i}"] for i in range(len(state))]
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"history": self.history_}
+        return {"history": self.history_, "model_data": self.model_data_}
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         self.history_ = dict(extra.get("history", {}))
+        self.model_data_ = extra.get("model_data")
+
+
+def reconstruction_error(windows: FloatArray, reconstructed: FloatArray) -> npt.NDArray[np.float64]:
+    """Mean squared error of each window, shape ``(n_windows,)``: the per-window anomaly score."""
+    diff = np.asarray(reconstructed, dtype=np.float32) - windows
+    return np.asarray(np.einsum("ij,ij->i", diff, diff) / windows.shape[1], dtype=np.float64)
+
+
+class EndpointScorer:
+    """Scores clips through a deployed endpoint, reducing exactly as :meth:`AutoencoderDetector.score`."""
+
+    def __init__(self, detector: AutoencoderDetector, endpoint: Any) -> None:
+        self.detector = detector
+        self.endpoint = endpoint
+
+    def score(self, data: Any) -> npt.NDArray[np.float64]:
+        """One score per clip (higher = more anomalous), computed by the endpoint's model."""
+        detector = self.detector
+        chunks = [data] if isinstance(data, ClipFeatures) else list(detector._feature_chunks(data))
+        parts = []
+        for chunk in chunks:
+            features = detector._checked(chunk)
+            errors = reconstruction_error(features.windows, self.endpoint.reconstruct(features.windows))
+            parts.append(features.mean_per_clip(errors))
+        return np.concatenate(parts)
+
+    def predict(self, data: Any) -> npt.NDArray[np.int8]:
+        """1 = anomaly, from the detector's ``threshold_``."""
+        return (self.score(data) > self.detector.threshold_).astype(np.int8)

@@ -56,7 +56,7 @@ class BaseDetector:
         the training scores, or ``None`` for ``ThresholdCalibrator("target_fpr",
         target_fpr=0.01)`` on the training scores. Recalibrate on held-out
         normal clips with :meth:`calibrate` for an honest threshold.
-    chunk_size : int, default 256
+    chunk_size : int, default 64
         Clips per feature-extraction chunk when scoring paths: memory stays flat
         in the number of clips.
 
@@ -83,7 +83,7 @@ class BaseDetector:
         features: BaseFeatureExtractor | None = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
-        chunk_size: int = 256,
+        chunk_size: int = 64,
         progress: bool = False,
     ) -> None:
         if chunk_size < 1:

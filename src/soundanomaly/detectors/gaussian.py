@@ -54,7 +54,7 @@ class GaussianDetector(BaseDetector):
         features: BaseFeatureExtractor | None = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
-        chunk_size: int = 256,
+        chunk_size: int = 64,
         progress: bool = False,
     ) -> None:
         super().__init__(

@@ -109,7 +109,7 @@ def _log_mel_by_frame(
     db -= db.max()
     if top_db is not None:
         np.maximum(db, -top_db, out=db)
-    return db
+    return np.asarray(db, dtype=np.float32)
 
 
 class LogMelFrames(BaseFeatureExtractor):

@@ -1,0 +1,679 @@
+"""Amazon SageMaker backend: training jobs, real-time endpoints and batch transform.
+
+Training uses the SageMaker Python SDK v3 (:class:`sagemaker.train.ModelTrainer`)
+with the TensorFlow training container and the entry script shipped in this
+package (:mod:`soundanomaly.backends.sagemaker_entry`), staged together with
+:mod:`soundanomaly.backends.local` so the container builds the same model as a
+local fit. Endpoints and batch transform use boto3 directly: each paid
+resource is created and deleted by this module in one ``try/finally``, so
+nothing is left running (the SDK's ``ModelBuilder`` manages resources of its
+own that we could not guarantee to clean up the same way).
+
+Every cloud call goes through botocore's adaptive retry mode; a throttled
+call that still fails after the retries raises :class:`ThrottlingError`,
+other service errors :class:`BackendError`, both chained ``from`` the
+original error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from soundanomaly.backends.local import TrainResult
+from soundanomaly.exceptions import (
+    BackendError,
+    BackendTimeoutError,
+    JobFailedError,
+    ParameterError,
+    ThrottlingError,
+)
+from soundanomaly.typing import FloatArray
+
+__all__ = [
+    "ENDPOINT_INSTANCE",
+    "MAX_PAYLOAD_BYTES",
+    "TRAINING_INSTANCE",
+    "TRANSFORM_INSTANCE",
+    "SageMakerBackend",
+    "SageMakerEndpoint",
+    "pack_requests",
+]
+
+TRAINING_INSTANCE = "ml.p3.2xlarge"
+ENDPOINT_INSTANCE = "ml.c5.large"
+TRANSFORM_INSTANCE = "ml.c5.xlarge"
+FRAMEWORK_VERSION = "2.16"
+PY_VERSION = "py310"
+#: SageMaker's real-time invocation payload limit.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+_SHARD_ROWS = 100_000  # 128 MB of float32 320-wide windows per .npy shard
+_STAGED = ("__init__.py", "typing.py", "exceptions.py", "backends/__init__.py", "backends/local.py")
+_THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "SlowDown"}
+T = TypeVar("T")
+
+
+def _log(message: str, enabled: bool) -> None:
+    if enabled:
+        print(f"[sagemaker] {message}", file=sys.stderr, flush=True)
+
+
+def _call(what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run one AWS call, mapping botocore errors to soundanomaly's own."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code in _THROTTLING:
+            raise ThrottlingError(f"{what}: throttled by AWS after retries ({code}: {message})") from exc
+        raise BackendError(f"{what}: {code}: {message}") from exc
+    except BotoCoreError as exc:
+        raise BackendError(f"{what}: {exc}") from exc
+
+
+def pack_requests(windows: FloatArray, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[tuple[int, int, bytes]]:
+    """Split windows into TF Serving JSON bodies ``{"instances": [...]}`` under ``max_bytes``.
+
+    Returns ``(start, stop, body)`` triples covering ``windows`` in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> parts = pack_requests(np.zeros((10, 4), np.float32), max_bytes=100)
+    >>> [(a, b) for a, b, _ in parts]
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    rows = [json.dumps(row) for row in windows.tolist()]
+    overhead = len('{"instances": []}')
+    out: list[tuple[int, int, bytes]] = []
+    start, size = 0, overhead
+    for i, row in enumerate(rows):
+        extra = len(row) + (1 if i > start else 0)
+        if size + extra > max_bytes and i > start:
+            out.append((start, i, ('{"instances": [' + ",".join(rows[start:i]) + "]}").encode()))
+            start, size = i, overhead
+            extra = len(row)
+        if overhead + len(row) > max_bytes:
+            raise ParameterError(f"one feature window needs {len(row)} bytes, more than max_bytes={max_bytes}")
+        size += extra
+    if start < len(rows):
+        out.append((start, len(rows), ('{"instances": [' + ",".join(rows[start:]) + "]}").encode()))
+    return out
+
+
+class SageMakerBackend:
+    """Train the autoencoder on SageMaker; score through an endpoint or batch transform.
+
+    Parameters
+    ----------
+    role : str
+        ARN of the IAM role SageMaker assumes (needs S3 access to ``bucket``).
+    bucket : str
+        S3 bucket for features, code, model artifacts and transform data.
+    prefix : str, default "soundanomaly"
+        Key prefix inside ``bucket``.
+    boto_session : boto3.Session, optional
+        Credentials and region (default: a new session). To point every call
+        at another endpoint (a proxy, a local stand-in) use botocore's
+        standard ``AWS_ENDPOINT_URL`` setting.
+    region : str, optional
+        Used when no ``boto_session`` is given.
+    instance_type : str, default "ml.p3.2xlarge"
+        Training instance (1 x V100).
+    instance_count : int, default 1
+    use_spot : bool, default False
+        Managed spot training (up to ~70% cheaper; may be interrupted and
+        resumed from checkpoints).
+    max_runtime_seconds : int, default 3600
+        SageMaker stops the job after this long.
+    max_wait_seconds : int, optional
+        Spot only: total time including waiting for capacity
+        (default ``2 * max_runtime_seconds``).
+    checkpoint_s3_uri : str, optional
+        Spot checkpoints (default ``s3://bucket/prefix/checkpoints/``).
+    output_path : str, optional
+        Where model artifacts go (default ``s3://bucket/prefix/output``).
+    tags : dict of str to str, optional
+        Tags on every resource created.
+    training_image, inference_image : str, optional
+        Container images (default: the SDK's TensorFlow image URIs for
+        ``framework_version``).
+    framework_version : str, default "2.16"
+    train_data : str, optional
+        An S3 prefix that already holds the ``shard-*.npy`` training windows:
+        used as is instead of uploading.
+    poll_seconds : float, default 15
+    timeout_seconds : float, optional
+        Give up waiting for a job after this long (the job is stopped).
+    progress : bool, default True
+        Status messages on stderr.
+    """
+
+    name = "sagemaker"
+
+    def __init__(
+        self,
+        *,
+        role: str,
+        bucket: str,
+        prefix: str = "soundanomaly",
+        boto_session: Any = None,
+        region: str | None = None,
+        instance_type: str = TRAINING_INSTANCE,
+        instance_count: int = 1,
+        use_spot: bool = False,
+        max_runtime_seconds: int = 3600,
+        max_wait_seconds: int | None = None,
+        checkpoint_s3_uri: str | None = None,
+        output_path: str | None = None,
+        tags: dict[str, str] | None = None,
+        training_image: str | None = None,
+        inference_image: str | None = None,
+        framework_version: str = FRAMEWORK_VERSION,
+        train_data: str | None = None,
+        poll_seconds: float = 15.0,
+        timeout_seconds: float | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not (isinstance(role, str) and role.startswith("arn:") and ":role/" in role):
+            raise ParameterError(f"role must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {role!r}")
+        if not bucket or "/" in bucket:
+            raise ParameterError(f"bucket must be a bucket name without slashes, got {bucket!r}")
+        if instance_count < 1:
+            raise ParameterError(f"instance_count must be >= 1, got {instance_count!r}")
+        if max_wait_seconds is not None and not use_spot:
+            raise ParameterError("max_wait_seconds applies to managed spot training only; set use_spot=True")
+        if use_spot and max_wait_seconds is not None and max_wait_seconds < max_runtime_seconds:
+            raise ParameterError("max_wait_seconds must be >= max_runtime_seconds")
+        if train_data is not None and not train_data.startswith("s3://"):
+            raise ParameterError(f"train_data must be an s3:// prefix, got {train_data!r}")
+        self.role = role
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.region = region
+        self.instance_type = instance_type
+        self.instance_count = instance_count
+        self.use_spot = use_spot
+        self.max_runtime_seconds = max_runtime_seconds
+        self.max_wait_seconds = max_wait_seconds or (2 * max_runtime_seconds if use_spot else None)
+        self.checkpoint_s3_uri = checkpoint_s3_uri or (
+            f"s3://{bucket}/{self.prefix}/checkpoints/" if use_spot else None
+        )
+        self.output_path = output_path or f"s3://{bucket}/{self.prefix}/output"
+        self.tags = dict(tags or {})
+        self.framework_version = framework_version
+        self.train_data = train_data
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        self.progress = progress
+        self._boto_session = boto_session
+        self._training_image = training_image
+        self._inference_image = inference_image
+        self._clients: dict[str, Any] = {}
+        self.last_job_name: str | None = None
+
+    # -- clients ------------------------------------------------------------------------------
+    @property
+    def boto_session(self) -> Any:
+        """The boto3 session every client comes from."""
+        if self._boto_session is None:
+            import boto3
+
+            self._boto_session = boto3.Session(region_name=self.region)
+        return self._boto_session
+
+    def client(self, service: str) -> Any:
+        """A cached boto3 client with adaptive retries (handles throttling)."""
+        if service not in self._clients:
+            from botocore.config import Config
+
+            config = Config(retries={"mode": "adaptive", "max_attempts": 8})
+            self._clients[service] = self.boto_session.client(service, config=config)
+        return self._clients[service]
+
+    def _image(self, scope: str) -> str:
+        explicit = self._training_image if scope == "training" else self._inference_image
+        if explicit:
+            return explicit
+        from sagemaker.core import image_uris
+
+        instance = self.instance_type if scope == "training" else ENDPOINT_INSTANCE
+        return str(
+            image_uris.retrieve(
+                "tensorflow",
+                region=self.boto_session.region_name,
+                version=self.framework_version,
+                instance_type=instance,
+                image_scope=scope,
+                py_version=PY_VERSION if scope == "training" else None,
+            )
+        )
+
+    def _tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in sorted(self.tags.items())]
+
+    # -- data -------------------------------------------------------------------------------------
+    def upload_features(self, windows: FloatArray) -> str:
+        """Upload feature windows as ``shard-NNNNN.npy`` files; return the S3 prefix.
+
+        The prefix can be reused later with ``train_data=``.
+        """
+        key_prefix = f"{self.prefix}/data/{uuid.uuid4().hex[:12]}/train"
+        s3 = self.client("s3")
+        for number, start in enumerate(range(0, len(windows), _SHARD_ROWS)):
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(windows[start : start + _SHARD_ROWS], dtype=np.float32))
+            buffer.seek(0)
+            key = f"{key_prefix}/shard-{number:05d}.npy"
+            _call(f"uploading s3://{self.bucket}/{key}", s3.upload_fileobj, buffer, self.bucket, key)
+        uri = f"s3://{self.bucket}/{key_prefix}/"
+        _log(f"uploaded {len(windows)} windows to {uri}", self.progress)
+        return uri
+
+    # -- training ---------------------------------------------------------------------------------
+    def train(
+        self,
+        windows: FloatArray,
+        *,
+        hidden: tuple[int, ...],
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        validation_split: float,
+        early_stopping: int | None,
+        seed: int | None,
+        verbose: int = 0,
+        initial_weights: list[FloatArray] | None = None,
+        feature_params: dict[str, Any] | None = None,
+    ) -> TrainResult:
+        """Run a training job on ``windows`` and return the trained weights.
+
+        Same signature and result as :meth:`LocalBackend.train`; the result's
+        ``model_data`` is the S3 URI of ``model.tar.gz`` (for endpoints).
+        """
+        if initial_weights is not None:
+            raise ParameterError("the SageMaker backend does not continue training from given weights")
+        data_uri = self.train_data or self.upload_features(windows)
+        params: dict[str, Any] = dict(feature_params or {})
+        n_mels: int = params["n_mels"] if "n_mels" in params else int(windows.shape[1])
+        frames = int(params.get("frames", 1))
+        hyperparameters = {
+            "epochs": epochs,
+            "batch-size": batch_size,
+            "learning-rate": learning_rate,
+            "validation-split": validation_split,
+            "early-stopping": early_stopping or 0,
+            "seed": 0 if seed is None else seed,
+            "hidden": json.dumps(list(hidden)),
+            "n_mels": n_mels,
+            "frames": frames,
+        }
+        job_name = self.start_training(data_uri, hyperparameters)
+        try:
+            self.wait_for_training(job_name)
+        except BaseException:
+            self._stop_training_if_running(job_name)
+            raise
+        return self.fetch_result(job_name)
+
+    def start_training(self, data_uri: str, hyperparameters: dict[str, Any]) -> str:
+        """Submit the training job (does not wait); return its name."""
+        from sagemaker.core.helper.session_helper import Session
+        from sagemaker.core.training.configs import (
+            CheckpointConfig,
+            Compute,
+            InputData,
+            OutputDataConfig,
+            SourceCode,
+            StoppingCondition,
+            Tag,
+        )
+        from sagemaker.train import ModelTrainer
+
+        session = Session(boto_session=self.boto_session, default_bucket=self.bucket, default_bucket_prefix=self.prefix)
+        stopping = {"max_runtime_in_seconds": self.max_runtime_seconds}
+        if self.use_spot and self.max_wait_seconds:
+            stopping["max_wait_time_in_seconds"] = self.max_wait_seconds
+        with tempfile.TemporaryDirectory(prefix="soundanomaly-code-") as code_dir:
+            _stage_source(Path(code_dir))
+            trainer = ModelTrainer(
+                sagemaker_session=session,
+                role=self.role,
+                base_job_name="soundanomaly-autoencoder",
+                training_image=self._image("training"),
+                source_code=SourceCode(source_dir=code_dir, entry_script="train.py"),
+                compute=Compute(
+                    instance_type=self.instance_type,
+                    instance_count=self.instance_count,
+                    enable_managed_spot_training=self.use_spot or None,
+                ),
+                stopping_condition=StoppingCondition(**stopping),
+                output_data_config=OutputDataConfig(s3_output_path=self.output_path),
+                checkpoint_config=CheckpointConfig(s3_uri=self.checkpoint_s3_uri, local_path="/opt/ml/checkpoints")
+                if self.checkpoint_s3_uri
+                else None,
+                hyperparameters=hyperparameters,
+                tags=[Tag(key=k, value=v) for k, v in sorted(self.tags.items())] or None,
+            )
+            _call(
+                "creating the training job",
+                trainer.train,
+                input_data_config=[InputData(channel_name="train", data_source=data_uri)],
+                wait=False,
+                logs=False,
+            )
+        job = trainer._latest_training_job
+        if job is None:  # pragma: no cover - the SDK always sets it after a create
+            raise BackendError("SageMaker SDK returned no training job")
+        self.last_job_name = str(job.training_job_name)
+        _log(
+            f"training job {self.last_job_name} submitted ({self.instance_type} x {self.instance_count})", self.progress
+        )
+        return self.last_job_name
+
+    def wait_for_training(self, job_name: str) -> dict[str, Any]:
+        """Poll until the job ends; raise :class:`JobFailedError` with its FailureReason on failure."""
+        sm = self.client("sagemaker")
+        start = time.monotonic()
+        last = ""
+        while True:
+            job = _call(f"describing {job_name}", sm.describe_training_job, TrainingJobName=job_name)
+            status = job["TrainingJobStatus"]
+            state = f"{status} / {job.get('SecondaryStatus', '')}"
+            if state != last:
+                _log(f"{job_name}: {state} ({time.monotonic() - start:.0f} s)", self.progress)
+                last = state
+            if status == "Completed":
+                return dict(job)
+            if status in ("Failed", "Stopped"):
+                raise JobFailedError(job_name, job.get("FailureReason") or f"job {status.lower()}")
+            if self.timeout_seconds is not None and time.monotonic() - start > self.timeout_seconds:
+                self._stop_training_if_running(job_name)
+                raise BackendTimeoutError(f"{job_name} still {status} after {self.timeout_seconds:.0f} s; job stopped")
+            time.sleep(self.poll_seconds)
+
+    def _stop_training_if_running(self, job_name: str) -> None:
+        """Stop a job that is still running; say so loudly if that fails (it costs money)."""
+        sm = self.client("sagemaker")
+        try:
+            status = _call("describing", sm.describe_training_job, TrainingJobName=job_name)["TrainingJobStatus"]
+            if status == "InProgress":
+                _call(f"stopping {job_name}", sm.stop_training_job, TrainingJobName=job_name)
+                _log(f"stopped {job_name}", self.progress)
+        except BackendError as exc:
+            print(f"[sagemaker] WARNING: could not stop {job_name}, stop it by hand: {exc}", file=sys.stderr)
+
+    def fetch_result(self, job_name: str) -> TrainResult:
+        """Download the job's ``model.tar.gz`` and read weights and history from it."""
+        job = _call(f"describing {job_name}", self.client("sagemaker").describe_training_job, TrainingJobName=job_name)
+        uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+        if not uri:
+            raise BackendError(f"{job_name}: no model artifacts recorded")
+        bucket, key = _split_s3(uri)
+        body = _call(f"downloading {uri}", self.client("s3").get_object, Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            members = {m.name.lstrip("./"): m for m in archive.getmembers()}
+            if "weights.npz" not in members:
+                raise BackendError(f"{uri}: no weights.npz inside (was it written by soundanomaly's entry script?)")
+            weights_file = archive.extractfile(members["weights.npz"])
+            history_file = archive.extractfile(members["history.json"]) if "history.json" in members else None
+            assert weights_file is not None
+            with np.load(io.BytesIO(weights_file.read())) as data:
+                weights = [data[f"w{i}"].astype(np.float32) for i in range(len(data.files))]
+            history = json.loads(history_file.read()) if history_file is not None else {}
+        return TrainResult(weights, history, model_data=uri)
+
+    # -- endpoints ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def deploy(
+        self,
+        model_data: str,
+        *,
+        instance_type: str = ENDPOINT_INSTANCE,
+        instance_count: int = 1,
+        name: str | None = None,
+        timeout_seconds: float = 1800.0,
+    ) -> Iterator[SageMakerEndpoint]:
+        """Create model, endpoint config and endpoint; delete all three on exit.
+
+        Deletion runs on normal exit, on exceptions and on Ctrl-C.
+
+        Examples
+        --------
+        >>> with backend.deploy(result.model_data) as endpoint:  # doctest: +SKIP
+        ...     reconstructed = endpoint.reconstruct(windows)
+        """
+        name = name or f"soundanomaly-{uuid.uuid4().hex[:12]}"
+        sm = self.client("sagemaker")
+        created: list[str] = []
+        try:
+            _call(
+                "creating the model",
+                sm.create_model,
+                ModelName=name,
+                ExecutionRoleArn=self.role,
+                PrimaryContainer={"Image": self._image("inference"), "ModelDataUrl": model_data},
+                **({"Tags": self._tag_list()} if self.tags else {}),
+            )
+            created.append("model")
+            _call(
+                "creating the endpoint config",
+                sm.create_endpoint_config,
+                EndpointConfigName=name,
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": name,
+                        "InstanceType": instance_type,
+                        "InitialInstanceCount": instance_count,
+                    }
+                ],
+                **({"Tags": self._tag_list()} if self.tags else {}),
+            )
+            created.append("endpoint_config")
+            _call("creating the endpoint", sm.create_endpoint, EndpointName=name, EndpointConfigName=name)
+            created.append("endpoint")
+            _log(f"endpoint {name} creating ({instance_type} x {instance_count})", self.progress)
+            self._wait_endpoint(name, timeout_seconds)
+            yield SageMakerEndpoint(self, name)
+        finally:
+            self._delete_endpoint_resources(name, created)
+
+    def _wait_endpoint(self, name: str, timeout_seconds: float) -> None:
+        sm = self.client("sagemaker")
+        start = time.monotonic()
+        while True:
+            desc = _call(f"describing endpoint {name}", sm.describe_endpoint, EndpointName=name)
+            status = desc["EndpointStatus"]
+            if status == "InService":
+                _log(f"endpoint {name} in service", self.progress)
+                return
+            if status == "Failed":
+                raise JobFailedError(f"endpoint {name}", desc.get("FailureReason") or "endpoint failed")
+            if time.monotonic() - start > timeout_seconds:
+                raise BackendTimeoutError(f"endpoint {name} still {status} after {timeout_seconds:.0f} s")
+            time.sleep(self.poll_seconds)
+
+    def _delete_endpoint_resources(self, name: str, created: list[str]) -> None:
+        sm = self.client("sagemaker")
+        steps = [
+            ("endpoint", "deleting the endpoint", sm.delete_endpoint, {"EndpointName": name}),
+            (
+                "endpoint_config",
+                "deleting the endpoint config",
+                sm.delete_endpoint_config,
+                {"EndpointConfigName": name},
+            ),
+            ("model", "deleting the model", sm.delete_model, {"ModelName": name}),
+        ]
+        failures = []
+        for kind, what, fn, kwargs in steps:
+            if kind in created:
+                try:
+                    _call(what, fn, **kwargs)
+                except BackendError as exc:
+                    failures.append(str(exc))
+        if created:
+            _log(f"deleted {', '.join(reversed(created))} {name}", self.progress)
+        if failures:
+            raise BackendError(f"could not clean up {name} (delete by hand to stop charges): {'; '.join(failures)}")
+
+    # -- batch transform ------------------------------------------------------------------------------
+    def batch_transform(
+        self,
+        clip_windows: list[FloatArray],
+        model_data: str,
+        *,
+        instance_type: str = TRANSFORM_INSTANCE,
+        instance_count: int = 1,
+        clips_per_file: int = 256,
+    ) -> list[FloatArray]:
+        """Reconstruct the windows of many clips with a batch transform job.
+
+        Uploads JSON Lines (one line, one clip) under ``s3://bucket/prefix/transform/<id>/input/``,
+        runs the job on a temporary model, returns each clip's reconstructed
+        windows, and deletes the model (and stops the job if interrupted).
+        """
+        run = uuid.uuid4().hex[:12]
+        name = f"soundanomaly-transform-{run}"
+        base = f"{self.prefix}/transform/{run}"
+        s3, sm = self.client("s3"), self.client("sagemaker")
+        files: list[tuple[str, int, int]] = []
+        for number, start in enumerate(range(0, len(clip_windows), clips_per_file)):
+            stop = min(start + clips_per_file, len(clip_windows))
+            lines = "\n".join(json.dumps({"instances": w.tolist()}) for w in clip_windows[start:stop]) + "\n"
+            key = f"{base}/input/part-{number:05d}.jsonl"
+            _call(f"uploading {key}", s3.put_object, Bucket=self.bucket, Key=key, Body=lines.encode())
+            files.append((f"part-{number:05d}.jsonl", start, stop))
+        created_model = started = False
+        try:
+            _call(
+                "creating the model",
+                sm.create_model,
+                ModelName=name,
+                ExecutionRoleArn=self.role,
+                PrimaryContainer={"Image": self._image("inference"), "ModelDataUrl": model_data},
+            )
+            created_model = True
+            _call(
+                "creating the transform job",
+                sm.create_transform_job,
+                TransformJobName=name,
+                ModelName=name,
+                MaxPayloadInMB=6,
+                BatchStrategy="SingleRecord",
+                TransformInput={
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{self.bucket}/{base}/input/"}
+                    },
+                    "ContentType": "application/jsonlines",
+                    "SplitType": "Line",
+                },
+                TransformOutput={
+                    "S3OutputPath": f"s3://{self.bucket}/{base}/output/",
+                    "Accept": "application/jsonlines",
+                    "AssembleWith": "Line",
+                },
+                TransformResources={"InstanceType": instance_type, "InstanceCount": instance_count},
+                **({"Tags": self._tag_list()} if self.tags else {}),
+            )
+            started = True
+            _log(f"transform job {name} submitted for {len(clip_windows)} clips", self.progress)
+            self.wait_for_transform(name)
+            started = False
+            out: list[FloatArray] = []
+            for file_name, start, stop in files:
+                key = f"{base}/output/{file_name}.out"
+                body = _call(f"downloading {key}", s3.get_object, Bucket=self.bucket, Key=key)["Body"].read()
+                results = [line for line in body.decode().splitlines() if line.strip()]
+                if len(results) != stop - start:
+                    raise BackendError(f"{key}: {len(results)} results for {stop - start} clips")
+                out += [np.asarray(json.loads(line)["predictions"], dtype=np.float32) for line in results]
+            return out
+        finally:
+            if started:
+                with contextlib.suppress(BackendError):
+                    _call("stopping the transform job", sm.stop_transform_job, TransformJobName=name)
+            if created_model:
+                _call("deleting the model", sm.delete_model, ModelName=name)
+
+    def wait_for_transform(self, job_name: str) -> dict[str, Any]:
+        """Poll a transform job until it ends; raise with its FailureReason on failure."""
+        sm = self.client("sagemaker")
+        start = time.monotonic()
+        while True:
+            job = _call(f"describing {job_name}", sm.describe_transform_job, TransformJobName=job_name)
+            status = job["TransformJobStatus"]
+            if status == "Completed":
+                return dict(job)
+            if status in ("Failed", "Stopped"):
+                raise JobFailedError(job_name, job.get("FailureReason") or f"job {status.lower()}")
+            if self.timeout_seconds is not None and time.monotonic() - start > self.timeout_seconds:
+                raise BackendTimeoutError(f"{job_name} still {status} after {self.timeout_seconds:.0f} s")
+            time.sleep(self.poll_seconds)
+
+
+class SageMakerEndpoint:
+    """A running endpoint serving the autoencoder (TF Serving's JSON protocol)."""
+
+    def __init__(self, backend: SageMakerBackend, name: str, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self.backend = backend
+        self.name = name
+        self.max_bytes = max_bytes
+        self.requests = 0
+
+    def reconstruct(self, windows: FloatArray) -> FloatArray:
+        """Send windows in requests under the payload limit; return the reconstructions."""
+        runtime = self.backend.client("sagemaker-runtime")
+        out = np.empty(windows.shape, dtype=np.float32)
+        for start, stop, body in pack_requests(windows, self.max_bytes):
+            response = _call(
+                f"invoking endpoint {self.name}",
+                runtime.invoke_endpoint,
+                EndpointName=self.name,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=body,
+            )
+            self.requests += 1
+            try:
+                predictions = json.loads(response["Body"].read())["predictions"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BackendError(f"endpoint {self.name}: unexpected response ({exc})") from exc
+            block = np.asarray(predictions, dtype=np.float32)
+            if block.shape != (stop - start, windows.shape[1]):
+                raise BackendError(f"endpoint {self.name}: got {block.shape} predictions for {stop - start} windows")
+            out[start:stop] = block
+        return out
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise BackendError(f"not an s3:// URI: {uri}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _stage_source(code_dir: Path) -> None:
+    """Copy the entry script and the modules it imports into ``code_dir``."""
+    package = Path(__file__).resolve().parents[1]
+    shutil.copy(package / "backends" / "sagemaker_entry.py", code_dir / "train.py")
+    for relative in _STAGED:
+        target = code_dir / "soundanomaly" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(package / relative, target)

@@ -1,0 +1,18 @@
+"""Test doubles for code that uses soundanomaly's cloud backends.
+
+Everything here runs against real HTTP on 127.0.0.1: moto's server for S3,
+IAM and SageMaker, and :mod:`soundanomaly.testing.rekognition` (where
+present) for what moto lacks. Nothing here talks to AWS.
+
+* :func:`aws_environment`: start moto's server and point boto3 at it.
+* :func:`play_training_job`: do a SageMaker training container's work for a
+  job that moto marked Completed without running it.
+* :func:`play_transform_job`: the same for a batch transform job.
+* :func:`queue_endpoint_results`: what moto's endpoints answer next.
+
+Needs ``pip install 'soundanomaly[aws,test]'`` (moto's server).
+"""
+
+from soundanomaly.testing.aws import aws_environment, play_training_job, play_transform_job, queue_endpoint_results
+
+__all__ = ["aws_environment", "play_training_job", "play_transform_job", "queue_endpoint_results"]

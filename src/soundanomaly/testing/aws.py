@@ -1,0 +1,182 @@
+"""moto-backed AWS stand-ins and the container work moto does not do."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soundanomaly.typing import FloatArray
+
+__all__ = ["aws_environment", "play_training_job", "play_transform_job", "queue_endpoint_results"]
+
+_ENV_KEYS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "SAGEMAKER_VALIDATE_ROLE",
+)
+
+
+@contextlib.contextmanager
+def aws_environment(region: str = "us-east-1") -> Iterator[str]:
+    """Run moto's server on 127.0.0.1 and point every boto3 client at it.
+
+    Sets ``AWS_ENDPOINT_URL`` (botocore's standard override), dummy
+    credentials, the region, and ``SAGEMAKER_VALIDATE_ROLE=false`` (the
+    SageMaker SDK's own switch: its role check calls IAM's
+    SimulatePrincipalPolicy, which moto does not implement). Restores the
+    environment and stops the server on exit. Yields the server URL.
+    """
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    saved = {key: os.environ.get(key) for key in _ENV_KEYS}
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION=region,
+        SAGEMAKER_VALIDATE_ROLE="false",
+    )
+    try:
+        yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+def queue_endpoint_results(url: str, bodies: Sequence[str | bytes], *, content_type: str = "application/json") -> None:
+    """Tell moto's server what its next endpoint invocations return, in order."""
+    results = [{"Body": b.decode() if isinstance(b, bytes) else b, "ContentType": content_type} for b in bodies]
+    request = urllib.request.Request(
+        f"{url}/moto-api/static/sagemaker/endpoint-results",
+        data=json.dumps({"results": results}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def _s3(session: Any) -> Any:
+    import boto3
+
+    return (session or boto3.Session()).client("s3")
+
+
+def _download_prefix(s3: Any, uri: str, target: Path) -> None:
+    bucket, _, prefix = uri[5:].partition("/")
+    target.mkdir(parents=True, exist_ok=True)
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(prefix) :].lstrip("/") or Path(item["Key"]).name
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(destination))
+
+
+def play_training_job(job_name: str, *, boto_session: Any = None, python: str = sys.executable) -> str:
+    """Do what the training container would have done for ``job_name``.
+
+    Downloads every input channel (training data, the staged code, the SDK's
+    drivers) the way SageMaker lays them out under ``/opt/ml/input/data``,
+    runs the staged entry script with the ``SM_*`` environment and the job's
+    hyperparameters as flags, and uploads ``model.tar.gz`` to the S3 URI the
+    job reports. Returns the script's output. Raises ``RuntimeError`` if the
+    script fails.
+    """
+    import boto3
+
+    session = boto_session or boto3.Session()
+    sm, s3 = session.client("sagemaker"), session.client("s3")
+    job = sm.describe_training_job(TrainingJobName=job_name)
+    with tempfile.TemporaryDirectory(prefix="sm-container-") as root_name:
+        root = Path(root_name)
+        channels = {}
+        for channel in job.get("InputDataConfig", []):
+            name = channel["ChannelName"]
+            channels[name] = root / "input" / "data" / name
+            _download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], channels[name])
+        code = channels.get("code")
+        if code is None or not (code / "train.py").is_file():
+            raise RuntimeError(f"{job_name}: no staged train.py in the 'code' channel")
+        model_dir = root / "model"
+        hyperparameters = job.get("HyperParameters", {})
+        args = [item for key, value in hyperparameters.items() for item in (f"--{key}", str(value))]
+        env = {
+            **os.environ,
+            "SM_CHANNEL_TRAIN": str(channels["train"]),
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_HPS": json.dumps(hyperparameters),
+            "SM_CHECKPOINT_DIR": str(root / "checkpoints"),
+            "PYTHONPATH": str(code),  # the staged copy, not the installed package
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+        result = subprocess.run(
+            [python, str(code / "train.py"), *args], env=env, cwd=code, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{job_name}: entry script failed:\n{result.stdout}\n{result.stderr}")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for path in sorted(model_dir.rglob("*")):
+                archive.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+        bucket, _, key = job["ModelArtifacts"]["S3ModelArtifacts"][5:].partition("/")
+        s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        return result.stdout + result.stderr
+
+
+def play_transform_job(
+    job_name: str, reconstruct: Callable[[FloatArray], FloatArray], *, boto_session: Any = None
+) -> int:
+    """Do a TF Serving batch transform container's work: one output line per JSON input line.
+
+    ``reconstruct`` maps a ``(n, d)`` array to the model's output. Returns the
+    number of records processed.
+    """
+    import boto3
+
+    session = boto_session or boto3.Session()
+    sm, s3 = session.client("sagemaker"), session.client("s3")
+    job = sm.describe_transform_job(TransformJobName=job_name)
+    in_bucket, _, in_prefix = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"][5:].partition("/")
+    out_bucket, _, out_prefix = job["TransformOutput"]["S3OutputPath"][5:].partition("/")
+    records = 0
+    for item in s3.list_objects_v2(Bucket=in_bucket, Prefix=in_prefix).get("Contents", []):
+        body = s3.get_object(Bucket=in_bucket, Key=item["Key"])["Body"].read().decode()
+        lines = []
+        for line in body.splitlines():
+            if line.strip():
+                instances = np.asarray(json.loads(line)["instances"], dtype=np.float32)
+                lines.append(json.dumps({"predictions": np.asarray(reconstruct(instances)).tolist()}))
+                records += 1
+        key = f"{out_prefix.rstrip('/')}/{Path(item['Key']).name}.out"
+        s3.put_object(Bucket=out_bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+    return records
