@@ -43,9 +43,27 @@ def fitted(tiny_features: dict[str, ClipFeatures]) -> dict[str, BaseDetector]:
 
 @pytest.mark.parametrize("name", PARAMS)
 def test_contract(name: str, fitted: dict[str, BaseDetector], tiny_features: dict[str, ClipFeatures]) -> None:
-    detector = fitted[name]
+    check_contract(fitted[name], tiny_features["normal"], tiny_features["abnormal"])
+    # fit sets the threshold from training scores: 1% false alarms allowed on them
+    assert np.mean(fitted[name].train_scores_ > fitted[name].threshold_) <= 0.01
+
+
+@pytest.mark.tf
+def test_contract_supervised_cnn(tiny: MIMII) -> None:
+    from soundanomaly.detectors import SpectrogramCNNDetector
+    from soundanomaly.features import SpectrogramImages
+
+    detector = SpectrogramCNNDetector(epochs=40, batch_size=8, learning_rate=3e-3).fit(tiny)
+    assert detector.threshold_ == 0.5
+    images = SpectrogramImages()
+    normal = images.extract(tiny.filter(label="normal").paths, progress=False)
+    abnormal = images.extract(tiny.filter(label="abnormal").paths, progress=False)
+    check_contract(detector, normal, abnormal)
+
+
+def check_contract(detector: BaseDetector, normal: ClipFeatures, abnormal: ClipFeatures) -> None:
+    """What every detector owes its users, whatever it is."""
     assert isinstance(detector, Detector)
-    normal, abnormal = tiny_features["normal"], tiny_features["abnormal"]
     scores = detector.score(abnormal)
     assert scores.shape == (len(abnormal),)
     assert scores.dtype == np.float64
@@ -54,8 +72,6 @@ def test_contract(name: str, fitted: dict[str, BaseDetector], tiny_features: dic
     labels = detector.predict(abnormal)
     assert labels.dtype == np.int8
     np.testing.assert_array_equal(labels, (scores > detector.threshold_).astype(np.int8))
-    # fit sets the threshold from training scores: 1% false alarms allowed on them
-    assert np.mean(detector.train_scores_ > detector.threshold_) <= 0.01
     # higher = more anomalous: the detector must separate the synthetic faults
     all_scores = np.concatenate([detector.score(normal), scores])
     all_labels = np.r_[np.zeros(len(normal)), np.ones(len(abnormal))]

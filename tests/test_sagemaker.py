@@ -22,7 +22,8 @@ pytest.importorskip("sagemaker")
 
 import boto3
 
-from soundanomaly.backends.sagemaker import SageMakerBackend, _call, pack_requests
+from soundanomaly.backends._aws import aws_call as _call
+from soundanomaly.backends.sagemaker import SageMakerBackend, pack_requests
 from soundanomaly.datasets import MIMII
 from soundanomaly.detectors import AutoencoderDetector, load
 from soundanomaly.exceptions import (

@@ -63,7 +63,17 @@ class ModelFormatError(SoundAnomalyError, ValueError):
 
 
 class BackendError(SoundAnomalyError, RuntimeError):
-    """A runtime backend (local or cloud) failed; chained ``from`` the original error."""
+    """A runtime backend (local or cloud) failed; chained ``from`` the original error.
+
+    Attributes
+    ----------
+    code : str or None
+        The service's error code (e.g. ``"ResourceInUseException"``), when there is one.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class JobFailedError(BackendError):

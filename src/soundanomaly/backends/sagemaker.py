@@ -26,20 +26,15 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
+from soundanomaly.backends._aws import aws_call as _call
 from soundanomaly.backends.local import TrainResult
-from soundanomaly.exceptions import (
-    BackendError,
-    BackendTimeoutError,
-    JobFailedError,
-    ParameterError,
-    ThrottlingError,
-)
+from soundanomaly.exceptions import BackendError, BackendTimeoutError, JobFailedError, ParameterError
 from soundanomaly.typing import FloatArray
 
 __all__ = [
@@ -61,29 +56,11 @@ PY_VERSION = "py310"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _SHARD_ROWS = 100_000  # 128 MB of float32 320-wide windows per .npy shard
 _STAGED = ("__init__.py", "typing.py", "exceptions.py", "backends/__init__.py", "backends/local.py")
-_THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "SlowDown"}
-T = TypeVar("T")
 
 
 def _log(message: str, enabled: bool) -> None:
     if enabled:
         print(f"[sagemaker] {message}", file=sys.stderr, flush=True)
-
-
-def _call(what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run one AWS call, mapping botocore errors to soundanomaly's own."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return fn(*args, **kwargs)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        if code in _THROTTLING:
-            raise ThrottlingError(f"{what}: throttled by AWS after retries ({code}: {message})") from exc
-        raise BackendError(f"{what}: {code}: {message}") from exc
-    except BotoCoreError as exc:
-        raise BackendError(f"{what}: {exc}") from exc
 
 
 def pack_requests(windows: FloatArray, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[tuple[int, int, bytes]]:

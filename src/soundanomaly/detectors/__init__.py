@@ -10,10 +10,20 @@ from pathlib import Path
 
 from soundanomaly.detectors.autoencoder import AutoencoderDetector
 from soundanomaly.detectors.base import FORMAT_VERSION, BaseDetector
+from soundanomaly.detectors.cnn import SpectrogramCNNDetector
 from soundanomaly.detectors.gaussian import GaussianDetector
+from soundanomaly.detectors.rekognition import RekognitionDetector
 from soundanomaly.typing import PathLike
 
-__all__ = ["FORMAT_VERSION", "AutoencoderDetector", "BaseDetector", "GaussianDetector", "load"]
+__all__ = [
+    "FORMAT_VERSION",
+    "AutoencoderDetector",
+    "BaseDetector",
+    "GaussianDetector",
+    "RekognitionDetector",
+    "SpectrogramCNNDetector",
+    "load",
+]
 
 
 def load(path: PathLike) -> BaseDetector:

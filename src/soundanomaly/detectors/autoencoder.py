@@ -140,7 +140,7 @@ class AutoencoderDetector(BaseDetector):
             return backends.get(self.backend)(**self.backend_options)
         return self.backend
 
-    def _fit(self, features: ClipFeatures) -> None:
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         result = self._backend().train(
             features.windows,
             hidden=self.hidden,

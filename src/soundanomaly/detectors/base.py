@@ -30,6 +30,14 @@ __all__ = ["FORMAT_VERSION", "BaseDetector", "features_from_params"]
 #: Version of the on-disk model format written by :meth:`BaseDetector.save`.
 FORMAT_VERSION = 1
 _EXTRACTORS: dict[str, type[BaseFeatureExtractor]] = {"LogMelFrames": LogMelFrames}
+
+
+def register_extractor(cls: type[BaseFeatureExtractor]) -> type[BaseFeatureExtractor]:
+    """Make a feature extractor class loadable from saved models (by its class name)."""
+    _EXTRACTORS[cls.__name__] = cls
+    return cls
+
+
 _DETECTORS: dict[str, type[BaseDetector]] = {}
 
 
@@ -37,6 +45,12 @@ def features_from_params(params: dict[str, Any]) -> BaseFeatureExtractor:
     """Rebuild a feature extractor from its :meth:`params` dict."""
     params = dict(params)
     name = params.pop("name", None)
+    if name == "SpectrogramImages":
+        from soundanomaly.features.images import SpectrogramImages
+
+        register_extractor(SpectrogramImages)
+        if params.get("size") is not None:
+            params["size"] = tuple(params["size"])
     cls = _EXTRACTORS.get(str(name))
     if cls is None:
         raise ModelFormatError(f"unknown feature extractor {name!r}; known: {sorted(_EXTRACTORS)}")
@@ -95,12 +109,17 @@ class BaseDetector:
         self.progress = progress
 
     # -- what subclasses write -------------------------------------------------
-    def _fit(self, features: ClipFeatures) -> None:  # pragma: no cover - abstract
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
+        """Learn from features; ``labels`` (1 = anomaly) are given to supervised detectors only."""
         raise NotImplementedError
 
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:  # pragma: no cover - abstract
         """Per-window anomaly score, shape ``(n_windows,)``."""
         raise NotImplementedError
+
+    def _training_scores(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
+        """Scores of the training clips (used to set the default threshold)."""
+        return self._score_features(features)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters, JSON-serialisable (for save/load)."""
@@ -116,27 +135,44 @@ class BaseDetector:
         raise NotImplementedError
 
     # -- public API -------------------------------------------------------------
-    def fit(self, data: ClipData) -> Self:
-        """Learn from clips (normal clips only, for unsupervised detectors).
+    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None) -> Self:
+        """Learn from clips.
 
         Parameters
         ----------
         data : ClipSet, sequence of paths, or ClipFeatures
-            Paths and feature arrays count as normal clips.
+            Unsupervised detectors take normal clips only (paths and feature
+            arrays count as normal).
+        labels : array-like of {0, 1}, optional
+            Supervised detectors only: 1 = anomaly. Defaults to ``data.labels``
+            for a ClipSet.
 
         Returns
         -------
         self
         """
-        if isinstance(data, ClipSet) and not self.supervised and data.labels.any():
+        y: npt.NDArray[np.int8] | None = None
+        if self.supervised:
+            if labels is None and isinstance(data, ClipSet):
+                labels = data.labels
+            if labels is None:
+                raise ParameterError(f"{type(self).__name__} is supervised: pass labels (1 = anomaly) or a ClipSet")
+            y = np.asarray(labels).astype(np.int8)
+            if not np.isin(y, (0, 1)).all() or len(np.unique(y)) != 2:
+                raise ParameterError("labels must be 0/1 and contain both normal (0) and anomalous (1) clips")
+        elif labels is not None and np.any(np.asarray(labels)):
+            raise ParameterError(f"{type(self).__name__} trains on normal sound only; labels must all be 0")
+        elif isinstance(data, ClipSet) and data.labels.any():
             raise ParameterError(
                 f"{type(self).__name__} trains on normal sound only, but data holds {int(data.labels.sum())} "
                 "abnormal clip(s); pass clips.filter(label='normal')"
             )
         features = self._features(data)
-        self._fit(features)
+        if y is not None and len(y) != len(features):
+            raise ParameterError(f"got {len(y)} labels for {len(features)} clips")
+        self._fit(features, y)
         self.n_features_in_ = features.n_features
-        self.train_scores_ = self._score_features(features)
+        self.train_scores_ = self._training_scores(features)
         if isinstance(self.threshold, (int, float)):
             self.threshold_ = float(self.threshold)
         else:

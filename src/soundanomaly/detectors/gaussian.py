@@ -68,7 +68,7 @@ class GaussianDetector(BaseDetector):
         """Constructor parameters (JSON-serialisable)."""
         return {"shrinkage": self.shrinkage, **super().get_params()}
 
-    def _fit(self, features: ClipFeatures) -> None:
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         x = features.windows.astype(np.float64)
         self.mean_ = x.mean(axis=0)
         cov = np.atleast_2d(np.cov(x, rowvar=False))

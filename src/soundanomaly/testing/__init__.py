@@ -9,10 +9,13 @@ present) for what moto lacks. Nothing here talks to AWS.
   job that moto marked Completed without running it.
 * :func:`play_transform_job`: the same for a batch transform job.
 * :func:`queue_endpoint_results`: what moto's endpoints answer next.
+* :class:`FakeRekognition`: Rekognition Custom Labels' lifecycle and
+  ``DetectCustomLabels`` with a real model, on 127.0.0.1.
 
 Needs ``pip install 'soundanomaly[aws,test]'`` (moto's server).
 """
 
 from soundanomaly.testing.aws import aws_environment, play_training_job, play_transform_job, queue_endpoint_results
+from soundanomaly.testing.rekognition import FakeRekognition
 
-__all__ = ["aws_environment", "play_training_job", "play_transform_job", "queue_endpoint_results"]
+__all__ = ["FakeRekognition", "aws_environment", "play_training_job", "play_transform_job", "queue_endpoint_results"]

@@ -1,0 +1,276 @@
+"""The reference recipe's image route on Amazon Rekognition Custom Labels."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from soundanomaly.audio import Channel
+from soundanomaly.backends.rekognition import INFERENCE_UNIT_HOUR_USD, CustomLabels
+from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.exceptions import BackendError, ParameterError
+from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
+from soundanomaly.features.images import SpectrogramImages, encode_png
+from soundanomaly.manifest import ManifestEntry, manifest_lines
+from soundanomaly.typing import ClipData, FloatArray
+
+__all__ = ["RekognitionDetector"]
+
+
+class RekognitionDetector(BaseDetector):
+    """Spectrogram images classified by an Amazon Rekognition Custom Labels model.
+
+    ``fit`` uploads one spectrogram PNG per clip and a Ground Truth manifest
+    to S3, creates (or reuses) the project and trains a model version.
+    Scoring needs the model running, which is billed per inference-unit hour:
+    use ``with detector.running(): ...``, which always stops it. A clip's
+    **score** is the confidence of the ``abnormal`` label in [0, 1]; a clip is
+    predicted anomalous at confidence ≥ 50 %, the reference's rule.
+
+    Parameters
+    ----------
+    project_name : str
+        Custom Labels project (created if missing, reused if present).
+    bucket : str
+        S3 bucket for images, manifests and training output. Rekognition
+        needs read/write access to it (see the AWS set-up docs page).
+    prefix : str, default "soundanomaly/rekognition"
+    version_name : str, optional
+        Model version name (default: ``v<timestamp>``).
+    test_data : ClipSet, optional
+        Explicit test clips for the service's evaluation; default: the service
+        splits off 20% of the training images (``AutoCreate``).
+    features : SpectrogramImages, default SpectrogramImages()
+    max_concurrency : int, default 8
+        Parallel ``DetectCustomLabels`` calls while scoring.
+    max_retries : int, default 6
+        Retries with backoff for throttled calls, after botocore's own.
+    training_timeout_seconds : float, default 6 h
+    boto_session, region, endpoint_url, s3_endpoint_url, rekognition_client, s3_client
+        Client injection, see :class:`~soundanomaly.backends.rekognition.CustomLabels`.
+    poll_seconds : float, default 30
+    progress : bool, default True
+
+    Attributes
+    ----------
+    project_arn_, version_arn_ : str
+    evaluation_f1_ : float or None
+        The service's F1 on its test images after training.
+    """
+
+    supervised = True
+
+    def __init__(
+        self,
+        *,
+        project_name: str,
+        bucket: str,
+        prefix: str = "soundanomaly/rekognition",
+        version_name: str | None = None,
+        test_data: ClipSet | None = None,
+        features: BaseFeatureExtractor | None = None,
+        max_concurrency: int = 8,
+        max_retries: int = 6,
+        training_timeout_seconds: float = 6 * 3600.0,
+        boto_session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        s3_endpoint_url: str | None = None,
+        rekognition_client: Any = None,
+        s3_client: Any = None,
+        poll_seconds: float = 30.0,
+        channel: Channel = 0,
+        chunk_size: int = 64,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(
+            features=features if features is not None else SpectrogramImages(),
+            channel=channel,
+            threshold=float(np.nextafter(0.5, 0.0)),  # score > this  <=>  confidence >= 50 %
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+        if not isinstance(self.features, SpectrogramImages):
+            raise ParameterError("RekognitionDetector needs SpectrogramImages features")
+        if max_concurrency < 1:
+            raise ParameterError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
+        self.project_name = project_name
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.version_name = version_name
+        self.test_data = test_data
+        self.max_concurrency = max_concurrency
+        self.training_timeout_seconds = training_timeout_seconds
+        self.poll_seconds = poll_seconds
+        self.endpoint_url = endpoint_url
+        self.s3_endpoint_url = s3_endpoint_url
+        self.region = region
+        self.client = CustomLabels(
+            project_name,
+            boto_session=boto_session,
+            region=region,
+            endpoint_url=endpoint_url,
+            s3_endpoint_url=s3_endpoint_url,
+            rekognition_client=rekognition_client,
+            s3_client=s3_client,
+            poll_seconds=poll_seconds,
+            progress=progress,
+            max_retries=max_retries,
+        )
+        self.max_retries = max_retries
+        self._started_at: float | None = None
+        self._units = 0
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters that can be saved (clients and test clips are not)."""
+        params = super().get_params()
+        params.pop("threshold")
+        return {
+            "project_name": self.project_name,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "version_name": self.version_name,
+            "max_concurrency": self.max_concurrency,
+            "max_retries": self.max_retries,
+            "training_timeout_seconds": self.training_timeout_seconds,
+            "region": self.region,
+            "endpoint_url": self.endpoint_url,
+            "s3_endpoint_url": self.s3_endpoint_url,
+            "poll_seconds": self.poll_seconds,
+            **params,
+        }
+
+    # -- training ------------------------------------------------------------------------------------
+    def _png(self, window: FloatArray) -> bytes:
+        assert isinstance(self.features, SpectrogramImages)
+        height = self.features.size[1] if self.features.size else self.features.n_mels
+        pixels = np.round(window.reshape(height, -1) * 255.0).astype(np.uint8)
+        return encode_png(pixels)
+
+    def _upload_images(self, features: ClipFeatures, labels: npt.NDArray[np.int8], folder: str) -> list[ManifestEntry]:
+        entries = []
+        for i in range(len(features)):
+            label = "abnormal" if labels[i] else "normal"
+            stem = features.paths[i].replace("\\", "/").split("/")[-3:] if features.paths else [f"clip{i:06d}"]
+            key = f"{self.prefix}/images/{folder}/{label}/{i:06d}_{'_'.join(stem).replace('.wav', '')}.png"
+            self.client.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=self._png(features.clip(i)[0]), ContentType="image/png"
+            )
+            entries.append(ManifestEntry(f"s3://{self.bucket}/{key}", label))
+        return entries
+
+    def _put_manifest(self, entries: list[ManifestEntry], name: str) -> str:
+        key = f"{self.prefix}/manifests/{name}.manifest"
+        self.client.s3.put_object(Bucket=self.bucket, Key=key, Body=manifest_lines(entries).encode())
+        return key
+
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
+        assert labels is not None
+        if np.any(np.diff(features.offsets) != 1):
+            raise ParameterError("RekognitionDetector expects one image per clip")
+        self.project_arn_ = self.client.ensure_project()
+        version = self.version_name or f"v{time.strftime('%Y%m%d-%H%M%S')}"
+        train_key = self._put_manifest(self._upload_images(features, labels, version), f"{version}-train")
+        test_key = None
+        if self.test_data is not None:
+            test_features = self.features.extract(self.test_data.paths, channel=self.channel, progress=self.progress)
+            test_key = self._put_manifest(
+                self._upload_images(test_features, self.test_data.labels, f"{version}-test"), f"{version}-test"
+            )
+        self.version_arn_ = self.client.create_version(
+            version,
+            bucket=self.bucket,
+            train_manifest_key=train_key,
+            test_manifest_key=test_key,
+            output_prefix=f"{self.prefix}/output/{version}",
+        )
+        description = self.client.wait(
+            self.version_arn_, "project_version_training_completed", timeout_seconds=self.training_timeout_seconds
+        )
+        f1 = description.get("EvaluationResult", {}).get("F1Score")
+        self.evaluation_f1_: float | None = None if f1 is None else float(f1)
+        self.client.log(f"model {version} trained; evaluation F1 {self.evaluation_f1_}")
+
+    def _training_scores(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
+        return np.empty(0, dtype=np.float64)  # scoring needs a running (billed) model: not done in fit
+
+    # -- running the model ------------------------------------------------------------------------------
+    def start(self, *, min_inference_units: int = 1) -> None:
+        """Start the model and wait until it is RUNNING. Prefer :meth:`running`."""
+        self._check_fitted()
+        self.client.start(self.version_arn_, min_inference_units=min_inference_units)
+        self._started_at = time.monotonic()
+        self._units = min_inference_units
+
+    def stop(self) -> None:
+        """Stop the model and wait until it is STOPPED; print the estimated cost."""
+        self._check_fitted()
+        self.client.stop(self.version_arn_)
+        if self._started_at is not None:
+            self.client.log(f"ran {self.cost_estimate()}")
+        self._started_at = None
+
+    def cost_estimate(self) -> str:
+        """Estimated charge of the current run (inference-unit hours x the on-demand price)."""
+        if self._started_at is None:
+            return "not running"
+        hours = (time.monotonic() - self._started_at) / 3600.0
+        return f"{hours:.3f} h x {self._units} unit(s) ~ ${hours * self._units * INFERENCE_UNIT_HOUR_USD:.2f}"
+
+    @contextlib.contextmanager
+    def running(self, *, min_inference_units: int = 1) -> Iterator[RekognitionDetector]:
+        """Keep the model running inside a ``with`` block; always stop it after (errors, Ctrl-C too)."""
+        try:
+            self.start(min_inference_units=min_inference_units)
+            yield self
+        finally:
+            self.stop()
+
+    # -- scoring -----------------------------------------------------------------------------------------
+    def score(self, data: ClipData) -> npt.NDArray[np.float64]:
+        """Confidence of the ``abnormal`` label per clip, in [0, 1] (model must be running)."""
+        self._check_fitted()
+        status = self.client.describe_version(self.version_arn_).get("Status")
+        if status != "RUNNING":
+            raise BackendError(f"model is {status}, not RUNNING: score inside 'with detector.running():'")
+        return super().score(data)
+
+    def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        def one(window: FloatArray) -> float:
+            labels = self.client.detect(self.version_arn_, self._png(window), min_confidence=0.0)
+            if "abnormal" in labels:
+                return labels["abnormal"] / 100.0
+            return 1.0 - labels.get("normal", 100.0) / 100.0
+
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            return np.array(list(pool.map(one, windows)), dtype=np.float64)
+
+    def cleanup(self, *, delete_project: bool = True) -> None:
+        """Stop and delete the project's model versions, and the project (paid resources gone)."""
+        self.client.delete(delete_project=delete_project)
+
+    def _get_state(self) -> dict[str, FloatArray]:
+        return {}
+
+    def _set_state(self, state: dict[str, FloatArray]) -> None:
+        return None
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {
+            "project_arn": self.project_arn_,
+            "version_arn": self.version_arn_,
+            "evaluation_f1": self.evaluation_f1_,
+        }
+
+    def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
+        self.project_arn_ = extra["project_arn"]
+        self.version_arn_ = extra["version_arn"]
+        self.evaluation_f1_ = extra.get("evaluation_f1")
+        self.client.project_arn = self.project_arn_

@@ -1,0 +1,110 @@
+"""SageMaker Ground Truth image-classification manifests (what Rekognition Custom Labels reads).
+
+One JSON object per line::
+
+    {"source-ref": "s3://bucket/images/abnormal/x.png",
+     "sound-label": 1,
+     "sound-label-metadata": {"class-name": "abnormal", "confidence": 1.0,
+                              "type": "groundtruth/image-classification",
+                              "job-name": "labeling-job/sound-label",
+                              "human-annotated": "yes",
+                              "creation-date": "2026-11-24T00:00:00.000000"}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from soundanomaly.exceptions import ParameterError
+from soundanomaly.typing import PathLike
+
+__all__ = ["ManifestEntry", "read_manifest", "write_manifest"]
+
+#: Class index of each label in the manifest (anomaly = 1).
+CLASS_IDS = {"normal": 0, "abnormal": 1}
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One labelled image: where it is and its class name."""
+
+    source_ref: str
+    class_name: str
+
+
+def manifest_lines(
+    entries: Sequence[ManifestEntry], *, attribute: str = "sound-label", job_name: str | None = None
+) -> str:
+    """The manifest as JSON Lines text."""
+    if not attribute or attribute.endswith("-metadata"):
+        raise ParameterError(f"attribute must be a label attribute name, got {attribute!r}")
+    created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    lines = []
+    for entry in entries:
+        if entry.class_name not in CLASS_IDS:
+            raise ParameterError(f"class_name must be one of {sorted(CLASS_IDS)}, got {entry.class_name!r}")
+        lines.append(
+            json.dumps(
+                {
+                    "source-ref": entry.source_ref,
+                    attribute: CLASS_IDS[entry.class_name],
+                    f"{attribute}-metadata": {
+                        "class-name": entry.class_name,
+                        "confidence": 1.0,
+                        "type": "groundtruth/image-classification",
+                        "job-name": job_name or f"labeling-job/{attribute}",
+                        "human-annotated": "yes",
+                        "creation-date": created,
+                    },
+                }
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_manifest(
+    entries: Sequence[ManifestEntry], target: PathLike, *, attribute: str = "sound-label", job_name: str | None = None
+) -> str:
+    """Write a manifest to a local path or fsspec URL (``s3://``); return where it went."""
+    text = manifest_lines(entries, attribute=attribute, job_name=job_name)
+    name = os.fspath(target)
+    if "://" in name:
+        import fsspec
+
+        with fsspec.open(name, "w") as handle:
+            handle.write(text)
+    else:
+        tmp = f"{name}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, name)
+    return name
+
+
+def read_manifest(source: PathLike | str, *, text: str | None = None) -> list[ManifestEntry]:
+    """Read entries from a manifest file/URL (or from ``text``), whatever its label attribute."""
+    name = os.fspath(source)
+    if text is None:
+        if "://" in name:
+            import fsspec
+
+            with fsspec.open(name, "r") as handle:
+                text = str(handle.read())
+        else:
+            with open(name) as handle:
+                text = handle.read()
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            metadata = next(v for k, v in record.items() if k.endswith("-metadata") and isinstance(v, dict))
+            entries.append(ManifestEntry(record["source-ref"], metadata["class-name"]))
+        except (ValueError, KeyError, StopIteration) as exc:
+            raise ParameterError(f"{name}: line {number} is not a Ground Truth classification record") from exc
+    return entries
