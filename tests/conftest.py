@@ -30,10 +30,3 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny(tiny_root: Path) -> MIMII:
     return MIMII(tiny_root)
-
-
-@pytest.fixture(autouse=True)
-def _doctest_in_tmp(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Doctests write files (tone.wav, fans/): keep them out of the checkout."""
-    if isinstance(request.node, pytest.DoctestItem):
-        monkeypatch.chdir(tmp_path)

@@ -25,12 +25,28 @@ Channel: TypeAlias = int | Literal["mean"] | None
 
 
 def is_url(path: PathLike) -> bool:
-    """True for fsspec URLs such as ``s3://bucket/key.wav`` (``file://`` included)."""
+    """True for fsspec URLs such as ``s3://bucket/key.wav`` (``file://`` included).
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/fan.wav"), is_url("data/fan.wav")
+    (True, False)
+
+    """
     return "://" in os.fspath(path)
 
 
 def read_bytes(path: PathLike) -> bytes:
-    """Read a local file or an fsspec URL into memory, raising :class:`AudioError`."""
+    """Read a local file or an fsspec URL into memory, raising :class:`AudioError`.
+
+    Examples
+    --------
+    >>> read_bytes("missing.wav")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.AudioError: missing.wav: file not found
+
+    """
     name = os.fspath(path)
     if is_url(name):
         try:
@@ -100,6 +116,16 @@ def decode(
     """Decode an in-memory audio file; same contract as :func:`load`.
 
     ``name`` is only used in error messages.
+
+    Examples
+    --------
+    >>> import io, numpy as np, soundfile as sf
+    >>> buffer = io.BytesIO()
+    >>> sf.write(buffer, np.zeros((800, 8)), 16000, format="WAV", subtype="PCM_16")
+    >>> signal, rate = decode(buffer.getvalue(), name="in-memory", channel=3)
+    >>> signal.shape, rate
+    ((800,), 16000)
+
     """
     if sr is not None and (not isinstance(sr, int) or sr <= 0):
         raise ParameterError(f"sr must be a positive int or None, got {sr!r}")

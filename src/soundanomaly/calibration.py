@@ -57,6 +57,13 @@ class Calibration:
         Label a clip an anomaly when its score is strictly greater.
     strategy : str
     sweep : Sweep
+
+    Examples
+    --------
+    >>> calibration = ThresholdCalibrator("max_f1").fit([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
+    >>> calibration.threshold, calibration.strategy
+    (0.5, 'max_f1')
+
     """
 
     threshold: float
@@ -80,6 +87,13 @@ def sweep(scores: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> Sweep:
 
     Without labels every clip is taken as normal (false negatives are 0,
     precision/recall NaN).
+
+    Examples
+    --------
+    >>> result = sweep([0.1, 0.4, 0.8], [0, 1, 1])
+    >>> result.thresholds.tolist(), result.false_negatives.tolist()
+    ([0.0993, 0.25, 0.6000000000000001, 0.8], [0, 0, 1, 2])
+
     """
     s = np.asarray(scores, dtype=np.float64)
     y = np.zeros(len(s), dtype=np.int8) if labels is None else np.asarray(labels).astype(np.int8)

@@ -31,6 +31,13 @@ def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64,
     fpr, tpr, thresholds : np.ndarray
         ``fpr[i]``/``tpr[i]`` are the rates when flagging ``score >= thresholds[i]``;
         the curve starts at (0, 0) with threshold ``+inf``.
+
+    Examples
+    --------
+    >>> fpr, tpr, thresholds = roc_curve([0, 1], [0.2, 0.9])
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
+
     """
     y = np.asarray(labels).astype(np.int8)
     s = np.asarray(scores, dtype=np.float64)
@@ -47,7 +54,14 @@ def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64,
 
 
 def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
-    """Area under the ROC curve (NaN unless both classes are present)."""
+    """Area under the ROC curve (NaN unless both classes are present).
+
+    Examples
+    --------
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+
+    """
     fpr, tpr, _ = roc_curve(labels, scores)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return float("nan")
@@ -61,6 +75,12 @@ def partial_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, *, max_fpr: float 
     1.0 is perfect and a random detector gets about ``max_fpr / 2``. (This is
     not scikit-learn's ``roc_auc_score(max_fpr=...)``, which applies the
     McClish correction that maps random to 0.5.)
+
+    Examples
+    --------
+    >>> partial_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]), partial_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1])
+    (1.0, 0.0)
+
     """
     if not 0.0 < max_fpr <= 1.0:
         raise ParameterError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
@@ -80,6 +100,14 @@ class Metrics:
 
     Rates with a zero denominator are 0.0 (as scikit-learn's ``zero_division=0``);
     AUCs are NaN when only one class is present.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = Metrics.compute(np.array([0, 0, 1, 1], np.int8), np.array([0.1, 0.6, 0.7, 0.2]), 0.5, 0.1)
+    >>> (m.tp, m.fp, m.tn, m.fn), m.precision, m.recall
+    ((1, 1, 1, 1), 0.5, 0.5)
+
     """
 
     n_clips: int
@@ -141,6 +169,13 @@ class EvaluationReport:
         The same metrics per group (machine id, SNR), when groups were given.
     normal_positive : dict or None
         Precision, recall and F1 with *normal* as the positive class, when asked.
+
+    Examples
+    --------
+    >>> report = Evaluator().evaluate([0, 1, 1], [0.2, 0.7, 0.4], threshold=0.5, groups=["a", "a", "b"])
+    >>> report.overall.tp, sorted(report.groups), report.to_dict()["positive_class"]
+    (1, ['a', 'b'], 'anomaly')
+
     """
 
     overall: Metrics

@@ -21,11 +21,32 @@ __all__ = [
 
 
 class SoundAnomalyError(Exception):
-    """Root of every error soundanomaly raises on purpose."""
+    """Root of every error soundanomaly raises on purpose.
+
+    Examples
+    --------
+    >>> from soundanomaly.audio import load
+    >>> try:
+    ...     load("missing.wav")
+    ... except SoundAnomalyError as error:
+    ...     print(type(error).__name__, error)
+    AudioError missing.wav: file not found
+
+    """
 
 
 class ParameterError(SoundAnomalyError, ValueError):
-    """A parameter has an invalid value; the message names the parameter."""
+    """A parameter has an invalid value; the message names the parameter.
+
+    Examples
+    --------
+    >>> from soundanomaly.features import LogMelFrames
+    >>> LogMelFrames(n_mels=0)
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ParameterError: n_mels must be a positive int, got 0
+
+    """
 
 
 class AudioError(SoundAnomalyError, ValueError):
@@ -35,6 +56,13 @@ class AudioError(SoundAnomalyError, ValueError):
     ----------
     path : str
         The file (or URL) at fault.
+
+    Examples
+    --------
+    >>> error = AudioError("fan.wav", "truncated WAV file")
+    >>> error.path, error.problem, str(error)
+    ('fan.wav', 'truncated WAV file', 'fan.wav: truncated WAV file')
+
     """
 
     def __init__(self, path: object, problem: str) -> None:
@@ -44,11 +72,28 @@ class AudioError(SoundAnomalyError, ValueError):
 
 
 class NotFittedError(SoundAnomalyError, ValueError, AttributeError):
-    """A detector was used before :meth:`fit` (or :meth:`load`)."""
+    """A detector was used before :meth:`fit` (or :meth:`load`).
+
+    Examples
+    --------
+    >>> from soundanomaly.detectors import GaussianDetector
+    >>> GaussianDetector().predict(["a.wav"])
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.NotFittedError: this GaussianDetector is not fitted yet; call fit() or load() first
+
+    """
 
 
 class MissingDependencyError(SoundAnomalyError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
+    """An optional dependency is missing; the message names the extra to install.
+
+    Examples
+    --------
+    >>> str(MissingDependencyError("tensorflow", "tf", "training the autoencoder"))
+    "training the autoencoder needs the optional package 'tensorflow'; install it with: pip install 'soundanomaly[tf]'"
+
+    """
 
     def __init__(self, package: str, extra: str, purpose: str) -> None:
         self.package = package
@@ -59,7 +104,17 @@ class MissingDependencyError(SoundAnomalyError, ImportError):
 
 
 class ModelFormatError(SoundAnomalyError, ValueError):
-    """A saved model cannot be loaded: bad manifest, newer format, mismatched features."""
+    """A saved model cannot be loaded: bad manifest, newer format, mismatched features.
+
+    Examples
+    --------
+    >>> from soundanomaly.detectors import load
+    >>> load(".")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ModelFormatError: .: not a saved model (no manifest.json)
+
+    """
 
 
 class BackendError(SoundAnomalyError, RuntimeError):
@@ -69,6 +124,12 @@ class BackendError(SoundAnomalyError, RuntimeError):
     ----------
     code : str or None
         The service's error code (e.g. ``"ResourceInUseException"``), when there is one.
+
+    Examples
+    --------
+    >>> BackendError("creating the model: ValidationException: bad", code="ValidationException").code
+    'ValidationException'
+
     """
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
@@ -86,6 +147,13 @@ class JobFailedError(BackendError):
     failure_reason : str
         The service's own explanation (SageMaker ``FailureReason``,
         Rekognition ``StatusMessage``).
+
+    Examples
+    --------
+    >>> error = JobFailedError("train-1", "AlgorithmError: out of memory")
+    >>> str(error), error.failure_reason
+    ('train-1 failed: AlgorithmError: out of memory', 'AlgorithmError: out of memory')
+
     """
 
     def __init__(self, job: str, failure_reason: str) -> None:
@@ -95,8 +163,22 @@ class JobFailedError(BackendError):
 
 
 class BackendTimeoutError(BackendError, TimeoutError):
-    """Waiting for a cloud resource took longer than the configured timeout."""
+    """Waiting for a cloud resource took longer than the configured timeout.
+
+    Examples
+    --------
+    >>> isinstance(BackendTimeoutError("job still InProgress after 60 s"), TimeoutError)
+    True
+
+    """
 
 
 class ThrottlingError(BackendError):
-    """The service kept throttling requests after every retry."""
+    """The service kept throttling requests after every retry.
+
+    Examples
+    --------
+    >>> isinstance(ThrottlingError("throttled"), BackendError)
+    True
+
+    """

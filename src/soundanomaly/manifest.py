@@ -30,7 +30,14 @@ CLASS_IDS = {"normal": 0, "abnormal": 1}
 
 @dataclass(frozen=True)
 class ManifestEntry:
-    """One labelled image: where it is and its class name."""
+    """One labelled image: where it is and its class name.
+
+    Examples
+    --------
+    >>> ManifestEntry("s3://bucket/images/normal/a.png", "normal").class_name
+    'normal'
+
+    """
 
     source_ref: str
     class_name: str
@@ -69,7 +76,15 @@ def manifest_lines(
 def write_manifest(
     entries: Sequence[ManifestEntry], target: PathLike, *, attribute: str = "sound-label", job_name: str | None = None
 ) -> str:
-    """Write a manifest to a local path or fsspec URL (``s3://``); return where it went."""
+    """Write a manifest to a local path or fsspec URL (``s3://``); return where it went.
+
+    Examples
+    --------
+    >>> path = write_manifest([ManifestEntry("s3://b/x.png", "normal")], "train.manifest")
+    >>> read_manifest(path)[0].class_name
+    'normal'
+
+    """
     text = manifest_lines(entries, attribute=attribute, job_name=job_name)
     name = os.fspath(target)
     if "://" in name:
@@ -86,7 +101,15 @@ def write_manifest(
 
 
 def read_manifest(source: PathLike | str, *, text: str | None = None) -> list[ManifestEntry]:
-    """Read entries from a manifest file/URL (or from ``text``), whatever its label attribute."""
+    """Read entries from a manifest file/URL (or from ``text``), whatever its label attribute.
+
+    Examples
+    --------
+    >>> text = manifest_lines([ManifestEntry("s3://b/x.png", "abnormal")])
+    >>> read_manifest("train.manifest", text=text)
+    [ManifestEntry(source_ref='s3://b/x.png', class_name='abnormal')]
+
+    """
     name = os.fspath(source)
     if text is None:
         if "://" in name:

@@ -48,7 +48,16 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> tuple[Figur
 def plot_waveforms(
     normal: npt.ArrayLike, abnormal: npt.ArrayLike, sr: int, *, titles: Sequence[str] = ("normal", "abnormal")
 ) -> Figure:
-    """Two waveforms side by side, same amplitude scale (time in seconds)."""
+    """Two waveforms side by side, same amplitude scale (time in seconds).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_waveforms(np.zeros(1600), np.ones(1600) * 0.1, 16000)
+    >>> len(fig.axes)
+    2
+
+    """
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.5), sharey=True, layout="constrained")
     for ax, signal, title, colour in zip(
         axes, (normal, abnormal), titles, (NORMAL_COLOUR, ANOMALY_COLOUR), strict=True
@@ -68,7 +77,15 @@ def plot_stft_window(
     n_fft: int = 1024,
     ax: Axes | None = None,
 ) -> Figure:
-    """Magnitude spectrum (dB) of the first ``n_fft`` samples (64 ms at 16 kHz) of each signal."""
+    """Magnitude spectrum (dB) of the first ``n_fft`` samples (64 ms at 16 kHz) of each signal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(16000) / 16000
+    >>> fig = plot_stft_window([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 880 * t)], 16000)
+
+    """
     fig, ax = _axes(ax)
     window = np.hanning(n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1 / sr)
@@ -90,7 +107,14 @@ def plot_stft_window(
 def plot_spectrogram(
     signal: npt.ArrayLike, sr: int, *, title: str = "", n_fft: int = 1024, hop_length: int = 512, ax: Axes | None = None
 ) -> Figure:
-    """STFT spectrogram: log-frequency axis in Hz, colour in dB relative to the loudest bin."""
+    """STFT spectrogram: log-frequency axis in Hz, colour in dB relative to the loudest bin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_spectrogram(np.random.default_rng(0).normal(size=16000), 16000, title="noise")
+
+    """
     fig, ax = _axes(ax)
     y = np.asarray(signal, dtype=np.float64)
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, n_fft // 2), n_fft)[::hop_length]
@@ -109,7 +133,13 @@ def plot_spectrogram(
 def plot_score_histogram(
     scores: npt.ArrayLike, labels: npt.ArrayLike, *, threshold: float | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Histogram of anomaly scores per class, with the threshold as a line."""
+    """Histogram of anomaly scores per class, with the threshold as a line.
+
+    Examples
+    --------
+    >>> fig = plot_score_histogram([1.0, 1.2, 3.5, 4.0], [0, 0, 1, 1], threshold=2.0)
+
+    """
     fig, ax = _axes(ax)
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels).astype(int)
@@ -126,7 +156,13 @@ def plot_score_histogram(
 def plot_threshold_sweep(
     scores: npt.ArrayLike, labels: npt.ArrayLike, *, threshold: float | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Each clip's score as a point (x: clip index), coloured by class, with the threshold."""
+    """Each clip's score as a point (x: clip index), coloured by class, with the threshold.
+
+    Examples
+    --------
+    >>> fig = plot_threshold_sweep([1.0, 1.2, 3.5, 4.0], [0, 0, 1, 1], threshold=2.0)
+
+    """
     fig, ax = _axes(ax)
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels).astype(int)
@@ -141,7 +177,14 @@ def plot_threshold_sweep(
 
 
 def plot_errors_vs_threshold(calibration: Calibration, *, ax: Axes | None = None) -> Figure:
-    """False positives and false negatives for every candidate threshold."""
+    """False positives and false negatives for every candidate threshold.
+
+    Examples
+    --------
+    >>> from soundanomaly.calibration import ThresholdCalibrator
+    >>> fig = plot_errors_vs_threshold(ThresholdCalibrator("min_errors").fit([0.1, 0.3, 0.6, 0.9], [0, 0, 1, 1]))
+
+    """
     fig, ax = _axes(ax)
     sw = calibration.sweep
     ax.plot(sw.thresholds, sw.false_positives, color=NORMAL_COLOUR, label="false positives (false alarms)")
@@ -156,7 +199,15 @@ def plot_errors_vs_threshold(calibration: Calibration, *, ax: Axes | None = None
 
 
 def plot_confusion_matrix(metrics: Metrics, *, ax: Axes | None = None) -> Figure:
-    """2x2 confusion matrix, anomaly as the positive class (rows: truth, columns: prediction)."""
+    """2x2 confusion matrix, anomaly as the positive class (rows: truth, columns: prediction).
+
+    Examples
+    --------
+    >>> from soundanomaly.evaluation import Evaluator
+    >>> metrics = Evaluator().evaluate([0, 1, 1], [0.1, 0.9, 0.2], threshold=0.5).overall
+    >>> fig = plot_confusion_matrix(metrics)
+
+    """
     fig, ax = _axes(ax, figsize=(4.5, 4))
     matrix = np.array([[metrics.tn, metrics.fp], [metrics.fn, metrics.tp]])
     ax.imshow(matrix, cmap="Blues")
@@ -178,7 +229,13 @@ def plot_confusion_matrix(metrics: Metrics, *, ax: Axes | None = None) -> Figure
 
 
 def plot_roc(labels: npt.ArrayLike, scores: npt.ArrayLike, *, max_fpr: float = 0.1, ax: Axes | None = None) -> Figure:
-    """ROC curve (anomaly = positive) with the pAUC region shaded."""
+    """ROC curve (anomaly = positive) with the pAUC region shaded.
+
+    Examples
+    --------
+    >>> fig = plot_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+
+    """
     from soundanomaly.evaluation import partial_auc, roc_auc
 
     fig, ax = _axes(ax, figsize=(5, 5))

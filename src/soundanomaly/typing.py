@@ -33,6 +33,13 @@ class FeatureExtractor(Protocol):
     ``transform(signal, sr)`` returns shape ``(n_windows, n_features)``.
     ``params()`` returns the JSON-serialisable parameters that define the
     features (saved with models and used as the cache key).
+
+    Examples
+    --------
+    >>> from soundanomaly.features import LogMelFrames, SpectrogramImages
+    >>> isinstance(LogMelFrames(), FeatureExtractor), isinstance(SpectrogramImages(), FeatureExtractor)
+    (True, True)
+
     """
 
     def transform(self, signal: FloatArray, sr: int) -> FloatArray: ...
@@ -45,10 +52,17 @@ class Detector(Protocol):
     """An anomaly detector: fit on clips, score clips, label clips.
 
     ``score`` returns one float per clip, **higher = more anomalous**;
-    ``predict`` returns int8 labels, **1 = anomaly**, from ``threshold_``.
-    """
+    ``predict`` returns int8 labels, **1 = anomaly**, from the float
+    attribute ``threshold_`` that ``fit`` sets (not part of the runtime check,
+    so unfitted detectors satisfy the protocol too).
 
-    threshold_: float
+    Examples
+    --------
+    >>> from soundanomaly.detectors import GaussianDetector
+    >>> isinstance(GaussianDetector(), Detector)
+    True
+
+    """
 
     def fit(self, data: ClipData) -> Self: ...
 

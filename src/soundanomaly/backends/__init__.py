@@ -29,7 +29,14 @@ __all__ = ["BackendSpec", "available", "get", "register"]
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """Where a backend lives and what to install for it."""
+    """Where a backend lives and what to install for it.
+
+    Examples
+    --------
+    >>> BackendSpec("mypkg.backend:Backend", extra="mypkg", package="mypkg").extra
+    'mypkg'
+
+    """
 
     target: str  # "package.module:attribute"
     extra: str
@@ -44,7 +51,18 @@ _ENTRY_POINTS_LOADED = False
 
 
 def register(name: str, target: str, *, extra: str, package: str, clobber: bool = False) -> None:
-    """Register a backend under ``name`` (``clobber=True`` to replace one)."""
+    """Register a backend under ``name`` (``clobber=True`` to replace one).
+
+    Examples
+    --------
+    >>> register("mine", "mypkg.backend:Backend", extra="mine", package="mypkg")
+    >>> get("mine")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.MissingDependencyError: backend 'mine' needs the optional package 'mypkg'; install it with: pip install 'soundanomaly[mine]'
+    >>> _ = _REGISTRY.pop("mine")
+
+    """
     if name in _REGISTRY and not clobber:
         raise ParameterError(f"backend {name!r} is already registered; pass clobber=True to replace it")
     if ":" not in target:
@@ -62,7 +80,14 @@ def _load_entry_points() -> None:
 
 
 def available() -> list[str]:
-    """Names of the registered backends."""
+    """Names of the registered backends.
+
+    Examples
+    --------
+    >>> "local" in available()
+    True
+
+    """
     _load_entry_points()
     return sorted(_REGISTRY)
 
@@ -76,6 +101,12 @@ def get(name: str) -> Any:
         For an unknown name (the message lists the known ones).
     MissingDependencyError
         When the backend's packages are not installed (the message names the extra).
+
+    Examples
+    --------
+    >>> get("local").__name__  # doctest: +SKIP
+    'LocalBackend'
+
     """
     _load_entry_points()
     spec = _REGISTRY.get(name)

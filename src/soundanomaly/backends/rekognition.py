@@ -42,6 +42,14 @@ class CustomLabels:
     max_retries : int, default 6
         Extra attempts (exponential backoff with jitter) after botocore's own
         retries when a call is throttled.
+
+    Examples
+    --------
+    >>> labels = CustomLabels("fans", region="us-east-1")
+    >>> labels.version_name("arn:aws:rekognition:us-east-1:1:project/fans/version/v1/1700000000000")
+    'v1'
+    >>> labels.ensure_project()  # doctest: +SKIP
+
     """
 
     def __init__(

@@ -139,6 +139,14 @@ class SageMakerBackend:
         Give up waiting for a job after this long (the job is stopped).
     progress : bool, default True
         Status messages on stderr.
+
+    Examples
+    --------
+    >>> backend = SageMakerBackend(role="arn:aws:iam::111122223333:role/sagemaker", bucket="my-bucket")
+    >>> backend.instance_type, backend.output_path
+    ('ml.p3.2xlarge', 's3://my-bucket/soundanomaly/output')
+    >>> detector = AutoencoderDetector(backend=backend).fit(split.train)  # a paid training job  # doctest: +SKIP
+
     """
 
     name = "sagemaker"
@@ -606,7 +614,14 @@ class SageMakerBackend:
 
 
 class SageMakerEndpoint:
-    """A running endpoint serving the autoencoder (TF Serving's JSON protocol)."""
+    """A running endpoint serving the autoencoder (TF Serving's JSON protocol).
+
+    Examples
+    --------
+    >>> with backend.deploy(detector.model_data_) as endpoint:  # doctest: +SKIP
+    ...     reconstructed = endpoint.reconstruct(features.windows)
+
+    """
 
     def __init__(self, backend: SageMakerBackend, name: str, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self.backend = backend

@@ -44,6 +44,13 @@ class ClipRecord:
     snr : float or None
         Signal-to-noise ratio of the recording in dB, ``None`` when unknown.
     label : {"normal", "abnormal"}
+
+    Examples
+    --------
+    >>> record = ClipRecord("6_dB_fan/fan/id_02/abnormal/00000001.wav", "fan", 2, 6.0, "abnormal")
+    >>> record.y, record.group
+    (1, 'fan id_02 6dB')
+
     """
 
     path: str
@@ -202,7 +209,16 @@ class MIMII(ClipSet):
 
 
 def parse_path(path: PathLike) -> ClipRecord | None:
-    """Parse a MIMII-layout path into a record; ``None`` if it does not fit the layout."""
+    """Parse a MIMII-layout path into a record; ``None`` if it does not fit the layout.
+
+    Examples
+    --------
+    >>> parse_path("-6_dB_valve/valve/id_04/normal/00000003.wav")
+    ClipRecord(path='-6_dB_valve/valve/id_04/normal/00000003.wav', machine='valve', machine_id=4, snr=-6.0, label='normal')
+    >>> parse_path("notes/readme.wav") is None
+    True
+
+    """
     parts = Path(path).parts
     if len(parts) < 4:
         return None

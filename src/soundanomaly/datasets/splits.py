@@ -31,6 +31,16 @@ class AutoencoderSplit:
         Normal clips held out to calibrate the threshold (no anomalies needed).
     test : ClipSet
         Equal numbers of normal and abnormal clips (when there are enough normals).
+
+    Examples
+    --------
+    See :func:`autoencoder_split`.
+
+    >>> from soundanomaly.datasets.mimii import ClipRecord
+    >>> clips = ClipSet([ClipRecord(f"n{i}.wav", "fan", 0, 6.0, "normal") for i in range(4)])
+    >>> autoencoder_split(clips, validation_fraction=0.0).train.labels.tolist()  # no anomalies: all train
+    [0, 0, 0, 0]
+
     """
 
     train: ClipSet
@@ -40,7 +50,19 @@ class AutoencoderSplit:
 
 @dataclass(frozen=True)
 class ClassifierSplit:
-    """Stratified train/test clips for the supervised route."""
+    """Stratified train/test clips for the supervised route.
+
+    Examples
+    --------
+    See :func:`classifier_split`.
+
+    >>> from soundanomaly.datasets.mimii import ClipRecord
+    >>> records = [ClipRecord(f"{i}.wav", "fan", 0, 6.0, "abnormal" if i % 2 else "normal") for i in range(10)]
+    >>> split = classifier_split(ClipSet(records))
+    >>> len(split.train), len(split.test), split.test.labels.sum()
+    (8, 2, np.int64(1))
+
+    """
 
     train: ClipSet
     test: ClipSet
@@ -99,6 +121,15 @@ def classifier_split(clips: ClipSet, *, train_size: float = 0.8, seed: int = 42)
     Same result as ``train_test_split(clips, train_size=train_size,
     stratify=clips.labels, random_state=seed)``: on all four MIMII fan ids at
     6 dB (5,550 clips) that is 4,440 train and 1,110 test clips.
+
+    Examples
+    --------
+    >>> from soundanomaly.datasets.mimii import ClipRecord
+    >>> records = [ClipRecord(f"{i}.wav", "fan", 0, 6.0, "abnormal" if i < 25 else "normal") for i in range(100)]
+    >>> split = classifier_split(ClipSet(records), train_size=0.8, seed=42)
+    >>> len(split.train), len(split.test), int(split.test.labels.sum())
+    (80, 20, 5)
+
     """
     if not 0.0 < train_size < 1.0:
         raise ParameterError(f"train_size must be in (0, 1), got {train_size!r}")

@@ -86,6 +86,13 @@ class FanModel:
         Motor-hum amplitude relative to the blade tone's.
     mains_hz : float
         Mains frequency (hum at twice it).
+
+    Examples
+    --------
+    >>> model = FanModel(rpm=1500, n_blades=6, harmonic_decay=0.5, noise_centre_hz=1200, noise_level=1.0, hum_level=0.2)
+    >>> model.shaft_hz, model.blade_pass_hz
+    (25.0, 150.0)
+
     """
 
     rpm: float
@@ -128,7 +135,14 @@ def fan_model(machine_id: int, *, seed: int = 0) -> FanModel:
 
 
 def snr_folder(snr: float, machine: str = "fan") -> str:
-    """MIMII's folder name for an SNR: ``6`` → ``"6_dB_fan"``, ``-6`` → ``"-6_dB_fan"``."""
+    """MIMII's folder name for an SNR: ``6`` → ``"6_dB_fan"``, ``-6`` → ``"-6_dB_fan"``.
+
+    Examples
+    --------
+    >>> snr_folder(-6), snr_folder(0, "pump")
+    ('-6_dB_fan', '0_dB_pump')
+
+    """
     return f"{snr:g}_dB_{machine}"
 
 
@@ -249,6 +263,13 @@ def iter_clips(
 
     Records carry relative MIMII-layout paths. Abnormal clips cycle through
     ``anomaly_types``. Parameters as in :func:`write_dataset`.
+
+    Examples
+    --------
+    >>> record, signal = next(iter_clips(ids=[2], n_normal=1, n_abnormal=0, duration=0.5))
+    >>> record.path, signal.shape
+    ('6_dB_fan/fan/id_02/normal/00000000.wav', (8000,))
+
     """
     _check_common(sr=sr, duration=duration, severity=severity)
     for name, count in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
@@ -319,6 +340,13 @@ def write_dataset(
     -------
     pathlib.Path
         ``root``, ready for :class:`soundanomaly.datasets.MIMII`.
+
+    Examples
+    --------
+    >>> root = write_dataset("fans", ids=[0], n_normal=2, n_abnormal=1, duration=1.0, snr=0)
+    >>> sorted(str(p.relative_to(root)) for p in root.rglob("*.wav"))[0]
+    '0_dB_fan/fan/id_00/abnormal/00000000.wav'
+
     """
     root = Path(root)
     clips = iter_clips(

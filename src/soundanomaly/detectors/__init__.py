@@ -27,5 +27,16 @@ __all__ = [
 
 
 def load(path: PathLike) -> BaseDetector:
-    """Load any detector saved with :meth:`BaseDetector.save`, whatever its class."""
+    """Load any detector saved with :meth:`BaseDetector.save`, whatever its class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from soundanomaly.features import ClipFeatures
+    >>> train = ClipFeatures.from_arrays([np.random.default_rng(0).normal(size=(20, 4)).astype("float32")] * 3)
+    >>> path = GaussianDetector().fit(train).save("model")
+    >>> type(load(path)).__name__
+    'GaussianDetector'
+
+    """
     return BaseDetector.load(Path(path))

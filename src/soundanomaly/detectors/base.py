@@ -58,10 +58,10 @@ def features_from_params(params: dict[str, Any]) -> BaseFeatureExtractor:
 
 
 class BaseDetector:
-    """Base of every detector.
+    """Base of every detector; its parameters are common to all subclasses.
 
-    Parameters (common to subclasses)
-    ---------------------------------
+    Parameters
+    ----------
     features : BaseFeatureExtractor, default LogMelFrames()
     channel : int, "mean" or None, default 0
         Microphone used when given clip paths.
@@ -82,6 +82,23 @@ class BaseDetector:
         Scores of the training clips.
     n_features_in_ : int
         Width of the feature vectors seen in :meth:`fit`.
+
+    Examples
+    --------
+    A detector writes only how it fits and how it scores windows:
+
+    >>> import numpy as np
+    >>> from soundanomaly.features import ClipFeatures
+    >>> class Loudness(BaseDetector):
+    ...     def _fit(self, features, labels=None):
+    ...         self.mean_ = float(features.windows.mean())
+    ...     def _score_windows(self, windows):
+    ...         return np.abs(windows.mean(axis=1) - self.mean_)
+    >>> normal = ClipFeatures.from_arrays([np.zeros((5, 2), np.float32)] * 3)
+    >>> odd = ClipFeatures.from_arrays([np.full((5, 2), 4.0, np.float32)])
+    >>> Loudness(threshold=1.0).fit(normal).predict(odd).tolist()
+    [1]
+
     """
 
     #: Whether ``fit`` needs anomalous examples (supervised) or normal ones only.

@@ -63,6 +63,15 @@ class RekognitionDetector(BaseDetector):
     project_arn_, version_arn_ : str
     evaluation_f1_ : float or None
         The service's F1 on its test images after training.
+
+    Examples
+    --------
+    >>> detector = RekognitionDetector(project_name="fans", bucket="my-bucket")  # doctest: +SKIP
+    >>> detector.fit(split.train)                   # uploads images + manifest, trains  # doctest: +SKIP
+    >>> with detector.running():                    # billed while inside  # doctest: +SKIP
+    ...     scores = detector.score(split.test)
+    >>> detector.cleanup()                          # delete model versions and project  # doctest: +SKIP
+
     """
 
     supervised = True

@@ -39,6 +39,16 @@ class ClipFeatures:
         Source of each clip (empty strings for arrays).
     params : dict
         Parameters of the extractor that made these features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> features = ClipFeatures.from_arrays([np.zeros((2, 3), np.float32), np.ones((4, 3), np.float32)])
+    >>> len(features), features.n_features, features.offsets.tolist()
+    (2, 3, [0, 2, 6])
+    >>> features.mean_per_clip(np.arange(6)).tolist()
+    [0.5, 3.5]
+
     """
 
     windows: FloatArray
@@ -98,6 +108,21 @@ class BaseFeatureExtractor:
     The base adds file loading with clear errors, batch extraction with a
     progress bar, parallel workers and an on-disk cache keyed by file content
     and parameters.
+
+    Examples
+    --------
+    A custom extractor only writes ``transform`` and ``params``:
+
+    >>> import numpy as np
+    >>> class FrameEnergy(BaseFeatureExtractor):
+    ...     def transform(self, signal, sr):
+    ...         frames = signal[: len(signal) // 400 * 400].reshape(-1, 400)
+    ...         return (frames**2).mean(axis=1, keepdims=True).astype(np.float32)
+    ...     def params(self):
+    ...         return {"name": "FrameEnergy"}
+    >>> FrameEnergy().transform(np.ones(1600, np.float32), 16000).shape
+    (4, 1)
+
     """
 
     def transform(self, signal: FloatArray, sr: int) -> FloatArray:  # pragma: no cover - abstract

@@ -42,10 +42,21 @@ def aws_environment(region: str = "us-east-1") -> Iterator[str]:
     SageMaker SDK's own switch: its role check calls IAM's
     SimulatePrincipalPolicy, which moto does not implement). Restores the
     environment and stops the server on exit. Yields the server URL.
+
+    Examples
+    --------
+    >>> import boto3
+    >>> with aws_environment() as url:
+    ...     _ = boto3.client("s3").create_bucket(Bucket="demo")
+    ...     [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+    ['demo']
+
     """
     from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto logs a traceback for each operation it lacks; the SageMaker SDK probes
+    # iam:SimulatePrincipalPolicy and handles the failure, so keep that out of the output.
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -72,7 +83,14 @@ def aws_environment(region: str = "us-east-1") -> Iterator[str]:
 
 
 def queue_endpoint_results(url: str, bodies: Sequence[str | bytes], *, content_type: str = "application/json") -> None:
-    """Tell moto's server what its next endpoint invocations return, in order."""
+    """Tell moto's server what its next endpoint invocations return, in order.
+
+    Examples
+    --------
+    >>> with aws_environment() as url:  # doctest: +SKIP
+    ...     queue_endpoint_results(url, ['{"predictions": [[0.0, 1.0]]}'])
+
+    """
     results = [{"Body": b.decode() if isinstance(b, bytes) else b, "ContentType": content_type} for b in bodies]
     request = urllib.request.Request(
         f"{url}/moto-api/static/sagemaker/endpoint-results",
@@ -111,6 +129,14 @@ def play_training_job(job_name: str, *, boto_session: Any = None, python: str = 
     hyperparameters as flags, and uploads ``model.tar.gz`` to the S3 URI the
     job reports. Returns the script's output. Raises ``RuntimeError`` if the
     script fails.
+
+    Examples
+    --------
+    >>> class Backend(SageMakerBackend):  # doctest: +SKIP
+    ...     def wait_for_training(self, job_name):
+    ...         play_training_job(job_name)          # do the container's work locally
+    ...         return super().wait_for_training(job_name)
+
     """
     import boto3
 
@@ -160,6 +186,12 @@ def play_transform_job(
 
     ``reconstruct`` maps a ``(n, d)`` array to the model's output. Returns the
     number of records processed.
+
+    Examples
+    --------
+    >>> play_transform_job(job_name, detector.reconstruct)  # doctest: +SKIP
+    12
+
     """
     import boto3
 

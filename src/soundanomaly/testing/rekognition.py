@@ -83,6 +83,17 @@ class FakeRekognition:
     ----------
     calls : list of str
         Operation names in the order received.
+
+    Examples
+    --------
+    >>> import boto3
+    >>> with FakeRekognition() as fake:
+    ...     client = boto3.client("rekognition", endpoint_url=fake.url, region_name="us-east-1",
+    ...                           aws_access_key_id="x", aws_secret_access_key="x")
+    ...     arn = client.create_project(ProjectName="fans")["ProjectArn"]
+    ...     fake.calls
+    ['CreateProject']
+
     """
 
     def __init__(
