@@ -44,7 +44,14 @@ def docs(session: nox.Session) -> None:
     """Build the Sphinx site with warnings as errors."""
     session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,docs]")
     session.run(
-        "sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html", env={"TF_CPP_MIN_LOG_LEVEL": "2"}
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
 

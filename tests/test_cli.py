@@ -35,7 +35,9 @@ def test_train_score_evaluate(tiny_root: Path, tmp_path: Path, capsys: pytest.Ca
     model = tmp_path / "model"
     assert main(["train", str(tiny_root), "--out", str(model), "--epochs", "2"]) == 0
     assert (model / "manifest.json").is_file()
-    capsys.readouterr()
+    out = capsys.readouterr()
+    assert "training autoencoder on 14 normal clips" in out.err  # 16 normal, 2 held out to calibrate
+    assert "on 2 held-out normal clips" in out.out
     out_csv = tmp_path / "scores.csv"
     abnormal_dir = tiny_root / "6_dB_fan" / "fan" / "id_00" / "abnormal"
     assert main(["score", str(model), str(abnormal_dir), "--csv", str(out_csv)]) == 0

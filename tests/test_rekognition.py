@@ -86,6 +86,16 @@ def test_full_lifecycle_start_score_stop(aws: SimpleNamespace, trained: Rekognit
     assert np.mean(labels == tiny.labels) >= 0.75  # a real model answered, trained on these images
 
 
+def test_score_images_already_in_s3(aws: SimpleNamespace, trained: RekognitionDetector, tiny: MIMII) -> None:
+    s3 = boto3.client("s3")
+    text = s3.get_object(Bucket=BUCKET, Key="soundanomaly/rekognition/manifests/v1-train.manifest")["Body"].read()
+    uris = [e.source_ref for e in read_manifest("train.manifest", text=text.decode())]
+    with trained.running():
+        from_s3 = trained.score_images(uris[:6])
+        from_clips = trained.score(tiny[:6])
+    np.testing.assert_allclose(from_s3, from_clips)  # the same images, read by the service from S3
+
+
 def test_scoring_needs_a_running_model(trained: RekognitionDetector, tiny: MIMII) -> None:
     with pytest.raises(BackendError, match="not RUNNING"):
         trained.score(tiny)

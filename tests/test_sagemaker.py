@@ -215,6 +215,16 @@ def test_batch_transform_scores_equal_local_scores(
     assert job["TransformJobStatus"] == "Completed"
 
 
+def test_batch_score_an_s3_prefix_of_clips(trained: AutoencoderDetector, tiny: MIMII, aws: SimpleNamespace) -> None:
+    s3 = boto3.client("s3")
+    clips = tiny.filter(ids=0)[:5]
+    for i, record in enumerate(clips):
+        s3.upload_file(record.path, aws.bucket, f"incoming/fan/{i:03d}.wav")
+    trained.backend.reconstruct = trained.reconstruct
+    scores = trained.batch_score(f"s3://{aws.bucket}/incoming/")  # clips read through s3fs
+    np.testing.assert_allclose(scores, trained.score(clips), rtol=1e-6)
+
+
 def test_training_failure_surfaces_failure_reason(aws: SimpleNamespace, features: dict[str, ClipFeatures]) -> None:
     class FailingContainer(SageMakerBackend):
         def wait_for_training(self, job_name: str) -> dict[str, Any]:

@@ -91,10 +91,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from soundanomaly.datasets import MIMII, autoencoder_split
     from soundanomaly.detectors import AutoencoderDetector, BaseDetector, GaussianDetector
 
-    clips = MIMII(args.data).filter(ids=args.ids, snr=args.snr)
-    if not clips.filter(label="normal"):
-        raise SoundAnomalyError(f"{args.data}: no normal clips to train on (after --ids/--snr filters)")
-    split = autoencoder_split(clips, validation_fraction=args.validation_fraction, seed=args.seed)
+    normal = MIMII(args.data).filter(ids=args.ids, snr=args.snr, label="normal")
+    if len(normal) < 2:
+        raise SoundAnomalyError(f"{args.data}: fewer than 2 normal clips to train on (after --ids/--snr filters)")
+    # every normal clip trains, but for the held-out share that calibrates the threshold
+    split = autoencoder_split(normal, validation_fraction=args.validation_fraction, seed=args.seed)
     detector: BaseDetector
     if args.detector == "autoencoder":
         detector = AutoencoderDetector(

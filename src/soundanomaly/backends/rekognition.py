@@ -250,13 +250,20 @@ class CustomLabels:
             status = self.describe_version(version_arn).get("Status")
         self.log(f"model stopped ({status})")
 
-    def detect(self, version_arn: str, png: bytes, *, min_confidence: float = 0.0) -> dict[str, float]:
-        """Label confidences (0-100) for one image, by label name."""
+    def detect(self, version_arn: str, image: bytes | str, *, min_confidence: float = 0.0) -> dict[str, float]:
+        """Label confidences (0-100) for one image (PNG/JPEG bytes or an ``s3://`` URI), by label name."""
+        if isinstance(image, str):
+            if not image.startswith("s3://"):
+                raise ParameterError(f"image must be bytes or an s3:// URI, got {image!r}")
+            bucket, _, key = image[5:].partition("/")
+            source: dict[str, Any] = {"S3Object": {"Bucket": bucket, "Name": key}}
+        else:
+            source = {"Bytes": image}
         response = self.call(
             "detecting custom labels",
             "detect_custom_labels",
             ProjectVersionArn=version_arn,
-            Image={"Bytes": png},
+            Image=source,
             MinConfidence=min_confidence,
         )
         return {label["Name"]: float(label["Confidence"]) for label in response.get("CustomLabels", [])}

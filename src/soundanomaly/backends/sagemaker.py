@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,17 @@ class SageMakerBackend:
         _log(f"uploaded {len(windows)} windows to {uri}", self.progress)
         return uri
 
+    def list_clips(self, prefix: str, *, suffix: str = ".wav") -> list[str]:
+        """``s3://`` URLs of the clips under an S3 prefix, sorted."""
+        bucket, key_prefix = _split_s3(prefix)
+        paginator = self.client("s3").get_paginator("list_objects_v2")
+        urls = []
+        for page in _call(f"listing {prefix}", lambda: list(paginator.paginate(Bucket=bucket, Prefix=key_prefix))):
+            urls += [f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+        if not urls:
+            raise ParameterError(f"no {suffix} files under {prefix}")
+        return sorted(urls)
+
     # -- training ---------------------------------------------------------------------------------
     def train(
         self,
@@ -372,25 +383,20 @@ class SageMakerBackend:
         return self.last_job_name
 
     def wait_for_training(self, job_name: str) -> dict[str, Any]:
-        """Poll until the job ends; raise :class:`JobFailedError` with its FailureReason on failure."""
+        """Poll until the job ends; raise :class:`JobFailedError` with its FailureReason on failure.
+
+        On timeout the job is stopped before :class:`BackendTimeoutError` is raised.
+        """
         sm = self.client("sagemaker")
-        start = time.monotonic()
-        last = ""
-        while True:
-            job = _call(f"describing {job_name}", sm.describe_training_job, TrainingJobName=job_name)
-            status = job["TrainingJobStatus"]
-            state = f"{status} / {job.get('SecondaryStatus', '')}"
-            if state != last:
-                _log(f"{job_name}: {state} ({time.monotonic() - start:.0f} s)", self.progress)
-                last = state
-            if status == "Completed":
-                return dict(job)
-            if status in ("Failed", "Stopped"):
-                raise JobFailedError(job_name, job.get("FailureReason") or f"job {status.lower()}")
-            if self.timeout_seconds is not None and time.monotonic() - start > self.timeout_seconds:
-                self._stop_training_if_running(job_name)
-                raise BackendTimeoutError(f"{job_name} still {status} after {self.timeout_seconds:.0f} s; job stopped")
-            time.sleep(self.poll_seconds)
+
+        def describe() -> dict[str, Any]:
+            return dict(_call(f"describing {job_name}", sm.describe_training_job, TrainingJobName=job_name))
+
+        try:
+            return self._poll(job_name, describe, "TrainingJobStatus", "Completed", self.timeout_seconds)
+        except BackendTimeoutError as exc:
+            self._stop_training_if_running(job_name)
+            raise BackendTimeoutError(f"{exc}; job stopped") from exc
 
     def _stop_training_if_running(self, job_name: str) -> None:
         """Stop a job that is still running; say so loudly if that fails (it costs money)."""
@@ -423,6 +429,43 @@ class SageMakerBackend:
             history = json.loads(history_file.read()) if history_file is not None else {}
         return TrainResult(weights, history, model_data=uri)
 
+    def _create_model(self, name: str, model_data: str) -> None:
+        """A SageMaker model: the TF Serving inference image over ``model_data``."""
+        _call(
+            "creating the model",
+            self.client("sagemaker").create_model,
+            ModelName=name,
+            ExecutionRoleArn=self.role,
+            PrimaryContainer={"Image": self._image("inference"), "ModelDataUrl": model_data},
+            **({"Tags": self._tag_list()} if self.tags else {}),
+        )
+
+    def _poll(
+        self,
+        what: str,
+        describe: Callable[[], dict[str, Any]],
+        status_key: str,
+        done: str,
+        timeout_seconds: float | None,
+    ) -> dict[str, Any]:
+        """Describe until ``status_key`` is ``done``; raise with FailureReason on Failed/Stopped, or on timeout."""
+        start = time.monotonic()
+        last = ""
+        while True:
+            description = describe()
+            status = description[status_key]
+            state = " / ".join(filter(None, [status, description.get("SecondaryStatus")]))
+            if state != last:
+                _log(f"{what}: {state} ({time.monotonic() - start:.0f} s)", self.progress)
+                last = state
+            if status == done:
+                return description
+            if status in ("Failed", "Stopped"):
+                raise JobFailedError(what, description.get("FailureReason") or f"{status.lower()}")
+            if timeout_seconds is not None and time.monotonic() - start > timeout_seconds:
+                raise BackendTimeoutError(f"{what} still {status} after {timeout_seconds:.0f} s")
+            time.sleep(self.poll_seconds)
+
     # -- endpoints ----------------------------------------------------------------------------------
     @contextlib.contextmanager
     def deploy(
@@ -447,14 +490,7 @@ class SageMakerBackend:
         sm = self.client("sagemaker")
         created: list[str] = []
         try:
-            _call(
-                "creating the model",
-                sm.create_model,
-                ModelName=name,
-                ExecutionRoleArn=self.role,
-                PrimaryContainer={"Image": self._image("inference"), "ModelDataUrl": model_data},
-                **({"Tags": self._tag_list()} if self.tags else {}),
-            )
+            self._create_model(name, model_data)
             created.append("model")
             _call(
                 "creating the endpoint config",
@@ -481,18 +517,11 @@ class SageMakerBackend:
 
     def _wait_endpoint(self, name: str, timeout_seconds: float) -> None:
         sm = self.client("sagemaker")
-        start = time.monotonic()
-        while True:
-            desc = _call(f"describing endpoint {name}", sm.describe_endpoint, EndpointName=name)
-            status = desc["EndpointStatus"]
-            if status == "InService":
-                _log(f"endpoint {name} in service", self.progress)
-                return
-            if status == "Failed":
-                raise JobFailedError(f"endpoint {name}", desc.get("FailureReason") or "endpoint failed")
-            if time.monotonic() - start > timeout_seconds:
-                raise BackendTimeoutError(f"endpoint {name} still {status} after {timeout_seconds:.0f} s")
-            time.sleep(self.poll_seconds)
+
+        def describe() -> dict[str, Any]:
+            return dict(_call(f"describing endpoint {name}", sm.describe_endpoint, EndpointName=name))
+
+        self._poll(f"endpoint {name}", describe, "EndpointStatus", "InService", timeout_seconds)
 
     def _delete_endpoint_resources(self, name: str, created: list[str]) -> None:
         sm = self.client("sagemaker")
@@ -547,13 +576,7 @@ class SageMakerBackend:
             files.append((f"part-{number:05d}.jsonl", start, stop))
         created_model = started = False
         try:
-            _call(
-                "creating the model",
-                sm.create_model,
-                ModelName=name,
-                ExecutionRoleArn=self.role,
-                PrimaryContainer={"Image": self._image("inference"), "ModelDataUrl": model_data},
-            )
+            self._create_model(name, model_data)
             created_model = True
             _call(
                 "creating the transform job",
@@ -600,17 +623,11 @@ class SageMakerBackend:
     def wait_for_transform(self, job_name: str) -> dict[str, Any]:
         """Poll a transform job until it ends; raise with its FailureReason on failure."""
         sm = self.client("sagemaker")
-        start = time.monotonic()
-        while True:
-            job = _call(f"describing {job_name}", sm.describe_transform_job, TransformJobName=job_name)
-            status = job["TransformJobStatus"]
-            if status == "Completed":
-                return dict(job)
-            if status in ("Failed", "Stopped"):
-                raise JobFailedError(job_name, job.get("FailureReason") or f"job {status.lower()}")
-            if self.timeout_seconds is not None and time.monotonic() - start > self.timeout_seconds:
-                raise BackendTimeoutError(f"{job_name} still {status} after {self.timeout_seconds:.0f} s")
-            time.sleep(self.poll_seconds)
+
+        def describe() -> dict[str, Any]:
+            return dict(_call(f"describing {job_name}", sm.describe_transform_job, TransformJobName=job_name))
+
+        return self._poll(job_name, describe, "TransformJobStatus", "Completed", self.timeout_seconds)
 
 
 class SageMakerEndpoint:

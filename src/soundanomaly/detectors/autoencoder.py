@@ -202,8 +202,9 @@ class AutoencoderDetector(BaseDetector):
     def batch_score(self, data: Any, **transform_options: Any) -> npt.NDArray[np.float64]:
         """Score clips with a SageMaker batch transform job (same scores as :meth:`score`).
 
-        ``data`` as for :meth:`score` (``s3://`` clip URLs work with the aws
-        extra); features are extracted here, reconstructed by the job, and
+        ``data`` as for :meth:`score`, or an S3 prefix (``"s3://bucket/clips/"``)
+        whose ``.wav`` files are scored in key order; features are extracted
+        here (reading ``s3://`` through s3fs), reconstructed by the job, and
         reduced to one score per clip exactly as locally. Options go to
         :meth:`SageMakerBackend.batch_transform`.
         """
@@ -211,6 +212,8 @@ class AutoencoderDetector(BaseDetector):
         backend = self._backend()
         if not self.model_data_ or not hasattr(backend, "batch_transform"):
             raise ParameterError("batch_score needs a model trained with backend='sagemaker'")
+        if isinstance(data, str) and data.startswith("s3://"):
+            data = backend.list_clips(data)
         features = self._checked(self._features(data))
         reconstructed = backend.batch_transform(list(features), self.model_data_, **transform_options)
         per_window = reconstruction_error(features.windows, np.concatenate(reconstructed))

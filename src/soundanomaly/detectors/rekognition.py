@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -243,23 +243,38 @@ class RekognitionDetector(BaseDetector):
             self.stop()
 
     # -- scoring -----------------------------------------------------------------------------------------
-    def score(self, data: ClipData) -> npt.NDArray[np.float64]:
-        """Confidence of the ``abnormal`` label per clip, in [0, 1] (model must be running)."""
+    def _check_running(self) -> None:
         self._check_fitted()
         status = self.client.describe_version(self.version_arn_).get("Status")
         if status != "RUNNING":
             raise BackendError(f"model is {status}, not RUNNING: score inside 'with detector.running():'")
+
+    def score(self, data: ClipData) -> npt.NDArray[np.float64]:
+        """Confidence of the ``abnormal`` label per clip, in [0, 1] (model must be running)."""
+        self._check_running()
         return super().score(data)
 
+    def score_images(self, images: Sequence[bytes | str]) -> npt.NDArray[np.float64]:
+        """Confidence of ``abnormal`` for ready-made images: PNG/JPEG bytes or ``s3://`` URIs.
+
+        For images already in S3 (e.g. the ones :meth:`fit` uploaded), the
+        service reads them itself; nothing is downloaded.
+        """
+        self._check_running()
+        return self._detect_many(list(images))
+
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
-        def one(window: FloatArray) -> float:
-            labels = self.client.detect(self.version_arn_, self._png(window), min_confidence=0.0)
+        return self._detect_many([self._png(window) for window in windows])
+
+    def _detect_many(self, images: list[bytes | str]) -> npt.NDArray[np.float64]:
+        def one(image: bytes | str) -> float:
+            labels = self.client.detect(self.version_arn_, image, min_confidence=0.0)
             if "abnormal" in labels:
                 return labels["abnormal"] / 100.0
             return 1.0 - labels.get("normal", 100.0) / 100.0
 
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            return np.array(list(pool.map(one, windows)), dtype=np.float64)
+            return np.array(list(pool.map(one, images)), dtype=np.float64)
 
     def cleanup(self, *, delete_project: bool = True) -> None:
         """Stop and delete the project's model versions, and the project (paid resources gone)."""

@@ -40,8 +40,10 @@ def aws_environment(region: str = "us-east-1") -> Iterator[str]:
     Sets ``AWS_ENDPOINT_URL`` (botocore's standard override), dummy
     credentials, the region, and ``SAGEMAKER_VALIDATE_ROLE=false`` (the
     SageMaker SDK's own switch: its role check calls IAM's
-    SimulatePrincipalPolicy, which moto does not implement). Restores the
-    environment and stops the server on exit. Yields the server URL.
+    SimulatePrincipalPolicy, which moto does not implement). moto keeps its
+    state per process, so it is reset on entry and on exit: every
+    environment starts empty. Restores the environment variables and stops
+    the server on exit. Yields the server URL.
 
     Examples
     --------
@@ -71,15 +73,23 @@ def aws_environment(region: str = "us-east-1") -> Iterator[str]:
         AWS_DEFAULT_REGION=region,
         SAGEMAKER_VALIDATE_ROLE="false",
     )
+    _reset_moto(url)
     try:
         yield url
     finally:
+        _reset_moto(url)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         server.stop()
+
+
+def _reset_moto(url: str) -> None:
+    request = urllib.request.Request(f"{url}/moto-api/reset", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+        response.read()
 
 
 def queue_endpoint_results(url: str, bodies: Sequence[str | bytes], *, content_type: str = "application/json") -> None:
