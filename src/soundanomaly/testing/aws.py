@@ -88,7 +88,7 @@ def aws_environment(region: str = "us-east-1") -> Iterator[str]:
 
 def _reset_moto(url: str) -> None:
     request = urllib.request.Request(f"{url}/moto-api/reset", data=b"", method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
 
 
