@@ -134,3 +134,17 @@ def test_extract_rejects_bad_jobs(tiny: MIMII) -> None:
         LogMelFrames().extract(tiny.paths, n_jobs=0)
     with pytest.raises(ParameterError, match="paths is empty"):
         LogMelFrames().extract([])
+
+
+def test_serial_extraction_with_mixed_lengths_equals_per_clip(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    paths = []
+    for i, seconds in enumerate([2.0, 3.5, 1.0, 3.0]):
+        path = tmp_path / f"clip{i}.wav"
+        sf.write(path, synthetic.generate_clip(i, duration=seconds), 16000, subtype="PCM_16")
+        paths.append(str(path))
+    features = LogMelFrames().extract(paths, progress=False)
+    assert np.diff(features.offsets).tolist() == [59, 106, 28, 90]
+    for i, path in enumerate(paths):
+        np.testing.assert_array_equal(features.clip(i), LogMelFrames().transform_file(path))

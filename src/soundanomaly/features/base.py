@@ -191,6 +191,8 @@ class BaseFeatureExtractor:
             raise ParameterError(f"n_jobs must be a positive int or -1, got {n_jobs!r}")
         cache = Path(cache_dir) if cache_dir is not None else None
         job = _Job(self, channel, cache)
+        if cache is None and (n_jobs == 1 or len(names) < 2 * n_jobs):
+            return self._extract_serial(names, channel, progress)
         if n_jobs == 1 or len(names) < 2 * n_jobs:
             arrays = list(_progress(map(job, names), total=len(names), desc="features", enabled=progress))
         else:
@@ -199,6 +201,56 @@ class BaseFeatureExtractor:
                 results = pool.map(job, names, chunksize=chunk)
                 arrays = list(_progress(results, total=len(names), desc="features", enabled=progress))
         return ClipFeatures.from_arrays(arrays, paths=names, params=self.params())
+
+    def _n_windows(self, n_samples: int) -> int | None:
+        """Windows a clip of ``n_samples`` yields, when known without computing them (else None)."""
+        return None
+
+    def _transform_into(self, signal: FloatArray, sr: int, out: FloatArray) -> None:
+        """Write :meth:`transform`'s result into ``out``; subclasses may avoid the temporary."""
+        out[...] = self.transform(signal, sr)
+
+    def _extract_serial(self, names: list[str], channel: Channel, progress: bool) -> ClipFeatures:
+        """One process, no cache: windows go straight into one growing matrix (no per-clip copies)."""
+        offsets = np.zeros(len(names) + 1, dtype=np.int64)
+        buffer: FloatArray | None = None
+        arrays: list[FloatArray] = []
+        for i, name in enumerate(_progress(names, total=len(names), desc="features", enabled=progress)):
+            signal, sr = decode(read_bytes(name), name=name, channel=channel)
+            n = self._n_windows(len(signal)) if np.ndim(signal) == 1 else None
+            if n is None or n < 1 or arrays:
+                arrays.append(self._transform_or_raise(signal, sr, name))
+                offsets[i + 1] = offsets[i] + len(arrays[-1])
+                continue
+            start = int(offsets[i])
+            if buffer is None or start + n > len(buffer):
+                estimate = max(start + n, (start + n) * len(names) // (i + 1) + n)
+                grown = np.empty((estimate, self._width(signal, sr, n)), dtype=np.float32)
+                if buffer is not None:
+                    grown[:start] = buffer[:start]
+                buffer = grown
+            try:
+                self._transform_into(signal, sr, buffer[start : start + n])
+            except AudioError as exc:
+                raise AudioError(name, exc.problem) from exc
+            offsets[i + 1] = start + n
+        if arrays:  # some extractor could not say its window count up front
+            head = [buffer[: offsets[len(names) - len(arrays)]]] if buffer is not None else []
+            windows = np.concatenate(head + arrays)
+        else:
+            assert buffer is not None
+            windows = buffer[: offsets[-1]]
+        return ClipFeatures(windows, offsets, tuple(names), self.params())
+
+    def _width(self, signal: FloatArray, sr: int, n_windows: int) -> int:
+        width = getattr(self, "n_features", None)
+        return int(width) if width is not None else int(self.transform(signal, sr).shape[1])
+
+    def _transform_or_raise(self, signal: FloatArray, sr: int, name: str) -> FloatArray:
+        try:
+            return self.transform(signal, sr)
+        except AudioError as exc:
+            raise AudioError(name, exc.problem) from exc
 
     def cache_key(self, data: bytes, channel: Channel) -> str:
         """Hex key of a clip's bytes plus the parameters that shape its features."""

@@ -230,6 +230,16 @@ class LogMelFrames(BaseFeatureExtractor):
         db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
         return stack_frames(db, self.frames)
 
+    def _n_windows(self, n_samples: int) -> int | None:
+        return 1 + n_samples // self.hop_length - self.frames + 1 if n_samples >= self.min_samples else None
+
+    def _transform_into(self, signal: FloatArray, sr: int, out: FloatArray) -> None:
+        if len(signal) < self.min_samples:
+            self.transform(signal, sr)  # raises the clear "too short" error
+        db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
+        view = np.lib.stride_tricks.sliding_window_view(db, self.frames, axis=0)  # (n_win, n_mels, frames)
+        np.copyto(out.reshape(len(out), self.frames, self.n_mels), view.transpose(0, 2, 1))
+
 
 def stack_frames(frames_by_mel: npt.NDArray[np.float32], frames: int) -> FloatArray:
     """Concatenate ``frames`` consecutive rows: ``(n_frames, n_mels)`` → ``(n_windows, frames * n_mels)``."""
