@@ -209,14 +209,14 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
             scale = np.float32(1.0 / 32768.0)
             signal: FloatArray
             if channel is None:
-                signal = frames.T.astype(np.float32) * scale
+                signal = np.multiply(frames.T, scale, dtype=np.float32)
             elif channel == "mean":
                 signal = (frames.astype(np.float32) * scale).mean(axis=1, dtype=np.float32)
             else:
                 assert isinstance(channel, int)
                 if not -n_channels <= channel < n_channels:
                     raise AudioError(name, f"channel {channel} out of range: the file has {n_channels} channel(s)")
-                signal = frames[:, channel].astype(np.float32) * scale
+                signal = np.multiply(frames[:, channel], scale, dtype=np.float32)  # one pass, one array
             if sr is not None and sr != rate:
                 return None  # resampling goes through the general path
             return signal, int(rate)
