@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -148,10 +149,8 @@ class BaseFeatureExtractor:
 
     def _transform_bytes(self, data: bytes, name: str, channel: Channel) -> FloatArray:
         signal, sr = decode(data, name=name, channel=channel)
-        try:
+        with _naming(name):
             return self.transform(signal, sr)
-        except AudioError as exc:
-            raise AudioError(name, exc.problem) from exc
 
     def extract(
         self,
@@ -190,10 +189,11 @@ class BaseFeatureExtractor:
         if not isinstance(n_jobs, int) or n_jobs < 1:
             raise ParameterError(f"n_jobs must be a positive int or -1, got {n_jobs!r}")
         cache = Path(cache_dir) if cache_dir is not None else None
-        job = _Job(self, channel, cache)
-        if cache is None and (n_jobs == 1 or len(names) < 2 * n_jobs):
+        serial = n_jobs == 1 or len(names) < 2 * n_jobs
+        if serial and cache is None:
             return self._extract_serial(names, channel, progress)
-        if n_jobs == 1 or len(names) < 2 * n_jobs:
+        job = _Job(self, channel, cache)
+        if serial:
             arrays = list(_progress(map(job, names), total=len(names), desc="features", enabled=progress))
         else:
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
@@ -202,8 +202,8 @@ class BaseFeatureExtractor:
                 arrays = list(_progress(results, total=len(names), desc="features", enabled=progress))
         return ClipFeatures.from_arrays(arrays, paths=names, params=self.params())
 
-    def _n_windows(self, n_samples: int) -> int | None:
-        """Windows a clip of ``n_samples`` yields, when known without computing them (else None)."""
+    def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
+        """``(n_windows, n_features)`` a clip of ``n_samples`` yields, if known before computing it."""
         return None
 
     def _transform_into(self, signal: FloatArray, sr: int, out: FloatArray) -> None:
@@ -211,52 +211,49 @@ class BaseFeatureExtractor:
         out[...] = self.transform(signal, sr)
 
     def _extract_serial(self, names: list[str], channel: Channel, progress: bool) -> ClipFeatures:
-        """One process, no cache: windows go straight into one growing matrix (no per-clip copies)."""
+        """One process, no cache: windows go straight into one growing matrix (no per-clip copies).
+
+        Extractors that cannot tell their output shape up front (``_output_shape``
+        returns None) fall back to one array per clip and a final concatenation.
+        """
         offsets = np.zeros(len(names) + 1, dtype=np.int64)
         buffer: FloatArray | None = None
-        arrays: list[FloatArray] = []
+        arrays: list[FloatArray] = []  # clips after the first one of unknown shape
         for i, name in enumerate(_progress(names, total=len(names), desc="features", enabled=progress)):
             signal, sr = decode(read_bytes(name), name=name, channel=channel)
-            n = self._n_windows(len(signal)) if np.ndim(signal) == 1 else None
-            if n is None or n < 1 or arrays:
-                arrays.append(self._transform_or_raise(signal, sr, name))
-                offsets[i + 1] = offsets[i] + len(arrays[-1])
-                continue
+            shape = self._output_shape(len(signal)) if np.ndim(signal) == 1 and not arrays else None
             start = int(offsets[i])
-            if buffer is None or start + n > len(buffer):
-                estimate = max(start + n, (start + n) * len(names) // (i + 1) + n)
-                grown = np.empty((estimate, self._width(signal, sr, n)), dtype=np.float32)
-                if buffer is not None:
-                    grown[:start] = buffer[:start]
-                buffer = grown
-            try:
+            with _naming(name):
+                if shape is None:
+                    arrays.append(self.transform(signal, sr))
+                    offsets[i + 1] = start + len(arrays[-1])
+                    continue
+                n, width = shape
+                if buffer is None or start + n > len(buffer):
+                    grown = np.empty((max(start + n, (start + n) * len(names) // (i + 1) + n), width), np.float32)
+                    if buffer is not None:
+                        grown[:start] = buffer[:start]
+                    buffer = grown
                 self._transform_into(signal, sr, buffer[start : start + n])
-            except AudioError as exc:
-                raise AudioError(name, exc.problem) from exc
             offsets[i + 1] = start + n
-        if arrays:  # some extractor could not say its window count up front
-            head = [buffer[: offsets[len(names) - len(arrays)]]] if buffer is not None else []
-            windows = np.concatenate(head + arrays)
-        else:
-            assert buffer is not None
-            windows = buffer[: offsets[-1]]
+        head = [] if buffer is None else [buffer[: offsets[len(names) - len(arrays)]]]
+        windows = np.concatenate(head + arrays) if arrays else head[0]
         return ClipFeatures(windows, offsets, tuple(names), self.params())
-
-    def _width(self, signal: FloatArray, sr: int, n_windows: int) -> int:
-        width = getattr(self, "n_features", None)
-        return int(width) if width is not None else int(self.transform(signal, sr).shape[1])
-
-    def _transform_or_raise(self, signal: FloatArray, sr: int, name: str) -> FloatArray:
-        try:
-            return self.transform(signal, sr)
-        except AudioError as exc:
-            raise AudioError(name, exc.problem) from exc
 
     def cache_key(self, data: bytes, channel: Channel) -> str:
         """Hex key of a clip's bytes plus the parameters that shape its features."""
         digest = hashlib.blake2b(data, digest_size=20)
         digest.update(json.dumps({"params": self.params(), "channel": channel}, sort_keys=True).encode())
         return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """Re-raise an :class:`AudioError` about a signal as one that names the file."""
+    try:
+        yield
+    except AudioError as exc:
+        raise AudioError(name, exc.problem) from exc
 
 
 class _Job:

@@ -230,19 +230,25 @@ class LogMelFrames(BaseFeatureExtractor):
         db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
         return stack_frames(db, self.frames)
 
-    def _n_windows(self, n_samples: int) -> int | None:
-        return 1 + n_samples // self.hop_length - self.frames + 1 if n_samples >= self.min_samples else None
+    def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
+        if n_samples < self.min_samples:
+            return None  # transform() raises the clear "too short" error
+        return 1 + n_samples // self.hop_length - self.frames + 1, self.n_features
 
     def _transform_into(self, signal: FloatArray, sr: int, out: FloatArray) -> None:
-        if len(signal) < self.min_samples:
-            self.transform(signal, sr)  # raises the clear "too short" error
         db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
-        view = np.lib.stride_tricks.sliding_window_view(db, self.frames, axis=0)  # (n_win, n_mels, frames)
-        np.copyto(out.reshape(len(out), self.frames, self.n_mels), view.transpose(0, 2, 1))
+        stack_frames(db, self.frames, out=out)
 
 
-def stack_frames(frames_by_mel: npt.NDArray[np.float32], frames: int) -> FloatArray:
-    """Concatenate ``frames`` consecutive rows: ``(n_frames, n_mels)`` → ``(n_windows, frames * n_mels)``."""
+def stack_frames(frames_by_mel: npt.NDArray[np.float32], frames: int, *, out: FloatArray | None = None) -> FloatArray:
+    """Concatenate ``frames`` consecutive rows: ``(n_frames, n_mels)`` → ``(n_windows, frames * n_mels)``.
+
+    Writes into ``out`` (shape ``(n_windows, frames * n_mels)``) when given.
+    """
     n_frames, n_mels = frames_by_mel.shape
+    n_windows = n_frames - frames + 1
     view = np.lib.stride_tricks.sliding_window_view(frames_by_mel, frames, axis=0)  # (n_win, n_mels, frames)
-    return np.ascontiguousarray(view.transpose(0, 2, 1)).reshape(n_frames - frames + 1, frames * n_mels)
+    if out is None:
+        out = np.empty((n_windows, frames * n_mels), dtype=np.float32)
+    np.copyto(out.reshape(n_windows, frames, n_mels), view.transpose(0, 2, 1))
+    return out
