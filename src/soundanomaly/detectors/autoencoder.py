@@ -258,14 +258,7 @@ class EndpointScorer:
 
     def score(self, data: Any) -> npt.NDArray[np.float64]:
         """One score per clip (higher = more anomalous), computed by the endpoint's model."""
-        detector = self.detector
-        chunks = [data] if isinstance(data, ClipFeatures) else list(detector._feature_chunks(data))
-        parts = []
-        for chunk in chunks:
-            features = detector._checked(chunk)
-            errors = reconstruction_error(features.windows, self.endpoint.reconstruct(features.windows))
-            parts.append(features.mean_per_clip(errors))
-        return np.concatenate(parts)
+        return self.detector._score_clips(data, lambda w: reconstruction_error(w, self.endpoint.reconstruct(w)))
 
     def predict(self, data: Any) -> npt.NDArray[np.int8]:
         """1 = anomaly, from the detector's ``threshold_``."""

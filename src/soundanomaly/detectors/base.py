@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -211,9 +211,17 @@ class BaseDetector:
         np.ndarray [shape=(n_clips,)], float64
         """
         self._check_fitted()
-        if isinstance(data, ClipFeatures):
-            return self._score_features(self._checked(data))
-        parts = [self._score_features(self._checked(chunk)) for chunk in self._feature_chunks(data)]
+        return self._score_clips(data, self._score_windows)
+
+    def _score_clips(
+        self, data: ClipData, score_windows: Callable[[FloatArray], npt.NDArray[np.float64]]
+    ) -> npt.NDArray[np.float64]:
+        """Per-clip mean of ``score_windows``, streaming paths in chunks of ``chunk_size`` clips."""
+        chunks = [data] if isinstance(data, ClipFeatures) else self._feature_chunks(data)
+        parts = []
+        for chunk in chunks:
+            features = self._checked(chunk)
+            parts.append(features.mean_per_clip(score_windows(features.windows)))
         return np.concatenate(parts)
 
     def decision_function(self, data: ClipData) -> npt.NDArray[np.float64]:
