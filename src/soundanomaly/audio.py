@@ -10,9 +10,10 @@ import io
 import os
 import struct
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from soundanomaly.exceptions import AudioError, MissingDependencyError, ParameterError
@@ -167,6 +168,7 @@ def decode(
 _PCM = 1
 _EXTENSIBLE = 0xFFFE
 _PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+_PCM16_SCALE = 1.0 / 32768.0  # int16 sample to float in [-1, 1); a power of two, so scaling is exact
 
 
 def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) -> tuple[FloatArray, int] | None:
@@ -177,6 +179,51 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
     the same float32 values as libsndfile (``sample / 32768``, exact).
     Returns ``None`` for anything else (other formats go through soundfile),
     after checking that a RIFF/WAVE file is not truncated.
+    """
+    found = _pcm16_frames(name, data)
+    if found is None:
+        return None
+    frames, rate = found
+    if sr is not None and sr != rate:
+        return None  # resampling goes through the general path
+    signal: FloatArray
+    if channel is None:
+        signal = np.multiply(frames.T, _PCM16_SCALE, dtype=np.float32)
+    elif channel == "mean":
+        signal = (frames.astype(np.float32) * _PCM16_SCALE).mean(axis=1, dtype=np.float32)
+    else:
+        signal = np.multiply(_pick(name, frames, channel), _PCM16_SCALE, dtype=np.float32)  # one pass, one array
+    return signal, rate
+
+
+def _decode_samples(data: bytes, *, name: str = "<bytes>", channel: Channel = 0) -> tuple[npt.NDArray[Any], float, int]:
+    """Decode one channel without converting it: ``(samples, gain, sr)``, signal = ``samples * gain``.
+
+    For a 16-bit PCM WAV and an int ``channel`` this is a read-only int16 view
+    of the file's bytes (strided when the file has several channels) with
+    ``gain = 1 / 32768``; consumers fold the gain into a later multiplication
+    (the log-mel window) and save a full pass over the clip. Anything else is
+    :func:`decode`'s float32 signal with ``gain = 1.0``. Errors as in :func:`decode`.
+    """
+    if isinstance(channel, int) and not isinstance(channel, bool) and data:
+        found = _pcm16_frames(name, data)
+        if found is not None:
+            return _pick(name, found[0], channel), _PCM16_SCALE, found[1]
+    signal, rate = decode(data, name=name, channel=channel)
+    return signal, 1.0, rate
+
+
+def _pick(name: str, frames: npt.NDArray[np.int16], channel: int) -> npt.NDArray[np.int16]:
+    n_channels = frames.shape[1]
+    if not -n_channels <= channel < n_channels:
+        raise AudioError(name, f"channel {channel} out of range: the file has {n_channels} channel(s)")
+    return frames[:, channel]
+
+
+def _pcm16_frames(name: str, data: bytes) -> tuple[npt.NDArray[np.int16], int] | None:
+    """``(frames [n_frames, n_channels] int16 view, rate)`` of a 16-bit PCM WAV, else None.
+
+    Raises :class:`AudioError` for a truncated RIFF/WAVE file or one without samples.
     """
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
@@ -203,22 +250,7 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
             n_frames = size // (2 * n_channels)
             if n_frames == 0:
                 raise AudioError(name, "audio has zero length (no samples)")
-            frames = np.frombuffer(data, dtype="<i2", count=n_frames * n_channels, offset=body).reshape(
-                n_frames, n_channels
-            )
-            scale = np.float32(1.0 / 32768.0)
-            signal: FloatArray
-            if channel is None:
-                signal = np.multiply(frames.T, scale, dtype=np.float32)
-            elif channel == "mean":
-                signal = (frames.astype(np.float32) * scale).mean(axis=1, dtype=np.float32)
-            else:
-                assert isinstance(channel, int)
-                if not -n_channels <= channel < n_channels:
-                    raise AudioError(name, f"channel {channel} out of range: the file has {n_channels} channel(s)")
-                signal = np.multiply(frames[:, channel], scale, dtype=np.float32)  # one pass, one array
-            if sr is not None and sr != rate:
-                return None  # resampling goes through the general path
-            return signal, int(rate)
+            frames = np.frombuffer(data, dtype="<i2", count=n_frames * n_channels, offset=body)
+            return frames.reshape(n_frames, n_channels), int(rate)
         offset = body + size + (size & 1)
     raise AudioError(name, "truncated WAV file: no data chunk")

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly._progress import progress as _progress
-from soundanomaly.audio import Channel, decode, read_bytes
+from soundanomaly.audio import Channel, _decode_samples, read_bytes
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
@@ -148,9 +148,14 @@ class BaseFeatureExtractor:
         return self._transform_bytes(read_bytes(name), name, channel)
 
     def _transform_bytes(self, data: bytes, name: str, channel: Channel) -> FloatArray:
-        signal, sr = decode(data, name=name, channel=channel)
+        samples, gain, sr = _decode_samples(data, name=name, channel=channel)
+        shape = self._output_shape(len(samples)) if samples.ndim == 1 else None
         with _naming(name):
-            return self.transform(signal, sr)
+            if shape is None:
+                return self.transform(_as_signal(samples, gain), sr)
+            out = np.empty(shape, dtype=np.float32)
+            self._transform_into(samples, gain, sr, out)
+            return out
 
     def extract(
         self,
@@ -206,9 +211,13 @@ class BaseFeatureExtractor:
         """``(n_windows, n_features)`` a clip of ``n_samples`` yields, if known before computing it."""
         return None
 
-    def _transform_into(self, signal: FloatArray, sr: int, out: FloatArray) -> None:
-        """Write :meth:`transform`'s result into ``out``; subclasses may avoid the temporary."""
-        out[...] = self.transform(signal, sr)
+    def _transform_into(self, samples: npt.NDArray[Any], gain: float, sr: int, out: FloatArray) -> None:
+        """Write the features of the signal ``samples * gain`` into ``out``; subclasses may avoid the temporaries.
+
+        ``samples`` is float32, or the int16 view of a PCM-16 file (see
+        :func:`soundanomaly.audio._decode_samples`).
+        """
+        out[...] = self.transform(_as_signal(samples, gain), sr)
 
     def _extract_serial(self, names: list[str], channel: Channel, progress: bool) -> ClipFeatures:
         """One process, no cache: windows go straight into one growing matrix (no per-clip copies).
@@ -220,12 +229,12 @@ class BaseFeatureExtractor:
         buffer: FloatArray | None = None
         arrays: list[FloatArray] = []  # clips after the first one of unknown shape
         for i, name in enumerate(_progress(names, total=len(names), desc="features", enabled=progress)):
-            signal, sr = decode(read_bytes(name), name=name, channel=channel)
-            shape = self._output_shape(len(signal)) if np.ndim(signal) == 1 and not arrays else None
+            samples, gain, sr = _decode_samples(read_bytes(name), name=name, channel=channel)
+            shape = self._output_shape(len(samples)) if samples.ndim == 1 and not arrays else None
             start = int(offsets[i])
             with _naming(name):
                 if shape is None:
-                    arrays.append(self.transform(signal, sr))
+                    arrays.append(self.transform(_as_signal(samples, gain), sr))
                     offsets[i + 1] = start + len(arrays[-1])
                     continue
                 n, width = shape
@@ -234,7 +243,7 @@ class BaseFeatureExtractor:
                     if buffer is not None:
                         grown[:start] = buffer[:start]
                     buffer = grown
-                self._transform_into(signal, sr, buffer[start : start + n])
+                self._transform_into(samples, gain, sr, buffer[start : start + n])
             offsets[i + 1] = start + n
         head = [] if buffer is None else [buffer[: offsets[len(names) - len(arrays)]]]
         windows = np.concatenate(head + arrays) if arrays else head[0]
@@ -245,6 +254,14 @@ class BaseFeatureExtractor:
         digest = hashlib.blake2b(data, digest_size=20)
         digest.update(json.dumps({"params": self.params(), "channel": channel}, sort_keys=True).encode())
         return digest.hexdigest()
+
+
+def _as_signal(samples: npt.NDArray[Any], gain: float) -> FloatArray:
+    """The float32 signal ``samples * gain`` (no copy when it already is one)."""
+    if gain == 1.0 and samples.dtype == np.float32:
+        return samples
+    signal: FloatArray = np.multiply(samples, gain, dtype=np.float32)
+    return signal
 
 
 @contextlib.contextmanager

@@ -92,51 +92,128 @@ def log_mel_spectrogram(
 
 
 def _log_mel_by_frame(
-    signal: FloatArray, sr: int, n_mels: int, n_fft: int, hop_length: int, top_db: float | None
+    samples: npt.NDArray[Any],
+    sr: int,
+    n_mels: int,
+    n_fft: int,
+    hop_length: int,
+    top_db: float | None,
+    gain: float = 1.0,
 ) -> FloatArray:
-    """:func:`log_mel_spectrogram` laid out ``(n_frames, n_mels)``, the order the frames are stacked in."""
-    signal = np.asarray(signal, dtype=np.float32)
-    pad = n_fft // 2
-    n_frames = 1 + len(signal) // hop_length
-    work = _workspace(len(signal) + 2 * pad, n_frames, n_fft, n_mels)
-    padded = work["padded"]
-    padded[:pad] = 0.0
-    padded[pad : pad + len(signal)] = signal
-    padded[pad + len(signal) :] = 0.0
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    windowed = np.multiply(frames, _hann(n_fft), out=work["windowed"])
+    """:func:`log_mel_spectrogram` laid out ``(n_frames, n_mels)``, the order the frames are stacked in.
+
+    The signal is ``samples * gain``: ``samples`` may be float32 or the int16
+    view :func:`soundanomaly.audio._decode_samples` gives, with the gain folded
+    into the window (a power of two, so the result is bit-identical).
+
+    Frames that lie inside the clip are windowed straight from ``samples``
+    (no padded copy of the clip); only the few frames that reach into the
+    centring pad are built from zero-padded copies.
+    """
+    if samples.dtype not in (np.float32, np.int16):
+        samples = np.asarray(samples, dtype=np.float32)
+    n, pad = len(samples), n_fft // 2
+    n_frames = 1 + n // hop_length
+    windowed, power = _workspace(n_frames, n_fft)
+    window = _window(n_fft, float(gain))
+    # Frame i covers samples[i * hop - pad : i * hop - pad + n_fft]; frames first..last need no padding.
+    first = -(-pad // hop_length)
+    last = min((n + pad - n_fft) // hop_length, n_frames - 1)
+    if first <= last:
+        inside = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[first * hop_length - pad :: hop_length]
+        np.multiply(inside[: last - first + 1], window, out=windowed[first : last + 1])
+        edges = [*range(first), *range(last + 1, n_frames)]
+    else:
+        edges = list(range(n_frames))
+    if edges:
+        padded = np.zeros((len(edges), n_fft), dtype=np.float32)
+        for row, i in zip(padded, edges, strict=True):
+            lo = i * hop_length - pad
+            row[max(0, -lo) : max(0, min(n_fft, n - lo))] = samples[max(0, lo) : max(0, lo + n_fft)]
+        windowed[edges] = padded * window
     spectrum = scipy.fft.rfft(windowed, axis=-1)
-    power = np.square(spectrum.real, out=work["power"])
-    power += np.square(spectrum.imag, out=work["imag2"])
-    mel = np.matmul(power, mel_basis(sr, n_fft, n_mels).T)  # (n_frames, n_mels): small, returned
-    db = np.maximum(mel, _AMIN, out=mel)
+    squares = spectrum.view(np.float32)  # re, im interleaved
+    np.square(squares, out=squares)
+    np.add(squares[:, 0::2], squares[:, 1::2], out=power)
+    db = np.empty((n_frames, n_mels), dtype=np.float32)  # small, returned
+    for bands, bins, block in _mel_blocks(sr, n_fft, n_mels):
+        np.matmul(power[:, bins], block, out=db[:, bands])
+    np.maximum(db, _AMIN, out=db)
     np.log10(db, out=db)
     db *= 10.0
     db -= db.max()
     if top_db is not None:
         np.maximum(db, -top_db, out=db)
-    return np.asarray(db, dtype=np.float32)
+    return db
+
+
+@functools.lru_cache(maxsize=16)
+def _window(n_fft: int, gain: float) -> FloatArray:
+    window = _hann(n_fft) * np.float32(gain)
+    window.setflags(write=False)
+    return window
+
+
+_BLOCK_OVERHEAD = 1000  # one extra matrix product costs about as much as this many (bin x band) products
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_blocks(sr: int, n_fft: int, n_mels: int) -> tuple[tuple[slice, slice, FloatArray], ...]:
+    """The mel product ``power @ basis.T`` as a few products of diagonal blocks.
+
+    Each Slaney filter covers a handful of neighbouring FFT bins, so the dense
+    ``(n_bins, n_mels)`` product is mostly multiplications by zero. Consecutive
+    bands are grouped (an exact dynamic programme over the band ranges, which
+    trades the bins a group spans against the cost of one more product), and
+    each group multiplies only the bins it covers. Same non-zero terms, about
+    a third of the arithmetic. Returns ``(bands, bins, block)`` triples with
+    ``block = basis[bands, bins].T``.
+    """
+    basis = mel_basis(sr, n_fft, n_mels)
+    lo = np.zeros(n_mels, dtype=np.int64)
+    hi = np.zeros(n_mels, dtype=np.int64)
+    for band, row in enumerate(basis):
+        nonzero = np.flatnonzero(row)
+        if len(nonzero):
+            lo[band], hi[band] = nonzero[0], nonzero[-1] + 1
+        else:  # an empty filter (too many mels for n_fft) spans nothing, wherever its neighbours are
+            lo[band], hi[band] = (lo[band - 1], lo[band - 1]) if band else (0, 0)
+    cost = [0.0] + [np.inf] * n_mels  # cost[j]: best split of bands [0, j)
+    start = [0] * (n_mels + 1)
+    for j in range(1, n_mels + 1):
+        for i in range(j):
+            span = max(0, int(hi[i:j].max() - lo[i:j].min()))
+            candidate = cost[i] + span * (j - i) + _BLOCK_OVERHEAD
+            if candidate < cost[j]:
+                cost[j], start[j] = candidate, i
+    blocks = []
+    j = n_mels
+    while j > 0:
+        i = start[j]
+        first, stop = int(lo[i:j].min()), max(int(lo[i:j].min()), int(hi[i:j].max()))
+        block = np.ascontiguousarray(basis[i:j, first:stop].T)
+        block.setflags(write=False)
+        blocks.append((slice(i, j), slice(first, stop), block))
+        j = i
+    return tuple(reversed(blocks))
 
 
 _WORKSPACES = threading.local()
 
 
-def _workspace(n_padded: int, n_frames: int, n_fft: int, n_mels: int) -> dict[str, FloatArray]:
-    """Per-thread scratch arrays, reused while the clip length stays the same.
+def _workspace(n_frames: int, n_fft: int) -> tuple[FloatArray, FloatArray]:
+    """Per-thread scratch arrays (windowed frames, power), reused while the clip length stays the same.
 
     Fresh multi-megabyte temporaries are page-faulted in by the kernel on
     every clip; reusing them makes the log-mel step markedly cheaper.
     """
-    key = (n_padded, n_frames, n_fft, n_mels)
-    cached: tuple[tuple[int, int, int, int], dict[str, FloatArray]] | None = getattr(_WORKSPACES, "arrays", None)
+    key = (n_frames, n_fft)
+    cached: tuple[tuple[int, int], tuple[FloatArray, FloatArray]] | None = getattr(_WORKSPACES, "arrays", None)
     if cached is None or cached[0] != key:
-        n_bins = 1 + n_fft // 2
-        arrays = {
-            "padded": np.empty(n_padded, dtype=np.float32),
-            "windowed": np.empty((n_frames, n_fft), dtype=np.float32),
-            "power": np.empty((n_frames, n_bins), dtype=np.float32),
-            "imag2": np.empty((n_frames, n_bins), dtype=np.float32),
-        }
+        arrays = (
+            np.empty((n_frames, n_fft), dtype=np.float32),
+            np.empty((n_frames, 1 + n_fft // 2), dtype=np.float32),
+        )
         cached = (key, arrays)
         _WORKSPACES.arrays = cached
     return cached[1]
@@ -235,8 +312,8 @@ class LogMelFrames(BaseFeatureExtractor):
             return None  # transform() raises the clear "too short" error
         return 1 + n_samples // self.hop_length - self.frames + 1, self.n_features
 
-    def _transform_into(self, signal: FloatArray, sr: int, out: FloatArray) -> None:
-        db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
+    def _transform_into(self, samples: npt.NDArray[Any], gain: float, sr: int, out: FloatArray) -> None:
+        db = _log_mel_by_frame(samples, sr, self.n_mels, self.n_fft, self.hop_length, 80.0, gain)
         stack_frames(db, self.frames, out=out)
 
 
