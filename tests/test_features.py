@@ -148,3 +148,49 @@ def test_serial_extraction_with_mixed_lengths_equals_per_clip(tmp_path: Path) ->
     assert np.diff(features.offsets).tolist() == [59, 106, 28, 90]
     for i, path in enumerate(paths):
         np.testing.assert_array_equal(features.clip(i), LogMelFrames().transform_file(path))
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "n_fft", "hop_length", "n_mels"),
+    [
+        (16000, 1024, 512, 64),  # the recipe; one padded frame at each end
+        (16001, 1024, 512, 64),  # length not a multiple of the hop
+        (8000, 1024, 256, 40),  # several padded frames at each end
+        (9000, 1000, 300, 32),  # hop does not divide n_fft, odd bin count
+        (700, 1024, 512, 16),  # shorter than one FFT: every frame is padded
+    ],
+)
+def test_log_mel_matches_librosa_for_any_framing(n_samples: int, n_fft: int, hop_length: int, n_mels: int) -> None:
+    import warnings
+
+    import librosa
+
+    from soundanomaly.features.logmel import log_mel_spectrogram
+
+    signal = synthetic.generate_clip(1, duration=n_samples / 16000)[:n_samples]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # librosa warns when n_fft exceeds the clip
+        mel = librosa.feature.melspectrogram(y=signal, sr=16000, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+    expected = librosa.power_to_db(mel, ref=np.max)
+    got = log_mel_spectrogram(signal, 16000, n_mels=n_mels, n_fft=n_fft, hop_length=hop_length)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=ATOL_DB, rtol=0)
+
+
+def test_pcm16_files_take_the_int16_path_with_identical_results(tmp_path: Path) -> None:
+    """Extraction windows PCM-16 samples straight from the file's bytes; the result equals the float path's."""
+    import soundfile as sf
+
+    from soundanomaly.audio import _decode_samples
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "eight.wav"
+    sf.write(path, rng.uniform(-0.5, 0.5, size=(24000, 8)), 16000, subtype="PCM_16")
+    samples, gain, sr = _decode_samples(path.read_bytes(), channel=5)
+    assert samples.dtype == np.int16 and gain == 2.0**-15 and sr == 16000
+    assert _decode_samples(path.read_bytes(), channel="mean")[0].dtype == np.float32
+    extractor = LogMelFrames()
+    for channel in (0, 5, -1, "mean"):
+        expected = extractor.transform(load(path, channel=channel)[0], 16000)
+        np.testing.assert_array_equal(extractor.extract([path], channel=channel, progress=False).windows, expected)
+        np.testing.assert_array_equal(extractor.transform_file(path, channel=channel), expected)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -62,7 +61,8 @@ def read_bytes(path: PathLike) -> bytes:
         except ImportError as exc:
             raise MissingDependencyError("s3fs", "aws", f"reading {name}") from exc
     try:
-        return Path(name).read_bytes()
+        with open(name, "rb") as handle:
+            return handle.read()
     except FileNotFoundError as exc:
         raise AudioError(name, "file not found") from exc
     except IsADirectoryError as exc:

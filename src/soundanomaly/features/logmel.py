@@ -120,17 +120,23 @@ def _log_mel_by_frame(
     first = -(-pad // hop_length)
     last = min((n + pad - n_fft) // hop_length, n_frames - 1)
     if first <= last:
-        inside = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[first * hop_length - pad :: hop_length]
-        np.multiply(inside[: last - first + 1], window, out=windowed[first : last + 1])
+        step = samples.strides[0]
+        inside = np.lib.stride_tricks.as_strided(  # frames first..last, overlapping views of samples
+            samples[first * hop_length - pad :],
+            shape=(last - first + 1, n_fft),
+            strides=(hop_length * step, step),
+            writeable=False,
+        )
+        np.multiply(inside, window, out=windowed[first : last + 1])
         edges = [*range(first), *range(last + 1, n_frames)]
     else:
         edges = list(range(n_frames))
-    if edges:
-        padded = np.zeros((len(edges), n_fft), dtype=np.float32)
-        for row, i in zip(padded, edges, strict=True):
-            lo = i * hop_length - pad
-            row[max(0, -lo) : max(0, min(n_fft, n - lo))] = samples[max(0, lo) : max(0, lo + n_fft)]
-        windowed[edges] = padded * window
+    frame = np.empty(n_fft, dtype=np.float32)
+    for i in edges:
+        lo = i * hop_length - pad
+        frame[:] = 0.0
+        frame[max(0, -lo) : max(0, min(n_fft, n - lo))] = samples[max(0, lo) : max(0, lo + n_fft)]
+        np.multiply(frame, window, out=windowed[i])
     spectrum = scipy.fft.rfft(windowed, axis=-1)
     squares = spectrum.view(np.float32)  # re, im interleaved
     np.square(squares, out=squares)
@@ -324,8 +330,11 @@ def stack_frames(frames_by_mel: npt.NDArray[np.float32], frames: int, *, out: Fl
     """
     n_frames, n_mels = frames_by_mel.shape
     n_windows = n_frames - frames + 1
-    view = np.lib.stride_tricks.sliding_window_view(frames_by_mel, frames, axis=0)  # (n_win, n_mels, frames)
+    rows, cols = frames_by_mel.strides
+    view = np.lib.stride_tricks.as_strided(  # (n_windows, frames, n_mels): window i is rows i .. i + frames - 1
+        frames_by_mel, shape=(n_windows, frames, n_mels), strides=(rows, rows, cols), writeable=False
+    )
     if out is None:
         out = np.empty((n_windows, frames * n_mels), dtype=np.float32)
-    np.copyto(out.reshape(n_windows, frames, n_mels), view.transpose(0, 2, 1))
+    np.copyto(out.reshape(n_windows, frames, n_mels), view)
     return out
