@@ -5,9 +5,10 @@ mel power spectrogram (librosa defaults: Hann window, centred frames with zero
 padding, Slaney mel filters), ``power_to_db(ref=np.max)`` (``top_db=80``), then
 ``frames`` consecutive frames concatenated into one vector.
 
-This implementation frames the signal with strides, runs one real FFT over all
-frames (:func:`scipy.fft.rfft`) and applies a cached mel basis with one matrix
-product. It matches librosa's result to float32 precision (see the parity test)
+This implementation frames the signal with strides (PCM-16 samples straight
+from the file's bytes), runs one real FFT over all frames
+(:func:`scipy.fft.rfft`) and applies a cached mel basis as a few block matrix
+products. It matches librosa's result to float32 precision (see the parity test)
 without librosa's per-call overhead or its first-call numba compilation.
 """
 
