@@ -81,7 +81,7 @@ class DemoResult:
     --------
     >>> result = run_demo("report", progress=False)  # doctest: +SKIP
     >>> result.report.overall.roc_auc  # doctest: +SKIP
-    0.985
+    0.986
 
     """
 
