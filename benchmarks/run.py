@@ -280,9 +280,43 @@ def main() -> int:
         print("(4) peak memory scoring many clips (paths cycled over the synthetic set), one core")
         model_dir = detector.save(Path(os.environ.get("TMPDIR", "/tmp")) / "soundanomaly-bench" / "model")
         results["memory"] = section_memory(model_dir, clips.paths, [0, 1000, 10000])
+    print("targets (issue #7)")
+    for line in target_lines(results):
+        print("  " + line)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
+
+
+def target_lines(results: dict[str, object]) -> list[str]:
+    """One line per target of the performance issue: measured value, target, met or not."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines = []
+    for key in ("scoring_synthetic", "scoring_mimii"):
+        r = results.get(key)
+        if isinstance(r, dict):
+            ok = r["ours_ms"] <= 3.3 and r["ratio"] >= 20
+            lines.append(f"{key}: {r['ours_ms']:.2f} ms/clip, {r['ratio']:.1f}x (<= 3.3 ms, >= 20x): {verdict(ok)}")
+    for key in ("features_synthetic", "features_mimii"):
+        r = results.get(key)
+        if isinstance(r, dict):
+            ok = r["ratio"] >= 3 and r["max_abs_diff_db"] <= 1e-4
+            lines.append(
+                f"{key}: {r['ratio']:.2f}x librosa, max diff {r['max_abs_diff_db']:.1e} dB (>= 3x, <= 1e-4 dB): "
+                f"{verdict(ok)}"
+            )
+    memory = results.get("memory")
+    if isinstance(memory, dict) and "peak_mib_1000" in memory and "peak_mib_10000" in memory:
+        growth = memory["peak_mib_10000"] - memory["peak_mib_1000"]
+        lines.append(f"memory: +{growth:.0f} MiB from 1,000 to 10,000 clips (flat: < 50 MiB): {verdict(growth < 50)}")
+    training = results.get("training")
+    if isinstance(training, dict):
+        t = training["train_30_epochs_s"]
+        lines.append(f"training: {t:.0f} s for 30 epochs (<= 300 s): {verdict(t <= 300)}")
+    return lines
 
 
 if __name__ == "__main__":
