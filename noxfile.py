@@ -67,7 +67,8 @@ def demo(session: nox.Session) -> None:
 def benchmarks(session: nox.Session) -> None:
     """Speed and memory benchmarks (not part of the test suite), PyOD's AudioAE alongside."""
     # torch==2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-    session.install(*CONSTRAINTS, "-e", ".[tf]", "pyod==3.6.7", "torch==2.13.0")
+    # pyod's deep models import tqdm without declaring it.
+    session.install(*CONSTRAINTS, "-e", ".[tf]", "pyod==3.6.7", "torch==2.13.0", "tqdm")
     session.run("python", "benchmarks/run.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 

@@ -137,7 +137,11 @@ def section_pyod(train: list[str], test: list[str], test_labels, ours_detector_f
         print(f"  PyOD AudioAE not available ({exc}); install pyod and torch==2.13.0")
         return {}
     pyod = AudioAE(sr=16000)  # its default resamples to 22,050 Hz; MIMII is 16 kHz
-    t_fit_p, _ = timed(pyod.fit, train)
+    try:
+        t_fit_p, _ = timed(pyod.fit, train)
+    except ImportError as exc:  # its deep models import torch and tqdm only here
+        print(f"  PyOD AudioAE cannot train ({exc}); install torch==2.13.0 and tqdm")
+        return {}
     t_score_p, pyod_scores = timed(pyod.decision_function, test)
     ours = ours_detector_factory()
     t_fit_o, _ = timed(ours.fit, train)
