@@ -46,13 +46,6 @@ def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float |
     return basis
 
 
-@functools.lru_cache(maxsize=16)
-def _hann(n_fft: int) -> FloatArray:
-    window = np.asarray(scipy.signal.get_window("hann", n_fft, fftbins=True), dtype=np.float32)
-    window.setflags(write=False)
-    return window
-
-
 def log_mel_spectrogram(
     signal: FloatArray,
     sr: int,
@@ -156,7 +149,8 @@ def _log_mel_by_frame(
 
 @functools.lru_cache(maxsize=16)
 def _window(n_fft: int, gain: float) -> FloatArray:
-    window = _hann(n_fft) * np.float32(gain)
+    """Periodic Hann window (librosa's) in float32, times ``gain``."""
+    window = np.asarray(scipy.signal.get_window("hann", n_fft, fftbins=True), dtype=np.float32) * np.float32(gain)
     window.setflags(write=False)
     return window
 
