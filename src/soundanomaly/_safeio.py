@@ -1,0 +1,373 @@
+"""Writing outputs without ever losing user data.
+
+Rules (the "Safety" section of the docs states them for users):
+
+* A folder the library writes (a saved model, a demo report) carries a marker
+  file, :data:`MARKER`. Only a folder with that marker (or a legacy model
+  folder: ``manifest.json`` naming a detector) is ever replaced, and only as a
+  whole. An empty folder may be filled. Anything else is refused with
+  :class:`OutputExistsError` unless the caller passes ``overwrite=True``.
+* Even with ``overwrite=True``, an output that equals or contains an input (a
+  data folder, a clip) or the current working directory is refused.
+* Folders are built in a hidden temporary sibling and swapped into place; the
+  marker is written last, so a folder without it was never completed. If a
+  process dies between the two renames of a swap, :func:`recover` (run by every
+  save and every load) puts the newest complete copy back.
+* Files (CSV, JSON) are written to a temporary sibling and renamed over the
+  target; a file that is an input, or that holds audio, is never overwritten.
+* New folders and files honour the process umask (``mkdtemp`` would make them
+  ``drwx------``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from soundanomaly.exceptions import SoundAnomalyError
+from soundanomaly.typing import PathLike
+
+__all__ = [
+    "MARKER",
+    "OutputExistsError",
+    "atomic_dir",
+    "atomic_file",
+    "check_output_file",
+    "folder_kind",
+    "recover",
+]
+
+#: Marker file the library writes (last) into every folder it creates.
+MARKER = ".soundanomaly.json"
+_AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb")
+
+
+class OutputExistsError(SoundAnomalyError, FileExistsError):
+    """An output path holds something the library did not write (or is an input); nothing was changed.
+
+    Examples
+    --------
+    >>> isinstance(OutputExistsError("notes: exists"), FileExistsError)
+    True
+
+    """
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - non-Linux fallback
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def _apply_umask(root: Path) -> None:
+    """Give ``root`` and everything under it the permissions a plain mkdir/open would have given."""
+    mask = _umask()
+    dir_mode, file_mode = 0o777 & ~mask, 0o666 & ~mask
+    for folder, dirs, files in os.walk(root):
+        os.chmod(folder, dir_mode)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, file_mode)
+        del dirs  # os.walk visits them itself
+
+
+def folder_kind(path: PathLike) -> str | None:
+    """What the library wrote at ``path``: ``"model"``, ``"report"``, ``"empty"``, or ``None`` for anything else.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.makedirs("empty-folder")
+    >>> folder_kind("empty-folder"), folder_kind("missing")
+    ('empty', None)
+
+    """
+    folder = Path(path)
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            kind = json.loads(marker.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return str(kind) if kind in ("model", "report") else None
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return None
+    if not entries:
+        return "empty"
+    names = {entry.name for entry in entries}
+    if names <= {"manifest.json", "state.npz"} and "manifest.json" in names:
+        try:  # a model saved before the marker existed
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(manifest, dict) and "detector" in manifest and "format_version" in manifest:
+            return "model"
+    return None
+
+
+def _resolved(path: PathLike) -> Path:
+    return Path(os.path.abspath(os.fspath(path))).resolve()
+
+
+def _contains(outer: Path, inner: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _check_inputs(target: Path, inputs: Iterable[PathLike]) -> None:
+    for item in inputs:
+        if "://" in os.fspath(item):
+            continue
+        source = _resolved(item)
+        if _contains(target, source):
+            what = "is" if source == target else "contains"
+            raise OutputExistsError(f"{target}: refusing to write there: the output {what} the input {item}")
+
+
+def recover(target: PathLike) -> None:
+    """Finish or undo a folder swap that a killed process left half done.
+
+    If ``target`` is missing but a complete (marked) temporary copy or the
+    previous copy lies beside it, the newest complete one is put back.
+    Incomplete temporaries are left alone (they hold no marker; the next save
+    removes its own).
+
+    Examples
+    --------
+    >>> recover("nothing-here")  # no-op when there is nothing to recover
+
+    """
+    folder = _resolved(target)
+    parent = folder.parent
+    if folder.exists() or not parent.is_dir():
+        return
+    candidates: list[tuple[float, Path]] = []
+    for prefix in (f".{folder.name}.tmp-", f".{folder.name}.old-"):
+        for sibling in parent.glob(f"{prefix}*"):
+            if sibling.is_dir() and (sibling / MARKER).is_file():
+                rank = 1.0 if ".tmp-" in sibling.name else 0.0  # a complete new copy beats the old one
+                candidates.append((rank + sibling.stat().st_mtime * 1e-12, sibling))
+    if candidates:
+        _, best = max(candidates)
+        with contextlib.suppress(OSError):
+            os.replace(best, folder)
+
+
+@contextlib.contextmanager
+def atomic_dir(
+    target: PathLike,
+    *,
+    kind: str,
+    overwrite: bool = False,
+    inputs: Iterable[PathLike] = (),
+    extra_marker: dict[str, Any] | None = None,
+) -> Iterator[Path]:
+    """Build a folder in a temporary sibling, then swap it into place.
+
+    Parameters
+    ----------
+    target : path
+        The folder to write. ``"."`` is allowed when the current directory is empty.
+    kind : {"model", "report"}
+        Written into the marker; only a folder of the library's own kinds is replaced.
+    overwrite : bool, default False
+        Also replace a folder the library did not write (never one that holds an input).
+    inputs : paths
+        Data the run reads; the output may not equal or contain any of them.
+
+    Yields
+    ------
+    Path
+        The temporary folder to fill. On an exception it is removed and the
+        target is untouched.
+
+    Raises
+    ------
+    OutputExistsError
+        The target is a file, a folder the library did not write (without
+        ``overwrite``), contains an input, or contains the working directory.
+
+    Examples
+    --------
+    >>> with atomic_dir("out", kind="report") as tmp:
+    ...     _ = (tmp / "a.txt").write_text("hello")
+    >>> sorted(p.name for p in Path("out").iterdir())
+    ['.soundanomaly.json', 'a.txt']
+    >>> _ = Path("notes").mkdir(), Path("notes/todo.md").write_text("mine")
+    >>> with atomic_dir("notes", kind="report") as tmp:
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    soundanomaly._safeio.OutputExistsError: notes: exists and was not written by soundanomaly (it holds todo.md); choose another folder, or pass overwrite=True / --force to replace it
+    """
+    shown = os.fspath(target)
+    folder = _resolved(target)
+    if folder.parent == folder:
+        raise OutputExistsError(f"{shown}: refusing to write a model or report over a file-system root")
+    _check_inputs(folder, inputs)
+    recover(folder)
+    in_place = _contains(folder, _resolved(os.getcwd()))
+    existing = folder_kind(folder) if folder.exists() else "missing"
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{shown}: exists and is not a folder; choose another output path")
+    if in_place and existing not in ("empty", "missing"):
+        raise OutputExistsError(f"{shown}: refusing to replace the current working directory (or a folder holding it)")
+    if existing is None and not overwrite:
+        try:
+            sample = ", ".join(sorted(p.name for p in folder.iterdir())[:3])
+        except OSError:
+            sample = "unreadable entries"
+        raise OutputExistsError(
+            f"{shown}: exists and was not written by soundanomaly (it holds {sample}); choose another folder, "
+            "or pass overwrite=True / --force to replace it"
+        )
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    except OSError as exc:
+        raise SoundAnomalyError(f"{shown}: cannot create the output folder ({exc.strerror or exc})") from exc
+    try:
+        yield tmp
+        marker = {"kind": kind, **(extra_marker or {})}
+        (tmp / MARKER).write_text(json.dumps(marker))
+        _apply_umask(tmp)
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        if in_place:  # the working directory itself: fill it (it is empty), marker last
+            for entry in sorted(tmp.iterdir(), key=lambda p: p.name == MARKER):
+                os.replace(entry, folder / entry.name)
+            tmp.rmdir()
+            return
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        _fsync_dir(folder.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SoundAnomalyError(f"{shown}: cannot write the output folder ({exc.strerror or exc})") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_output_file(target: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> None:
+    """Refuse to write a file over an input, a folder, or (without ``overwrite``) an existing audio file.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf
+    >>> sf.write("clip.wav", np.zeros(160), 16000)
+    >>> check_output_file("clip.wav", inputs=["clip.wav"])
+    Traceback (most recent call last):
+    ...
+    soundanomaly._safeio.OutputExistsError: clip.wav: refusing to write there: the output is the input clip.wav
+    """
+    shown = os.fspath(target)
+    path = _resolved(target)
+    for item in inputs:
+        if "://" in os.fspath(item):
+            continue
+        source = _resolved(item)
+        same = source == path
+        if not same and path.exists() and source.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(source, path)
+        if same:
+            raise OutputExistsError(f"{shown}: refusing to write there: the output is the input {item}")
+        if _contains(path, source):
+            raise OutputExistsError(f"{shown}: refusing to write there: the output contains the input {item}")
+    if path.is_dir():
+        raise OutputExistsError(f"{shown}: is a folder; give a file name")
+    if path.is_file() and not overwrite:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
+        except OSError:
+            head = b""
+        if head and any(head.startswith(magic) for magic in _AUDIO_MAGIC):
+            raise OutputExistsError(f"{shown}: holds audio; refusing to overwrite it (pass --force to replace it)")
+
+
+@contextlib.contextmanager
+def atomic_file(
+    target: PathLike,
+    mode: str = "w",
+    *,
+    inputs: Iterable[PathLike] = (),
+    overwrite: bool = False,
+    newline: str | None = None,
+) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``target`` for writing; rename it over ``target`` on success.
+
+    Special files (``/dev/stdout``, a FIFO) are written directly. Errors such
+    as a full disk or an unwritable folder become :class:`SoundAnomalyError`
+    naming the file, and leave no partial output.
+
+    Examples
+    --------
+    >>> with atomic_file("scores.csv") as handle:
+    ...     _ = handle.write("path,score\\n")
+    >>> Path("scores.csv").read_text()
+    'path,score\\n'
+
+    """
+    shown = os.fspath(target)
+    check_output_file(target, inputs=inputs, overwrite=overwrite)
+    path = Path(os.path.abspath(shown))
+    special = path.exists() and not path.is_file()
+    tmp: str | None = None
+    try:
+        if special:
+            handle = open(path, mode, newline=newline)  # noqa: SIM115 - closed below
+        else:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            handle = os.fdopen(fd, mode, newline=newline)
+    except OSError as exc:
+        raise SoundAnomalyError(f"{shown}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            if tmp is not None:
+                os.fsync(handle.fileno())
+        if tmp is not None:
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+            tmp = None
+    except OSError as exc:
+        raise SoundAnomalyError(f"{shown}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
