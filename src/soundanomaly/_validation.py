@@ -61,7 +61,7 @@ def check_labels(labels: Any, *, name: str = "labels", n: int | None = None) -> 
         raise ParameterError(f"{name} must be 0/1 (1 = anomaly) or 'normal'/'abnormal', got dtype {array.dtype}")
     if len(bad):
         raise ParameterError(
-            f"{name} must be 0/1 (1 = anomaly) or 'normal'/'abnormal'; got {array[bad[0]]!r} at index {int(bad[0])}"
+            f"{name} must be 0/1 (1 = anomaly) or 'normal'/'abnormal'; got {array[bad[0]].item()!r} at index {int(bad[0])}"
         )
     return array.astype(np.int8)
 
