@@ -72,5 +72,26 @@ def benchmarks(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+@nox.session(default=False)
+def container(session: nox.Session) -> None:
+    """SageMaker training code under the TF 2.16 image's Python 3.10, TensorFlow 2.16.2 and Keras 3.4.1."""
+    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test]")
+    image = os.path.join(".nox", "container-image")
+    if not os.path.exists(os.path.join(image, "bin", "python")):
+        import glob  # pyenv's own build first: its shims need `pyenv global` to expose python3.10
+
+        found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10.*/bin/python3.10")), reverse=True)
+        session.run(found[0] if found else "python3.10", "-m", "venv", image, external=True)
+    session.run(
+        os.path.join(image, "bin", "python"), "-m", "pip", "install", "-q",
+        "tensorflow-cpu==2.16.2", "keras==3.4.1", "numpy<2", external=True,
+    )  # fmt: skip
+    python = os.path.abspath(os.path.join(image, "bin", "python"))
+    session.run(
+        "pytest", "tests/test_aws_container.py", *session.posargs,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "SOUNDANOMALY_CONTAINER_PYTHON": python},
+    )  # fmt: skip
+
+
 if os.environ.get("CI"):
     nox.options.reuse_existing_virtualenvs = False

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from soundanomaly.cli import main
-from soundanomaly.demo import run_demo
 
 
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,8 +35,8 @@ def test_train_score_evaluate(tiny_root: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["train", str(tiny_root), "--out", str(model), "--epochs", "2"]) == 0
     assert (model / "manifest.json").is_file()
     out = capsys.readouterr()
-    assert "training autoencoder on 14 normal clips" in out.err  # 16 normal, 2 held out to calibrate
-    assert "on 2 held-out normal clips" in out.out
+    assert "training autoencoder on 16 normal clips" in out.err
+    assert "on 3 held-out normal clips" in out.err  # 20 % of 16, whole clips
     out_csv = tmp_path / "scores.csv"
     abnormal_dir = tiny_root / "6_dB_fan" / "fan" / "id_00" / "abnormal"
     assert main(["score", str(model), str(abnormal_dir), "--csv", str(out_csv)]) == 0
@@ -59,7 +58,7 @@ def test_gaussian_train_and_score_stdout(tiny_root: Path, tmp_path: Path, capsys
     clip = next(tiny_root.rglob("*.wav"))
     assert main(["score", str(model), str(clip)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "path,score,label"
+    assert lines[0] == "path,score,label,status,reason,resampled_from_hz"
     assert lines[1].startswith(str(clip))
 
 
@@ -108,6 +107,8 @@ def _check_report(out: Path) -> dict[str, object]:
 
 @pytest.mark.tf
 def test_demo_on_synthetic(tmp_path: Path) -> None:
+    from soundanomaly.demo import run_demo
+
     result = run_demo(
         tmp_path / "report",
         epochs=3,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from soundanomaly.evaluation import Evaluator, partial_auc, roc_auc, roc_curve
+from soundanomaly.evaluation import Evaluator, UndefinedMetricWarning, partial_auc, roc_auc, roc_curve
 from soundanomaly.exceptions import ParameterError
 
 
@@ -57,7 +57,8 @@ def test_perfect_and_random_extremes() -> None:
     assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
     assert partial_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
     assert roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
-    assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
+    with pytest.warns(UndefinedMetricWarning, match="only anomalous"):
+        assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
 
 
 def test_normal_as_positive_and_groups() -> None:
@@ -80,7 +81,8 @@ def test_normal_as_positive_and_groups() -> None:
 
 
 def test_outputs() -> None:
-    report = Evaluator().evaluate([0, 0, 0], [0.1, 0.2, 0.3], threshold=0.15, groups=["a", "a", "b"])
+    with pytest.warns(UndefinedMetricWarning, match="only normal"):
+        report = Evaluator().evaluate([0, 0, 0], [0.1, 0.2, 0.3], threshold=0.15, groups=["a", "a", "b"])
     data = json.loads(report.to_json())
     assert data["positive_class"] == "anomaly"
     assert data["overall"]["roc_auc"] is None  # NaN: one class only
@@ -92,9 +94,50 @@ def test_outputs() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(ParameterError, match="equal non-zero length"):
+    with pytest.raises(ParameterError, match="got 2 labels for 1 clips"):
         Evaluator().evaluate([0, 1], [0.5], threshold=0.1)
-    with pytest.raises(ParameterError, match="0 \\(normal\\) or 1"):
+    with pytest.raises(ParameterError, match="labels must be 0/1"):
         Evaluator().evaluate([0, 2], [0.5, 0.6], threshold=0.1)
     with pytest.raises(ParameterError, match="max_fpr"):
         Evaluator(max_fpr=0)
+
+
+@pytest.mark.parametrize(
+    ("labels", "scores", "threshold", "match"),
+    [
+        ([0, 256, 1], [0.1, 0.2, 0.3], 0.5, "labels must be 0/1"),  # once cast to int8: 0
+        ([0, 1.5, 1], [0.1, 0.2, 0.3], 0.5, "labels must be 0/1"),
+        (["normal", "bad", "abnormal"], [0.1, 0.2, 0.3], 0.5, "labels must be 0/1"),
+        ([0, 1, 1], [0.1, float("nan"), 0.3], 0.5, "NaN or infinite"),
+        ([0, 1, 1], [0.1, 0.2, float("inf")], 0.5, "NaN or infinite"),
+        ([0, 1, 1], [0.1, 0.2, 0.3], "high", "threshold must be a finite number"),
+        ([0, 1, 1], [0.1, 0.2, 0.3], float("nan"), "threshold must be a finite number"),
+        ([0, 1, 1], [0.1, 0.2, 0.3], None, "threshold must be a finite number"),
+        ([0, 1, 1], ["a", "b", "c"], 0.5, "scores must be"),
+    ],
+)
+def test_evaluate_refuses_wrong_types(labels: list[object], scores: list[object], threshold: object, match: str) -> None:
+    with pytest.raises(ParameterError, match=match):
+        Evaluator().evaluate(labels, scores, threshold=threshold)  # type: ignore[arg-type]
+
+
+def test_named_labels_are_accepted() -> None:
+    report = Evaluator().evaluate(["normal", "abnormal"], [0.1, 0.9], threshold=0.5)
+    assert report.overall.tp == 1 and report.overall.tn == 1
+
+
+@pytest.mark.parametrize("metric", [roc_auc, partial_auc])
+def test_auc_refuses_nan_scores(metric: object) -> None:
+    """Before: NaN scores gave 0.5 / 0.05 without a word."""
+    with pytest.raises(ParameterError, match="NaN or infinite"):
+        metric([0, 0, 1, 1], [0.1, float("nan"), 0.3, 0.4])  # type: ignore[operator]
+    with pytest.raises(ParameterError, match="labels must be 0/1"):
+        metric([0, 0, 1, 7], [0.1, 0.2, 0.3, 0.4])  # type: ignore[operator]
+
+
+def test_one_class_auc_warns() -> None:
+    with pytest.warns(UndefinedMetricWarning, match="only normal"):
+        assert np.isnan(partial_auc([0, 0, 0], [0.1, 0.2, 0.3]))
+    with pytest.warns(UndefinedMetricWarning):
+        report = Evaluator().evaluate([1, 1], [0.1, 0.9], threshold=0.5)
+    assert np.isnan(report.overall.roc_auc) and report.overall.tp == 1

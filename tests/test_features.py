@@ -62,9 +62,16 @@ def test_other_parameters_match_reference() -> None:
 def test_is_a_feature_extractor() -> None:
     extractor = LogMelFrames()
     assert isinstance(extractor, FeatureExtractor)
-    assert extractor.params() == {"name": "LogMelFrames", "n_mels": 64, "frames": 5, "n_fft": 1024, "hop_length": 512}
+    assert extractor.params() == {
+        "name": "LogMelFrames",
+        "n_mels": 64,
+        "frames": 5,
+        "n_fft": 1024,
+        "hop_length": 512,
+        "sr": 16000,
+    }
     assert extractor == LogMelFrames() and extractor != LogMelFrames(n_mels=32)
-    assert repr(extractor) == "LogMelFrames(n_mels=64, frames=5, n_fft=1024, hop_length=512)"
+    assert repr(extractor) == "LogMelFrames(n_mels=64, frames=5, n_fft=1024, hop_length=512, sr=16000)"
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])

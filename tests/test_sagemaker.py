@@ -23,7 +23,7 @@ pytest.importorskip("sagemaker")
 import boto3
 
 from soundanomaly.backends._aws import aws_call as _call
-from soundanomaly.backends.sagemaker import SageMakerBackend, pack_requests
+from soundanomaly.backends.sagemaker import SageMakerBackend, _model_trainer, pack_requests
 from soundanomaly.datasets import MIMII
 from soundanomaly.detectors import AutoencoderDetector, load
 from soundanomaly.exceptions import (
@@ -42,6 +42,7 @@ from soundanomaly.testing import (
 )
 
 pytestmark = [pytest.mark.aws, pytest.mark.tf]
+# A fixed threshold: these tests compare cloud and local training, not threshold calibration on 8 clips.
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
@@ -126,7 +127,7 @@ def features(tiny: MIMII) -> dict[str, ClipFeatures]:
 @pytest.fixture(scope="module")
 def trained(aws: SimpleNamespace, features: dict[str, ClipFeatures]) -> AutoencoderDetector:
     backend = _backend(aws)
-    detector = AutoencoderDetector(backend=backend, epochs=2, batch_size=64, seed=3)
+    detector = AutoencoderDetector(threshold=1.0, backend=backend, epochs=2, batch_size=64, seed=3)
     detector.fit(features["train"])
     detector.container_log = backend.container_log  # type: ignore[attr-defined]
     return detector
@@ -158,7 +159,7 @@ def test_training_job_runs_the_packaged_entry_script(trained: AutoencoderDetecto
 
 
 def test_cloud_training_equals_local_training(trained: AutoencoderDetector, features: dict[str, ClipFeatures]) -> None:
-    local = AutoencoderDetector(epochs=2, batch_size=64, seed=3).fit(features["train"])
+    local = AutoencoderDetector(threshold=1.0, epochs=2, batch_size=64, seed=3).fit(features["train"])
     np.testing.assert_allclose(trained.history_["loss"], local.history_["loss"], rtol=1e-4)
     np.testing.assert_allclose(trained.score(features["test"]), local.score(features["test"]), rtol=1e-4)
 
@@ -233,7 +234,7 @@ def test_training_failure_surfaces_failure_reason(aws: SimpleNamespace, features
             job.failure_reason = "AlgorithmError: ExecuteUserScriptError: out of memory"
             return super().wait_for_training(job_name)
 
-    detector = AutoencoderDetector(backend=_backend(aws, FailingContainer), epochs=1)
+    detector = AutoencoderDetector(threshold=1.0, backend=_backend(aws, FailingContainer), epochs=1)
     with pytest.raises(JobFailedError, match="out of memory") as info:
         detector.fit(features["train"])
     assert info.value.failure_reason == "AlgorithmError: ExecuteUserScriptError: out of memory"
@@ -248,7 +249,7 @@ def test_timeout_stops_the_job(aws: SimpleNamespace, features: dict[str, ClipFea
     backend = _backend(aws, StuckContainer, timeout_seconds=0.05)
     stopped = _answer_stop_training_job(backend)
     with pytest.raises(BackendTimeoutError, match="job stopped"):
-        AutoencoderDetector(backend=backend, epochs=1).fit(features["train"])
+        AutoencoderDetector(threshold=1.0, backend=backend, epochs=1).fit(features["train"])
     assert stopped == [backend.last_job_name]
     status = boto3.client("sagemaker").describe_training_job(TrainingJobName=backend.last_job_name)
     assert status["TrainingJobStatus"] == "Stopped"
@@ -263,7 +264,7 @@ def test_interrupted_wait_stops_the_job(aws: SimpleNamespace, features: dict[str
     backend = _backend(aws, InterruptedWait)
     stopped = _answer_stop_training_job(backend)
     with pytest.raises(KeyboardInterrupt):
-        AutoencoderDetector(backend=backend, epochs=1).fit(features["train"])
+        AutoencoderDetector(threshold=1.0, backend=backend, epochs=1).fit(features["train"])
     assert stopped == [backend.last_job_name]
     status = boto3.client("sagemaker").describe_training_job(TrainingJobName=backend.last_job_name)
     assert status["TrainingJobStatus"] == "Stopped"
@@ -275,14 +276,17 @@ def test_existing_prefix_used_as_is_and_spot_options(aws: SimpleNamespace, featu
     s3 = boto3.client("s3")
     before = s3.list_objects_v2(Bucket=aws.bucket, Prefix="soundanomaly/data/")["KeyCount"]
     backend = _backend(aws, train_data=uri, use_spot=True, max_runtime_seconds=1800, tags={"project": "fans"})
-    detector = AutoencoderDetector(backend=backend, epochs=1, batch_size=64).fit(features["train"])
+    detector = AutoencoderDetector(threshold=1.0, backend=backend, epochs=1, batch_size=64).fit(features["train"])
     assert s3.list_objects_v2(Bucket=aws.bucket, Prefix="soundanomaly/data/")["KeyCount"] == before
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=backend.last_job_name)
     train_channel = next(c for c in job["InputDataConfig"] if c["ChannelName"] == "train")
     assert train_channel["DataSource"]["S3DataSource"]["S3Uri"] == uri
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 1800, "MaxWaitTimeInSeconds": 3600}
-    assert job["CheckpointConfig"]["S3Uri"] == f"s3://{aws.bucket}/soundanomaly/checkpoints/"
+    # each job checkpoints to a folder of its own (a shared folder resumed other jobs, issue #12 item 3)
+    assert job["CheckpointConfig"]["S3Uri"] == backend.last_checkpoint_uri
+    assert backend.last_checkpoint_uri.startswith(f"s3://{aws.bucket}/soundanomaly/checkpoints/")
+    assert backend.last_checkpoint_uri != f"s3://{aws.bucket}/soundanomaly/checkpoints/"
     assert len(detector.history_["loss"]) == 1
     tags = boto3.client("sagemaker").list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
     assert {"Key": "project", "Value": "fans"} in tags
@@ -337,3 +341,106 @@ def test_pack_requests_respects_the_limit() -> None:
         np.testing.assert_array_equal(np.asarray(json.loads(body)["instances"], dtype=np.float32), windows[a:b])
     with pytest.raises(ParameterError, match="more than max_bytes"):
         pack_requests(windows[:1], 100)
+
+
+def test_spot_jobs_never_resume_from_each_other(aws: SimpleNamespace, features: dict[str, ClipFeatures]) -> None:
+    """Two spot jobs, same hyperparameters: each trains all its epochs (no shared checkpoint folder)."""
+    s3 = boto3.client("s3")
+    histories, prefixes = [], []
+    for _ in range(2):
+        backend = _backend(aws, use_spot=True)
+        detector = AutoencoderDetector(threshold=1.0, backend=backend, epochs=2, batch_size=64, seed=3).fit(
+            features["train"]
+        )
+        histories.append(detector.history_["loss"])
+        prefixes.append(backend.last_checkpoint_uri)
+        key = backend.last_checkpoint_uri[len(f"s3://{aws.bucket}/") :] + "checkpoint.npz"
+        assert s3.head_object(Bucket=aws.bucket, Key=key)["ContentLength"] > 0  # the stand-in synced it up
+    assert prefixes[0] != prefixes[1]
+    assert [len(h) for h in histories] == [2, 2]
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-4)  # trained, not resumed
+
+
+def test_long_clips_are_split_into_records_under_the_payload_limit(
+    trained: AutoencoderDetector, aws: SimpleNamespace
+) -> None:
+    """One 8 MB clip: several records, MaxPayloadInMB from the largest; the stand-in enforces the limit."""
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(size=(2600, 320)).astype(np.float32), rng.normal(size=(3, 320)).astype(np.float32)]
+    backend = trained.backend
+    backend.reconstruct = lambda windows: windows[:, ::-1]
+    out = backend.batch_transform(clips, trained.model_data_)
+    for clip, result in zip(clips, out, strict=True):
+        np.testing.assert_allclose(result, clip[:, ::-1], rtol=1e-6)
+    jobs = boto3.client("sagemaker").list_transform_jobs(SortBy="CreationTime", SortOrder="Descending")
+    job = boto3.client("sagemaker").describe_transform_job(
+        TransformJobName=jobs["TransformJobSummaries"][0]["TransformJobName"]
+    )
+    assert job["MaxPayloadInMB"] == 5
+    # the job's input and output are deleted afterwards
+    assert boto3.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix="soundanomaly/transform/")["KeyCount"] == 0
+    with pytest.raises(RuntimeError, match="exceeds MaxPayloadInMB=1"):
+        backend.batch_transform(clips, trained.model_data_, record_bytes=2 * 1024 * 1024)
+
+
+def test_windows_are_checked_before_anything_is_billed(trained: AutoencoderDetector) -> None:
+    images = [np.zeros((1, 64, 69), np.float32)]  # SpectrogramImages-like blocks, not LogMelFrames windows
+    with pytest.raises(ParameterError, match="must be 2-D"):
+        trained.backend.batch_transform(images, trained.model_data_)
+    assert boto3.client("sagemaker").list_models()["Models"] == []
+
+
+def test_inference_image_follows_the_instance_type(trained: AutoencoderDetector) -> None:
+    with trained.deployed(instance_type="ml.g4dn.xlarge") as endpoint:
+        model = boto3.client("sagemaker").describe_model(ModelName=endpoint.endpoint.name)
+        assert "tensorflow-inference:2.16-gpu" in model["PrimaryContainer"]["Image"]
+    with trained.deployed() as endpoint:
+        model = boto3.client("sagemaker").describe_model(ModelName=endpoint.endpoint.name)
+        assert "tensorflow-inference:2.16-cpu" in model["PrimaryContainer"]["Image"]
+
+
+def test_batch_score_reads_s3_with_the_backend_session(
+    trained: AutoencoderDetector, tiny: MIMII, aws: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clips are read with the backend's boto3 session, not s3fs's default credentials."""
+    s3 = boto3.client("s3")
+    clips = tiny.filter(ids=2)[:3]
+    for i, record in enumerate(clips):
+        s3.upload_file(record.path, aws.bucket, f"session/fan/{i:03d}.wav")
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    backend = _backend(aws, boto_session=session)
+    backend.reconstruct = trained.reconstruct
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")  # default credentials now fail
+    trained.backend, original = backend, trained.backend
+    try:
+        scores = trained.batch_score(f"s3://{aws.bucket}/session/")
+    finally:
+        trained.backend = original
+    np.testing.assert_allclose(scores, trained.score(clips), rtol=1e-6)
+
+
+def test_no_region_is_a_clear_error(aws: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    backend = SageMakerBackend(role=aws.role, bucket=aws.bucket, progress=False)
+    with pytest.raises(ParameterError, match="no AWS region"):
+        backend.upload_features(np.zeros((2, 4), np.float32))
+
+
+def test_role_refused_by_the_sdk_is_mapped() -> None:
+    from sagemaker.core.helper.iam_role_resolver import RoleValidationError
+
+    def refuse(**_: Any) -> None:
+        raise RoleValidationError("role lacks ecr:GetAuthorizationToken")
+
+    with pytest.raises(BackendError, match="ecr:GetAuthorizationToken") as info:
+        _model_trainer(refuse)
+    assert info.value.code == "RoleValidationError"
+    assert isinstance(info.value.__cause__, RoleValidationError)
+
+
+def test_one_training_instance_only(aws: SimpleNamespace) -> None:
+    with pytest.raises(ParameterError, match="instance_count must be 1"):
+        SageMakerBackend(role=aws.role, bucket=aws.bucket, instance_count=2)

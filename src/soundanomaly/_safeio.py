@@ -41,6 +41,7 @@ __all__ = [
     "check_output_file",
     "folder_kind",
     "recover",
+    "safe_csv_cell",
 ]
 
 #: Marker file the library writes (last) into every folder it creates.
@@ -371,3 +372,25 @@ def atomic_file(
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP's advice: prefix a single quote).
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    gets a leading ``'``; numbers (including negative ones written as numbers)
+    and other text are returned unchanged. Use it for every cell that may hold
+    user-controlled text (paths, labels, reasons).
+
+    Examples
+    --------
+    >>> safe_csv_cell("=1+2"), safe_csv_cell("@SUM(A1)"), safe_csv_cell("fan/id_00/a.wav"), safe_csv_cell(-1.5)
+    ("'=1+2", "'@SUM(A1)", 'fan/id_00/a.wav', -1.5)
+
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

@@ -2,13 +2,28 @@
 
 MIMII clips are 8-channel, 16 kHz, 16-bit WAVE_FORMAT_EXTENSIBLE files, which
 the standard-library :mod:`wave` module cannot read; soundfile (libsndfile) can.
+
+What a clip may be (the rest is refused with :class:`AudioError` naming the file):
+
+* a regular local file or an ``s3://`` URL; ``http(s)://`` only inside
+  :func:`allow_http` (a URL is never fetched because a file or model named it);
+* at most :data:`MAX_CLIP_BYTES` bytes (FIFOs, devices such as ``/dev/zero``
+  and larger files are refused before reading);
+* a sample rate in [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] Hz;
+* finite samples of plausible magnitude (float files: at most
+  :data:`MAX_ABS_SAMPLE`; larger values overflow the features).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
+import logging
 import os
+import stat
 import struct
+from collections.abc import Iterator
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -18,10 +33,37 @@ import soundfile as sf
 from soundanomaly.exceptions import AudioError, MissingDependencyError, ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
-__all__ = ["Channel", "decode", "is_url", "load", "read_bytes"]
+__all__ = [
+    "MAX_ABS_SAMPLE",
+    "MAX_CLIP_BYTES",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "Channel",
+    "allow_http",
+    "decode",
+    "is_url",
+    "load",
+    "read_bytes",
+]
+
+_LOG = logging.getLogger("soundanomaly.audio")
 
 #: Which channel to return: an index, ``"mean"`` (mono down-mix) or ``None`` (all).
 Channel: TypeAlias = int | Literal["mean"] | None
+
+#: Largest clip (bytes) :func:`read_bytes` reads by default: 2 GiB (a 10 s, 8-channel MIMII clip is 2.5 MB).
+MAX_CLIP_BYTES = 2 * 1024**3
+#: Lowest and highest sample rates (Hz) accepted in a file header.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+#: Largest sample magnitude accepted from a float file (nominal range is [-1, 1]).
+MAX_ABS_SAMPLE = 65536.0
+
+_LOCAL_SCHEMES = ("file",)
+_REMOTE_SCHEMES = ("s3", "s3a")
+_IN_PROCESS_SCHEMES = ("memory",)  # fsspec's in-memory file system (tests, pipelines); no I/O
+_HTTP_SCHEMES = ("http", "https")
+_ALLOW_HTTP: contextvars.ContextVar[bool] = contextvars.ContextVar("soundanomaly_allow_http", default=False)
 
 
 def is_url(path: PathLike) -> bool:
@@ -36,8 +78,45 @@ def is_url(path: PathLike) -> bool:
     return "://" in os.fspath(path)
 
 
-def read_bytes(path: PathLike) -> bytes:
-    """Read a local file or an fsspec URL into memory, raising :class:`AudioError`.
+@contextlib.contextmanager
+def allow_http(enabled: bool = True) -> Iterator[None]:
+    """Let :func:`read_bytes` (and so feature extraction) fetch ``http(s)://`` URLs inside this block.
+
+    By default only local paths and ``s3://`` URLs are read, so a list of
+    clips (or a model folder) cannot make the library contact an arbitrary
+    server. The CLI's ``--allow-http`` uses this.
+
+    Examples
+    --------
+    >>> read_bytes("http://127.0.0.1:9/clip.wav")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.AudioError: http://127.0.0.1:9/clip.wav: http:// URLs are not read unless allowed (soundanomaly.audio.allow_http() / --allow-http)
+    """
+    token = _ALLOW_HTTP.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _ALLOW_HTTP.reset(token)
+
+
+def read_bytes(path: PathLike, *, max_bytes: int = MAX_CLIP_BYTES, allow_http: bool | None = None) -> bytes:
+    """Read a local file or an ``s3://`` URL into memory, raising :class:`AudioError`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A regular local file (``file://`` URLs too) or an ``s3://bucket/key`` URL.
+    max_bytes : int > 0, default :data:`MAX_CLIP_BYTES` (2 GiB)
+        Refuse larger clips before reading them.
+    allow_http : bool or None, default None
+        Also read ``http(s)://`` URLs. ``None``: only inside :func:`allow_http`.
+
+    Raises
+    ------
+    AudioError
+        Naming the file: missing, not a regular file (folder, FIFO, device),
+        too large, unreadable (permissions), or an unsupported or malformed URL.
 
     Examples
     --------
@@ -45,28 +124,91 @@ def read_bytes(path: PathLike) -> bytes:
     Traceback (most recent call last):
     ...
     soundanomaly.exceptions.AudioError: missing.wav: file not found
+    >>> read_bytes("/dev/zero")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.AudioError: /dev/zero: not a regular file (a character device); give an audio file
 
     """
     name = os.fspath(path)
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
+        raise ParameterError(f"max_bytes must be a positive int, got {max_bytes!r}")
     if is_url(name):
-        try:
-            import fsspec
-        except ImportError as exc:  # pragma: no cover - fsspec ships with the aws extra
-            raise MissingDependencyError("fsspec", "aws", f"reading {name}") from exc
-        try:
-            with fsspec.open(name, "rb") as handle:
-                return bytes(handle.read())
-        except FileNotFoundError as exc:
-            raise AudioError(name, "file not found") from exc
-        except ImportError as exc:
-            raise MissingDependencyError("s3fs", "aws", f"reading {name}") from exc
+        scheme, _, rest = name.partition("://")
+        scheme = scheme.lower()
+        if scheme in _LOCAL_SCHEMES:
+            return _read_local(name, rest, max_bytes)
+        http_ok = _ALLOW_HTTP.get() if allow_http is None else allow_http
+        if scheme in _HTTP_SCHEMES and not http_ok:
+            raise AudioError(
+                name,
+                f"{scheme}:// URLs are not read unless allowed (soundanomaly.audio.allow_http() / --allow-http)",
+            )
+        if scheme not in _REMOTE_SCHEMES + _HTTP_SCHEMES + _IN_PROCESS_SCHEMES:
+            raise AudioError(name, f"unsupported URL scheme {scheme + '://'!r}: give a local path or an s3:// URL")
+        if scheme in _REMOTE_SCHEMES:
+            bucket, _, key = rest.partition("/")
+            if not bucket or not key or key.endswith("/"):
+                raise AudioError(name, "malformed S3 URL: expected s3://bucket/key.wav")
+        return _read_url(name, max_bytes)
+    return _read_local(name, name, max_bytes)
+
+
+def _read_local(shown: str, name: str, max_bytes: int) -> bytes:
     try:
+        info = os.stat(name)
+        if stat.S_ISDIR(info.st_mode):
+            raise AudioError(shown, "is a directory, not an audio file")
+        if not stat.S_ISREG(info.st_mode):
+            raise AudioError(shown, f"not a regular file ({_kind(info.st_mode)}); give an audio file")
+        if info.st_size > max_bytes:
+            raise AudioError(shown, f"file too large: {info.st_size} bytes (limit {max_bytes}, see max_bytes)")
         with open(name, "rb") as handle:
-            return handle.read()
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError as exc:
+        raise AudioError(shown, "file not found") from exc
+    except IsADirectoryError as exc:
+        raise AudioError(shown, "is a directory, not an audio file") from exc
+    except PermissionError as exc:
+        raise AudioError(shown, "permission denied") from exc
+    except OSError as exc:
+        raise AudioError(shown, f"cannot read ({exc.strerror or exc})") from exc
+    if len(data) > max_bytes:
+        raise AudioError(shown, f"file too large: more than {max_bytes} bytes (see max_bytes)")
+    return data
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def _read_url(name: str, max_bytes: int) -> bytes:
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - fsspec ships with the aws extra
+        raise MissingDependencyError("fsspec", "aws", f"reading {name}") from exc
+    try:
+        with fsspec.open(name, "rb") as handle:
+            data = bytes(handle.read(max_bytes + 1))
     except FileNotFoundError as exc:
         raise AudioError(name, "file not found") from exc
-    except IsADirectoryError as exc:
-        raise AudioError(name, "is a directory, not an audio file") from exc
+    except ImportError as exc:
+        raise MissingDependencyError("s3fs", "aws", f"reading {name}") from exc
+    except PermissionError as exc:
+        raise AudioError(name, "permission denied") from exc
+    except Exception as exc:  # any backend failure (credentials, network) names the clip
+        raise AudioError(name, f"cannot read ({type(exc).__name__}: {exc})") from exc
+    if len(data) > max_bytes:
+        raise AudioError(name, f"file too large: more than {max_bytes} bytes (see max_bytes)")
+    return data
 
 
 def load(
@@ -128,10 +270,7 @@ def decode(
     ((800,), 16000)
 
     """
-    if sr is not None and (not isinstance(sr, int) or sr <= 0):
-        raise ParameterError(f"sr must be a positive int or None, got {sr!r}")
-    if not (channel is None or channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
-        raise ParameterError(f"channel must be an int, 'mean' or None, got {channel!r}")
+    _check_args(channel, sr)
     if not data:
         raise AudioError(name, "file is empty (0 bytes)")
     fast = _decode_pcm16_wav(name, data, channel, sr)
@@ -139,13 +278,19 @@ def decode(
         return fast
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+    except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         reason = getattr(exc, "error_string", None) or str(exc)
         raise AudioError(name, f"not a readable audio file ({reason})") from exc
+    _check_rate(name, rate)
     if samples.shape[0] == 0:
         raise AudioError(name, "audio has zero length (no samples)")
     if not np.isfinite(samples).all():
         raise AudioError(name, "audio contains NaN or infinite samples")
+    peak = float(np.abs(samples).max())
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(
+            name, f"samples of absurd magnitude (peak {peak:.3g}, nominal range [-1, 1]; limit {MAX_ABS_SAMPLE:g})"
+        )
     n_channels = samples.shape[1]
     signal: FloatArray
     if channel is None:
@@ -158,17 +303,43 @@ def decode(
             raise AudioError(name, f"channel {channel} out of range: the file has {n_channels} channel(s)")
         signal = np.ascontiguousarray(samples[:, channel])
     if sr is not None and sr != rate:
-        import soxr
-
-        signal = np.asarray(soxr.resample(signal.T, rate, sr).T, dtype=np.float32)
+        signal = _resample(signal, int(rate), sr, name)
         rate = sr
     return signal, int(rate)
+
+
+def _check_args(channel: Channel, sr: int | None) -> None:
+    if sr is not None and (
+        not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE
+    ):
+        raise ParameterError(f"sr must be an int in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz or None, got {sr!r}")
+    if not (channel is None or channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
+        raise ParameterError(f"channel must be an int, 'mean' or None, got {channel!r}")
+
+
+def _check_rate(name: str, rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            name, f"implausible sample rate {rate} Hz in the header (accepted: {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)"
+        )
+
+
+def _resample(signal: FloatArray, rate: int, sr: int, name: str) -> FloatArray:
+    """``signal`` (``(n,)`` or ``(channels, n)``) from ``rate`` to ``sr`` Hz with soxr (high quality)."""
+    import soxr
+
+    _LOG.debug("%s: resampling from %d Hz to %d Hz", name, rate, sr)
+    resampled = np.asarray(soxr.resample(signal.T, rate, sr, quality="HQ").T, dtype=np.float32)
+    if resampled.shape[-1] == 0:
+        raise AudioError(name, f"audio too short to resample from {rate} Hz to {sr} Hz")
+    return np.ascontiguousarray(resampled)
 
 
 _PCM = 1
 _EXTENSIBLE = 0xFFFE
 _PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 _PCM16_SCALE = 1.0 / 32768.0  # int16 sample to float in [-1, 1); a power of two, so scaling is exact
+_KNOWN_CHUNKS = (b"fmt ", b"data", b"fact", b"LIST")
 
 
 def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) -> tuple[FloatArray, int] | None:
@@ -184,8 +355,6 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
     if found is None:
         return None
     frames, rate = found
-    if sr is not None and sr != rate:
-        return None  # resampling goes through the general path
     signal: FloatArray
     if channel is None:
         signal = np.multiply(frames.T, _PCM16_SCALE, dtype=np.float32)
@@ -193,23 +362,29 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
         signal = (frames.astype(np.float32) * _PCM16_SCALE).mean(axis=1, dtype=np.float32)
     else:
         signal = np.multiply(_pick(name, frames, channel), _PCM16_SCALE, dtype=np.float32)  # one pass, one array
+    if sr is not None and sr != rate:
+        return _resample(signal, rate, sr, name), sr
     return signal, rate
 
 
-def _decode_samples(data: bytes, *, name: str = "<bytes>", channel: Channel = 0) -> tuple[npt.NDArray[Any], float, int]:
+def _decode_samples(
+    data: bytes, *, name: str = "<bytes>", channel: Channel = 0, sr: int | None = None
+) -> tuple[npt.NDArray[Any], float, int]:
     """Decode one channel without converting it: ``(samples, gain, sr)``, signal = ``samples * gain``.
 
-    For a 16-bit PCM WAV and an int ``channel`` this is a read-only int16 view
-    of the file's bytes (strided when the file has several channels) with
-    ``gain = 1 / 32768``; consumers fold the gain into a later multiplication
-    (the log-mel window) and save a full pass over the clip. Anything else is
-    :func:`decode`'s float32 signal with ``gain = 1.0``. Errors as in :func:`decode`.
+    For a 16-bit PCM WAV at rate ``sr`` (or any rate when ``sr`` is None) and
+    an int ``channel`` this is a read-only int16 view of the file's bytes
+    (strided when the file has several channels) with ``gain = 1 / 32768``;
+    consumers fold the gain into a later multiplication (the log-mel window)
+    and save a full pass over the clip. Anything else is :func:`decode`'s
+    float32 signal (resampled to ``sr``) with ``gain = 1.0``. Errors as in :func:`decode`.
     """
-    if isinstance(channel, int) and not isinstance(channel, bool) and data:
+    _check_args(channel, sr)
+    if isinstance(channel, int) and data:
         found = _pcm16_frames(name, data)
-        if found is not None:
+        if found is not None and (sr is None or found[1] == sr):
             return _pick(name, found[0], channel), _PCM16_SCALE, found[1]
-    signal, rate = decode(data, name=name, channel=channel)
+    signal, rate = decode(data, name=name, channel=channel, sr=sr)
     return signal, 1.0, rate
 
 
@@ -221,36 +396,72 @@ def _pick(name: str, frames: npt.NDArray[np.int16], channel: int) -> npt.NDArray
 
 
 def _pcm16_frames(name: str, data: bytes) -> tuple[npt.NDArray[np.int16], int] | None:
-    """``(frames [n_frames, n_channels] int16 view, rate)`` of a 16-bit PCM WAV, else None.
+    """``(frames [n_frames, n_channels] int16 view, rate)`` of a plain 16-bit PCM WAV, else None.
 
-    Raises :class:`AudioError` for a truncated RIFF/WAVE file or one without samples.
+    Only a file laid out the plain way is taken: a RIFF size that matches the
+    file, one complete ``fmt `` chunk (PCM, or EXTENSIBLE with the PCM GUID and
+    16 valid bits) before one ``data`` chunk, only ``fact``/``LIST`` chunks
+    besides, nothing after the last chunk. Anything else returns None and
+    goes through libsndfile, so this path never accepts what libsndfile
+    rejects, nor reads a file differently (see ``tests/test_decoder_fuzz.py``).
+
+    Raises :class:`AudioError` for a truncated data chunk, a missing data
+    chunk, no samples, or an implausible sample rate.
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    size_all = len(data)
+    if size_all < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
+    plain = int.from_bytes(data[4:8], "little") + 8 == size_all
     offset = 12
     fmt: tuple[int, int, int, int] | None = None
-    while offset + 8 <= len(data):
+    found: tuple[int, int] | None = None  # (offset, size) of the data chunk
+    while offset + 8 <= size_all:
         chunk_id = data[offset : offset + 4]
-        (size,) = struct.unpack("<I", data[offset + 4 : offset + 8])
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
         body = offset + 8
-        if chunk_id == b"fmt " and size >= 16:
-            tag, n_channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", data[body : body + 16])
-            if tag == _EXTENSIBLE and size >= 40 and data[body + 26 : body + 40] == _PCM_GUID_TAIL:
-                (tag,) = struct.unpack("<H", data[body + 24 : body + 26])
-            fmt = (tag, n_channels, rate, bits if block_align == n_channels * bits // 8 else -1)
-        elif chunk_id == b"data":
-            available = len(data) - body
+        if chunk_id == b"data":
+            available = size_all - body
             if size != 0xFFFFFFFF and available < size:
                 raise AudioError(
                     name, f"truncated WAV file: header declares {size} data bytes, only {available} present"
                 )
-            if fmt is None or fmt[0] != _PCM or fmt[3] != 16 or fmt[1] < 1 or size == 0xFFFFFFFF:
-                return None
-            _, n_channels, rate, _ = fmt
-            n_frames = size // (2 * n_channels)
-            if n_frames == 0:
-                raise AudioError(name, "audio has zero length (no samples)")
-            frames = np.frombuffer(data, dtype="<i2", count=n_frames * n_channels, offset=body)
-            return frames.reshape(n_frames, n_channels), int(rate)
+            if found is not None:
+                plain = False
+            found = (body, size)
+        elif chunk_id == b"fmt ":
+            if fmt is not None or found is not None or size < 16 or body + size > size_all:
+                plain = False
+            else:
+                fmt = _parse_fmt(data[body : body + size])
+        elif chunk_id not in _KNOWN_CHUNKS:
+            plain = False
         offset = body + size + (size & 1)
-    raise AudioError(name, "truncated WAV file: no data chunk")
+    if found is None:
+        raise AudioError(name, "truncated WAV file: no data chunk")
+    if not plain or offset not in (size_all, size_all + 1) or fmt is None or fmt[0] != _PCM or fmt[3] != 16:
+        return None
+    body, size = found
+    _, n_channels, rate, _ = fmt
+    if n_channels < 1 or size == 0xFFFFFFFF:
+        return None
+    _check_rate(name, rate)
+    n_frames = size // (2 * n_channels)
+    if n_frames == 0:
+        raise AudioError(name, "audio has zero length (no samples)")
+    frames = np.frombuffer(data, dtype="<i2", count=n_frames * n_channels, offset=body)
+    return frames.reshape(n_frames, n_channels), int(rate)
+
+
+def _parse_fmt(chunk: bytes) -> tuple[int, int, int, int]:
+    """``(format tag, channels, rate, bits)`` of a ``fmt `` chunk body (>= 16 bytes); bits -1 when inconsistent."""
+    tag, n_channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", chunk[:16])
+    if tag == _EXTENSIBLE:
+        if len(chunk) < 40:
+            return (-1, n_channels, rate, -1)
+        (valid_bits,) = struct.unpack("<H", chunk[18:20])
+        tag = struct.unpack("<H", chunk[24:26])[0] if chunk[26:40] == _PCM_GUID_TAIL else -1
+        if valid_bits != bits:
+            bits = -1
+    elif tag == _PCM and len(chunk) not in (16, 18):
+        bits = -1
+    return (tag, n_channels, rate, bits if block_align == n_channels * bits // 8 else -1)

@@ -9,18 +9,56 @@ metrics with *normal* as the positive class (its 92.1%); set
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly.exceptions import ParameterError
+from soundanomaly._validation import check_finite_float, check_labels, check_scores
+from soundanomaly.exceptions import ParameterError, SoundAnomalyWarning
 
-__all__ = ["EvaluationReport", "Evaluator", "Metrics", "partial_auc", "roc_auc", "roc_curve"]
+if TYPE_CHECKING:  # pragma: no cover - the DCASE score lives in its own module
+    from soundanomaly.datasets.mimii import ClipSet
+    from soundanomaly.dcase_score import DCASEScore
+
+__all__ = ["EvaluationReport", "Evaluator", "Metrics", "UndefinedMetricWarning", "partial_auc", "roc_auc", "roc_curve"]
 
 _F64 = npt.NDArray[np.float64]
+
+
+class UndefinedMetricWarning(SoundAnomalyWarning):
+    """A metric is undefined for the data given (an AUC with only one class present); it is reported as NaN.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     roc_auc([0, 0], [0.1, 0.2])
+    nan
+    >>> caught[0].category.__name__
+    'UndefinedMetricWarning'
+
+    """
+
+
+def _checked(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], _F64]:
+    s = check_scores(scores)
+    return check_labels(labels, n=len(s)), s
+
+
+def _one_class_warning(y: npt.NDArray[np.int8], what: str) -> None:
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == len(y):
+        present = "anomalous (1)" if n_pos else "normal (0)"
+        warnings.warn(
+            f"{what} is undefined with only {present} clips; reported as NaN",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
 
 
 def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64, _F64]:
@@ -30,7 +68,14 @@ def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64,
     -------
     fpr, tpr, thresholds : np.ndarray
         ``fpr[i]``/``tpr[i]`` are the rates when flagging ``score >= thresholds[i]``;
-        the curve starts at (0, 0) with threshold ``+inf``.
+        the curve starts at (0, 0) with threshold ``+inf``. A rate whose class
+        is absent is NaN.
+
+    Raises
+    ------
+    ParameterError
+        Labels other than 0/1 (or "normal"/"abnormal"), NaN/inf scores, or
+        lengths that differ.
 
     Examples
     --------
@@ -39,8 +84,11 @@ def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64,
     ([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
 
     """
-    y = np.asarray(labels).astype(np.int8)
-    s = np.asarray(scores, dtype=np.float64)
+    y, s = _checked(labels, scores)
+    return _roc(y, s)
+
+
+def _roc(y: npt.NDArray[np.int8], s: _F64) -> tuple[_F64, _F64, _F64]:
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     distinct = np.flatnonzero(np.diff(s)) if len(s) > 1 else np.array([], dtype=np.int64)
@@ -54,7 +102,9 @@ def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64,
 
 
 def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
-    """Area under the ROC curve (NaN unless both classes are present).
+    """Area under the ROC curve; NaN and an :class:`UndefinedMetricWarning` unless both classes are present.
+
+    NaN or infinite scores raise :class:`ParameterError` (never a silent 0.5).
 
     Examples
     --------
@@ -62,7 +112,13 @@ def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     0.75
 
     """
-    fpr, tpr, _ = roc_curve(labels, scores)
+    y, s = _checked(labels, scores)
+    _one_class_warning(y, "ROC AUC")
+    return _auc(y, s)
+
+
+def _auc(y: npt.NDArray[np.int8], s: _F64) -> float:
+    fpr, tpr, _ = _roc(y, s)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return float("nan")
     return float(np.trapezoid(tpr, fpr))
@@ -82,9 +138,21 @@ def partial_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, *, max_fpr: float 
     (1.0, 0.0)
 
     """
-    if not 0.0 < max_fpr <= 1.0:
+    max_fpr = _check_max_fpr(max_fpr)
+    y, s = _checked(labels, scores)
+    _one_class_warning(y, "partial AUC")
+    return _pauc(y, s, max_fpr)
+
+
+def _check_max_fpr(max_fpr: object) -> float:
+    value = check_finite_float(max_fpr, name="max_fpr")
+    if not 0.0 < value <= 1.0:
         raise ParameterError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
-    fpr, tpr, _ = roc_curve(labels, scores)
+    return value
+
+
+def _pauc(y: npt.NDArray[np.int8], s: _F64, max_fpr: float) -> float:
+    fpr, tpr, _ = _roc(y, s)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return float("nan")
     stop = int(np.searchsorted(fpr, max_fpr, side="right"))
@@ -145,8 +213,8 @@ class Metrics:
             specificity=_ratio(tn, tn + fp),
             f1=_ratio(2 * precision * recall, precision + recall),
             accuracy=_ratio(tp + tn, len(labels)),
-            roc_auc=roc_auc(labels, scores),
-            pauc=partial_auc(labels, scores, max_fpr=max_fpr),
+            roc_auc=_auc(labels, scores),
+            pauc=_pauc(labels, scores, max_fpr),
         )
 
 
@@ -252,9 +320,7 @@ class Evaluator:
     """
 
     def __init__(self, *, max_fpr: float = 0.1, normal_as_positive: bool = False) -> None:
-        if not 0.0 < max_fpr <= 1.0:
-            raise ParameterError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
-        self.max_fpr = max_fpr
+        self.max_fpr = _check_max_fpr(max_fpr)
         self.normal_as_positive = normal_as_positive
 
     def evaluate(
@@ -276,19 +342,28 @@ class Evaluator:
             ``score > threshold`` is flagged as an anomaly.
         groups : sequence of str, optional
             A group name per clip (e.g. :attr:`ClipSet.groups`) for per-group metrics.
+
+        Raises
+        ------
+        ParameterError
+            Labels other than 0/1 or "normal"/"abnormal", NaN/inf scores, a
+            threshold that is not a finite number, or lengths that differ.
+
+        Warns
+        -----
+        UndefinedMetricWarning
+            When only one class is present (AUC and pAUC are NaN).
         """
-        y = np.asarray(labels).astype(np.int8)
-        s = np.asarray(scores, dtype=np.float64)
-        if y.ndim != 1 or y.shape != s.shape or len(y) == 0:
-            raise ParameterError(f"labels and scores must be 1-D of equal non-zero length, got {y.shape} and {s.shape}")
-        if not np.isin(y, (0, 1)).all():
-            raise ParameterError("labels must be 0 (normal) or 1 (anomaly)")
-        if not np.isfinite(s).all():
-            raise ParameterError("scores contain NaN or infinite values")
+        s = check_scores(scores)
+        y = check_labels(labels, n=len(s))
+        threshold = check_finite_float(threshold, name="threshold")
+        _one_class_warning(y, "AUC/pAUC")
         overall = Metrics.compute(y, s, threshold, self.max_fpr)
         per_group: dict[str, Metrics] = {}
         if groups is not None:
-            g = np.asarray(list(groups))
+            if isinstance(groups, (str, bytes)):
+                raise ParameterError("groups must be a sequence of group names (one per clip), not a single string")
+            g = np.asarray([str(name) for name in groups])
             if g.shape != y.shape:
                 raise ParameterError(f"got {len(g)} groups for {len(y)} clips")
             for name in sorted(set(g.tolist())):
@@ -300,3 +375,21 @@ class Evaluator:
             p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
             normal_positive = {"precision": p, "recall": r, "f1": _ratio(2 * p * r, p + r)}
         return EvaluationReport(overall, float(threshold), self.max_fpr, per_group, normal_positive)
+
+    def dcase_score(self, clips: ClipSet, scores: npt.ArrayLike, **kwargs: Any) -> DCASEScore:
+        """The DCASE Task 2 official score (AUC per section and domain, pAUC per section, harmonic mean).
+
+        Uses this evaluator's ``max_fpr``; other keyword arguments go to
+        :func:`soundanomaly.dcase_score.dcase_score` (``labels``, ``domains``, ``pauc``, ``edition``).
+
+        Examples
+        --------
+        >>> from soundanomaly.datasets import ClipRecord, ClipSet
+        >>> clips = ClipSet([ClipRecord(f"{lab}{i}.wav", "fan", 0, None, lab, domain="source", layout="dcase")
+        ...                  for lab in ("normal", "abnormal") for i in range(3)])
+        >>> Evaluator().dcase_score(clips, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]).official
+        1.0
+        """
+        from soundanomaly.dcase_score import dcase_score
+
+        return dcase_score(clips, scores, max_fpr=self.max_fpr, **kwargs)

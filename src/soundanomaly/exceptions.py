@@ -10,12 +10,16 @@ __all__ = [
     "AudioError",
     "BackendError",
     "BackendTimeoutError",
+    "CalibrationWarning",
+    "InvalidScoreError",
+    "InvalidScoreWarning",
     "JobFailedError",
     "MissingDependencyError",
     "ModelFormatError",
     "NotFittedError",
     "ParameterError",
     "SoundAnomalyError",
+    "SoundAnomalyWarning",
     "ThrottlingError",
 ]
 
@@ -108,11 +112,73 @@ class ModelFormatError(SoundAnomalyError, ValueError):
 
     Examples
     --------
-    >>> from soundanomaly.detectors import load
-    >>> load(".")
+    >>> from soundanomaly.detectors import load_model
+    >>> load_model(".")
     Traceback (most recent call last):
     ...
     soundanomaly.exceptions.ModelFormatError: .: not a saved model (no manifest.json)
+
+    """
+
+
+class InvalidScoreError(SoundAnomalyError, ValueError):
+    """Some clips got a NaN or infinite score; such a clip is never counted as normal.
+
+    Raised by ``score``/``predict`` when the detector's ``on_error`` is
+    ``"raise"`` (the default); with ``on_error="skip"`` those clips get a NaN
+    score, the status ``"invalid: non-finite score"`` and the label 1.
+
+    Attributes
+    ----------
+    paths : tuple of str
+        The clips at fault (``"#<index>"`` for clips given as arrays).
+
+    Examples
+    --------
+    >>> error = InvalidScoreError(["a.wav", "b.wav"])
+    >>> error.paths, str(error)
+    (('a.wav', 'b.wav'), '2 clip(s) got a NaN or infinite score: a.wav, b.wav')
+
+    """
+
+    def __init__(self, paths: object) -> None:
+        self.paths = tuple(str(p) for p in paths)  # type: ignore[attr-defined]
+        shown = ", ".join(self.paths[:5]) + (", ..." if len(self.paths) > 5 else "")
+        super().__init__(f"{len(self.paths)} clip(s) got a NaN or infinite score: {shown}")
+
+
+class SoundAnomalyWarning(UserWarning):
+    """Root of the warnings soundanomaly issues (results that may not mean what they seem).
+
+    Examples
+    --------
+    >>> issubclass(CalibrationWarning, SoundAnomalyWarning)
+    True
+
+    """
+
+
+class CalibrationWarning(SoundAnomalyWarning):
+    """A threshold was calibrated on too few clips to resolve the asked false-alarm rate.
+
+    With ``n`` normal calibration clips the smallest false-alarm rate that can
+    be told apart is about ``1 / (n + 1)``: a target of 1 % needs about 99.
+
+    Examples
+    --------
+    >>> issubclass(CalibrationWarning, UserWarning)
+    True
+
+    """
+
+
+class InvalidScoreWarning(SoundAnomalyWarning):
+    """Some clips were skipped or got a non-finite score (``on_error="skip"``); they are labelled anomalous.
+
+    Examples
+    --------
+    >>> issubclass(InvalidScoreWarning, SoundAnomalyWarning)
+    True
 
     """
 

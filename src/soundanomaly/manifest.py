@@ -19,7 +19,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from soundanomaly.exceptions import ParameterError
+from soundanomaly._safeio import atomic_file
+from soundanomaly.exceptions import ParameterError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
 __all__ = ["ManifestEntry", "read_manifest", "write_manifest"]
@@ -93,10 +94,8 @@ def write_manifest(
         with fsspec.open(name, "w") as handle:
             handle.write(text)
     else:
-        tmp = f"{name}.tmp"
-        with open(tmp, "w") as handle:
+        with atomic_file(name) as handle:
             handle.write(text)
-        os.replace(tmp, name)
     return name
 
 
@@ -112,22 +111,36 @@ def read_manifest(source: PathLike | str, *, text: str | None = None) -> list[Ma
     """
     name = os.fspath(source)
     if text is None:
-        if "://" in name:
-            import fsspec
+        try:
+            if "://" in name:
+                import fsspec
 
-            with fsspec.open(name, "r") as handle:
-                text = str(handle.read())
-        else:
-            with open(name) as handle:
-                text = handle.read()
+                with fsspec.open(name, "r") as handle:
+                    text = str(handle.read())
+            else:
+                with open(name, encoding="utf-8") as handle:
+                    text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SoundAnomalyError(f"{name}: cannot read the manifest ({exc})") from exc
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        problem = f"{name}: line {number} is not a Ground Truth classification record"
         try:
             record = json.loads(line)
-            metadata = next(v for k, v in record.items() if k.endswith("-metadata") and isinstance(v, dict))
-            entries.append(ManifestEntry(record["source-ref"], metadata["class-name"]))
-        except (ValueError, KeyError, StopIteration) as exc:
-            raise ParameterError(f"{name}: line {number} is not a Ground Truth classification record") from exc
+        except ValueError as exc:
+            raise ParameterError(f"{problem} (not JSON: {exc})") from exc
+        if not isinstance(record, dict):
+            raise ParameterError(f"{problem} (a JSON {type(record).__name__}, not an object)")
+        metadata = [v for k, v in record.items() if isinstance(k, str) and k.endswith("-metadata")]
+        source_ref = record.get("source-ref")
+        class_name = metadata[0].get("class-name") if metadata and isinstance(metadata[0], dict) else None
+        if not isinstance(source_ref, str) or not source_ref:
+            raise ParameterError(f"{problem} (no 'source-ref' string)")
+        if class_name not in CLASS_IDS:
+            raise ParameterError(
+                f"{problem} (no '<attribute>-metadata' object with a class-name in {sorted(CLASS_IDS)})"
+            )
+        entries.append(ManifestEntry(source_ref, str(class_name)))
     return entries

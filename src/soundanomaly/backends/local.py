@@ -2,19 +2,30 @@
 
 This module is the single source of truth for the autoencoder's
 architecture (:func:`build_autoencoder`); other backends train the same model.
+
+It is also staged into the SageMaker training container (see
+:mod:`soundanomaly.backends.sagemaker`), whose Python and Keras are older than
+this package's: it must import on Python 3.10 with only NumPy and Keras >= 3.0
+(no ``typing.Self``, no other soundanomaly module at run time, no Keras >= 3.6
+API). ``tests/test_aws_container.py`` checks this.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from soundanomaly.typing import FloatArray
+if TYPE_CHECKING:
+    from soundanomaly.typing import FloatArray
 
 __all__ = ["LocalBackend", "TrainResult", "build_autoencoder"]
+
+_log = logging.getLogger("soundanomaly.backends.local")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,13 +77,18 @@ class LocalBackend:
         verbose: int,
         initial_weights: list[FloatArray] | None = None,
         checkpoint_dir: str | None = None,
+        checkpoint_fingerprint: str = "",
         feature_params: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Fit on ``windows`` (n_windows, n_features) and return the weights.
 
-        With ``checkpoint_dir``, the weights are saved there after every epoch
-        and training resumes from the last saved epoch (managed spot training).
-        ``feature_params`` is accepted for interface parity with cloud backends.
+        With ``checkpoint_dir``, the weights, the history so far and
+        ``checkpoint_fingerprint`` are saved there after every epoch, and
+        training resumes from the last saved epoch (managed spot training). A
+        checkpoint whose fingerprint or weight shapes differ (another job's,
+        other data or hyperparameters) is ignored, and one saved after the last
+        epoch is returned as is. ``feature_params`` is accepted for interface
+        parity with cloud backends.
         """
         import keras
 
@@ -83,9 +99,13 @@ class LocalBackend:
             model.set_weights(initial_weights)
         callbacks: list[Any] = []
         initial_epoch = 0
+        past: dict[str, list[float]] = {}
         if checkpoint_dir is not None:
-            initial_epoch = _restore_checkpoint(model, checkpoint_dir)
-            callbacks.append(_epoch_checkpoint(checkpoint_dir))
+            initial_epoch, past = _restore_checkpoint(model, checkpoint_dir, checkpoint_fingerprint)
+            if initial_epoch >= epochs:  # the job was interrupted after its last epoch was saved
+                weights = [np.asarray(w, dtype=np.float32) for w in model.get_weights()]
+                return TrainResult(weights, past)
+            callbacks.append(_epoch_checkpoint(checkpoint_dir, checkpoint_fingerprint, past))
         if early_stopping is not None:
             monitor = "val_loss" if validation_split > 0 else "loss"
             callbacks.append(
@@ -99,33 +119,64 @@ class LocalBackend:
             validation_split=validation_split,
             shuffle=True,
             callbacks=callbacks,
-            initial_epoch=min(initial_epoch, epochs),
+            initial_epoch=initial_epoch,
             verbose=verbose,
         )
         weights = [np.asarray(w, dtype=np.float32) for w in model.get_weights()]
-        return TrainResult(weights, {k: [float(v) for v in vals] for k, vals in history.history.items()})
+        new = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        return TrainResult(weights, {k: past.get(k, []) + new.get(k, []) for k in {*past, *new}})
 
 
-def _restore_checkpoint(model: Any, checkpoint_dir: str) -> int:
-    """Load the last checkpoint into ``model``; return the epoch to resume from (0 if none)."""
+def _restore_checkpoint(model: Any, checkpoint_dir: str, fingerprint: str) -> tuple[int, dict[str, list[float]]]:
+    """Load the last checkpoint into ``model``; return ``(epoch to resume from, history so far)``.
+
+    ``(0, {})`` when there is none, or when it belongs to another run: another
+    fingerprint, or weights of other shapes.
+    """
     path = os.path.join(checkpoint_dir, "checkpoint.npz")
     if not os.path.exists(path):
-        return 0
-    with np.load(path) as data:
-        model.set_weights([data[f"w{i}"] for i in range(len(data.files) - 1)])
-        return int(data["epoch"])
+        return 0, {}
+    try:
+        with np.load(path) as data:
+            saved = str(data["fingerprint"]) if "fingerprint" in data.files else None
+            history = json.loads(str(data["history"])) if "history" in data.files else {}
+            epoch = int(data["epoch"])
+            weights = [data[f"w{i}"] for i in range(sum(1 for key in data.files if key.startswith("w")))]
+    except (OSError, ValueError, KeyError) as exc:
+        _log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
+        return 0, {}
+    if saved != fingerprint:
+        _log.warning("ignoring checkpoint %s of another run (fingerprint %r, expected %r)", path, saved, fingerprint)
+        return 0, {}
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    if [tuple(w.shape) for w in weights] != expected:
+        _log.warning("ignoring checkpoint %s: its weights do not fit this model", path)
+        return 0, {}
+    model.set_weights(weights)
+    _log.info("resuming from %s after epoch %d", path, epoch)
+    return epoch, {str(k): [float(v) for v in vals] for k, vals in history.items()}
 
 
-def _epoch_checkpoint(checkpoint_dir: str) -> Any:
-    """A Keras callback that saves the weights and epoch count after every epoch, atomically."""
+def _epoch_checkpoint(checkpoint_dir: str, fingerprint: str, past: dict[str, list[float]]) -> Any:
+    """A Keras callback that saves weights, epoch count, history and fingerprint after every epoch, atomically."""
     import keras
+
+    history = {k: list(v) for k, v in past.items()}
 
     class EpochCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            for key, value in (logs or {}).items():
+                history.setdefault(str(key), []).append(float(value))
             os.makedirs(checkpoint_dir, exist_ok=True)
             arrays = {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
             tmp = os.path.join(checkpoint_dir, "checkpoint.tmp.npz")
-            np.savez(tmp, epoch=np.int64(epoch + 1), **arrays)
+            np.savez(
+                tmp,
+                epoch=np.int64(epoch + 1),
+                fingerprint=np.str_(fingerprint),
+                history=np.str_(json.dumps(history)),
+                **arrays,
+            )
             os.replace(tmp, os.path.join(checkpoint_dir, "checkpoint.npz"))
 
     return EpochCheckpoint()

@@ -18,8 +18,10 @@ original error.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import math
 import shutil
 import sys
 import tarfile
@@ -39,6 +41,7 @@ from soundanomaly.typing import FloatArray
 
 __all__ = [
     "ENDPOINT_INSTANCE",
+    "HOURLY_USD",
     "MAX_PAYLOAD_BYTES",
     "TRAINING_INSTANCE",
     "TRANSFORM_INSTANCE",
@@ -51,11 +54,17 @@ TRAINING_INSTANCE = "ml.p3.2xlarge"
 ENDPOINT_INSTANCE = "ml.c5.large"
 TRANSFORM_INSTANCE = "ml.c5.xlarge"
 FRAMEWORK_VERSION = "2.16"
-PY_VERSION = "py310"
+#: Approximate on-demand list prices per instance-hour of the defaults (us-east-1, USD, late 2025;
+#: check the SageMaker pricing page for your region): training, real-time endpoint, batch transform.
+HOURLY_USD = {"ml.p3.2xlarge": 3.825, "ml.c5.large": 0.119, "ml.c5.xlarge": 0.238}
 #: SageMaker's real-time invocation payload limit.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: Largest batch transform record soundanomaly writes; long clips are split into several records.
+TRANSFORM_RECORD_BYTES = 5 * 1024 * 1024
 _SHARD_ROWS = 100_000  # 128 MB of float32 320-wide windows per .npy shard
-_STAGED = ("__init__.py", "typing.py", "exceptions.py", "backends/__init__.py", "backends/local.py")
+#: Modules staged into the training container (they must import on the image's Python, see _stage_source).
+_STAGED = ("backends/local.py",)
+_STUB_INIT = '"""soundanomaly, staged for a SageMaker training container (only backends.local)."""\n'
 
 
 def _log(message: str, enabled: bool) -> None:
@@ -111,8 +120,11 @@ class SageMakerBackend:
     region : str, optional
         Used when no ``boto_session`` is given.
     instance_type : str, default "ml.p3.2xlarge"
-        Training instance (1 x V100).
+        Training instance (1 x V100, about $3.83 per hour on demand in
+        us-east-1, see :data:`HOURLY_USD`).
     instance_count : int, default 1
+        Must be 1: the training script is not distributed, so more
+        instances would train identical copies and bill each of them.
     use_spot : bool, default False
         Managed spot training (up to ~70% cheaper; may be interrupted and
         resumed from checkpoints).
@@ -122,7 +134,9 @@ class SageMakerBackend:
         Spot only: total time including waiting for capacity
         (default ``2 * max_runtime_seconds``).
     checkpoint_s3_uri : str, optional
-        Spot checkpoints (default ``s3://bucket/prefix/checkpoints/``).
+        Spot checkpoints: each job gets its own folder ``<run id>/`` below
+        this prefix (default ``s3://bucket/prefix/checkpoints/``), so no job
+        resumes from another's checkpoint.
     output_path : str, optional
         Where model artifacts go (default ``s3://bucket/prefix/output``).
     tags : dict of str to str, optional
@@ -179,8 +193,9 @@ class SageMakerBackend:
             raise ParameterError(f"role must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {role!r}")
         if not bucket or "/" in bucket:
             raise ParameterError(f"bucket must be a bucket name without slashes, got {bucket!r}")
-        if instance_count < 1:
-            raise ParameterError(f"instance_count must be >= 1, got {instance_count!r}")
+        if instance_count != 1:
+            # The entry script is not distributed: N instances would train N identical copies, billed N times.
+            raise ParameterError(f"instance_count must be 1 (training is not distributed), got {instance_count!r}")
         if max_wait_seconds is not None and not use_spot:
             raise ParameterError("max_wait_seconds applies to managed spot training only; set use_spot=True")
         if use_spot and max_wait_seconds is not None and max_wait_seconds < max_runtime_seconds:
@@ -196,6 +211,8 @@ class SageMakerBackend:
         self.use_spot = use_spot
         self.max_runtime_seconds = max_runtime_seconds
         self.max_wait_seconds = max_wait_seconds or (2 * max_runtime_seconds if use_spot else None)
+        if checkpoint_s3_uri is not None and not checkpoint_s3_uri.startswith("s3://"):
+            raise ParameterError(f"checkpoint_s3_uri must be an s3:// prefix, got {checkpoint_s3_uri!r}")
         self.checkpoint_s3_uri = checkpoint_s3_uri or (
             f"s3://{bucket}/{self.prefix}/checkpoints/" if use_spot else None
         )
@@ -211,6 +228,8 @@ class SageMakerBackend:
         self._inference_image = inference_image
         self._clients: dict[str, Any] = {}
         self.last_job_name: str | None = None
+        self.last_checkpoint_uri: str | None = None
+        self._clip_folder: tempfile.TemporaryDirectory[str] | None = None
 
     # -- clients ------------------------------------------------------------------------------
     @property
@@ -222,32 +241,60 @@ class SageMakerBackend:
             self._boto_session = boto3.Session(region_name=self.region)
         return self._boto_session
 
+    @property
+    def region_name(self) -> str:
+        """The session's region; :class:`ParameterError` when none is configured."""
+        region = self.boto_session.region_name
+        if not region:
+            raise ParameterError(
+                "no AWS region: pass region= or a boto_session with a region, or set AWS_DEFAULT_REGION"
+            )
+        return str(region)
+
     def client(self, service: str) -> Any:
         """A cached boto3 client with adaptive retries (handles throttling)."""
         if service not in self._clients:
+            self.region_name  # noqa: B018 - fail with a clear message before botocore's NoRegionError
             from botocore.config import Config
 
             config = Config(retries={"mode": "adaptive", "max_attempts": 8})
             self._clients[service] = self.boto_session.client(service, config=config)
         return self._clients[service]
 
-    def _image(self, scope: str) -> str:
+    def py_version(self) -> str:
+        """The training image's Python (``"py310"`` for TF 2.16), from the SDK's image config."""
+        from sagemaker.core import image_uris
+
+        config = image_uris.config_for_framework("tensorflow")["training"]
+        version = config.get("version_aliases", {}).get(self.framework_version, self.framework_version)
+        if version not in config["versions"]:
+            known = ", ".join(sorted(config.get("version_aliases", {})))
+            raise ParameterError(f"framework_version {self.framework_version!r} has no training image; known: {known}")
+        py_versions = config["versions"][version].get("py_versions") or []
+        if not py_versions:  # pragma: no cover - every TF 2 entry lists one
+            raise BackendError(f"the SageMaker SDK lists no Python for TensorFlow {version}")
+        return str(py_versions[-1])
+
+    def _image(self, scope: str, instance_type: str | None = None) -> str:
         explicit = self._training_image if scope == "training" else self._inference_image
         if explicit:
             return explicit
         from sagemaker.core import image_uris
 
-        instance = self.instance_type if scope == "training" else ENDPOINT_INSTANCE
-        return str(
-            image_uris.retrieve(
-                "tensorflow",
-                region=self.boto_session.region_name,
-                version=self.framework_version,
-                instance_type=instance,
-                image_scope=scope,
-                py_version=PY_VERSION if scope == "training" else None,
+        instance = instance_type or (self.instance_type if scope == "training" else ENDPOINT_INSTANCE)
+        try:
+            return str(
+                image_uris.retrieve(
+                    "tensorflow",
+                    region=self.region_name,
+                    version=self.framework_version,
+                    instance_type=instance,
+                    image_scope=scope,
+                    py_version=self.py_version() if scope == "training" else None,
+                )
             )
-        )
+        except ValueError as exc:
+            raise ParameterError(f"no TensorFlow {scope} image for {instance} in {self.region_name}: {exc}") from exc
 
     def _tag_list(self) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in sorted(self.tags.items())]
@@ -270,16 +317,38 @@ class SageMakerBackend:
         _log(f"uploaded {len(windows)} windows to {uri}", self.progress)
         return uri
 
-    def list_clips(self, prefix: str, *, suffix: str = ".wav") -> list[str]:
-        """``s3://`` URLs of the clips under an S3 prefix, sorted."""
+    def list_clips(self, prefix: str, *, suffix: str = ".wav", download: bool = True) -> list[str]:
+        """The clips under an S3 prefix, in key order: local copies, or ``s3://`` URLs.
+
+        With ``download=True`` (what :meth:`AutoencoderDetector.batch_score
+        <soundanomaly.detectors.AutoencoderDetector.batch_score>` uses) each clip
+        is fetched with this backend's own boto3 session (its profile, role
+        or region, not s3fs's default credentials) into a temporary folder,
+        kept until the next call or until the backend is garbage-collected,
+        and the local paths are returned.
+        """
         bucket, key_prefix = _split_s3(prefix)
-        paginator = self.client("s3").get_paginator("list_objects_v2")
-        urls = []
+        s3 = self.client("s3")
+        paginator = s3.get_paginator("list_objects_v2")
+        keys = []
         for page in _call(f"listing {prefix}", lambda: list(paginator.paginate(Bucket=bucket, Prefix=key_prefix))):
-            urls += [f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
-        if not urls:
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+        if not keys:
             raise ParameterError(f"no {suffix} files under {prefix}")
-        return sorted(urls)
+        keys.sort()
+        if not download:
+            return [f"s3://{bucket}/{key}" for key in keys]
+        if self._clip_folder is not None:
+            self._clip_folder.cleanup()
+        self._clip_folder = tempfile.TemporaryDirectory(prefix="soundanomaly-clips-")
+        paths = []
+        for key in keys:
+            target = Path(self._clip_folder.name) / bucket / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _call(f"downloading s3://{bucket}/{key}", s3.download_file, bucket, key, str(target))
+            paths.append(str(target))
+        _log(f"downloaded {len(paths)} clips from {prefix}", self.progress)
+        return paths
 
     # -- training ---------------------------------------------------------------------------------
     def train(
@@ -319,6 +388,7 @@ class SageMakerBackend:
             "n_mels": n_mels,
             "frames": frames,
         }
+        hyperparameters["fingerprint"] = run_fingerprint(data_uri, hyperparameters)
         job_name = self.start_training(data_uri, hyperparameters)
         try:
             self.wait_for_training(job_name)
@@ -328,7 +398,11 @@ class SageMakerBackend:
         return self.fetch_result(job_name)
 
     def start_training(self, data_uri: str, hyperparameters: dict[str, Any]) -> str:
-        """Submit the training job (does not wait); return its name."""
+        """Submit the training job (does not wait); return its name.
+
+        With spot training the job's checkpoints go to a folder of their own,
+        ``<checkpoint_s3_uri>/<run id>/`` (:attr:`last_checkpoint_uri`).
+        """
         from sagemaker.core.helper.session_helper import Session
         from sagemaker.core.training.configs import (
             CheckpointConfig,
@@ -341,17 +415,26 @@ class SageMakerBackend:
         )
         from sagemaker.train import ModelTrainer
 
+        region = self.region_name
+        image = self._image("training")
         session = Session(boto_session=self.boto_session, default_bucket=self.bucket, default_bucket_prefix=self.prefix)
         stopping = {"max_runtime_in_seconds": self.max_runtime_seconds}
         if self.use_spot and self.max_wait_seconds:
             stopping["max_wait_time_in_seconds"] = self.max_wait_seconds
+        checkpoint_uri = None
+        if self.checkpoint_s3_uri:
+            checkpoint_uri = f"{self.checkpoint_s3_uri.rstrip('/')}/{uuid.uuid4().hex[:12]}/"
+        self.last_checkpoint_uri = checkpoint_uri
         with tempfile.TemporaryDirectory(prefix="soundanomaly-code-") as code_dir:
             _stage_source(Path(code_dir))
-            trainer = ModelTrainer(
+            trainer = _call(
+                f"preparing the training job in {region} (the SDK checks the execution role)",
+                _model_trainer,
+                ModelTrainer,
                 sagemaker_session=session,
                 role=self.role,
                 base_job_name="soundanomaly-autoencoder",
-                training_image=self._image("training"),
+                training_image=image,
                 source_code=SourceCode(source_dir=code_dir, entry_script="train.py"),
                 compute=Compute(
                     instance_type=self.instance_type,
@@ -360,8 +443,8 @@ class SageMakerBackend:
                 ),
                 stopping_condition=StoppingCondition(**stopping),
                 output_data_config=OutputDataConfig(s3_output_path=self.output_path),
-                checkpoint_config=CheckpointConfig(s3_uri=self.checkpoint_s3_uri, local_path="/opt/ml/checkpoints")
-                if self.checkpoint_s3_uri
+                checkpoint_config=CheckpointConfig(s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints")
+                if checkpoint_uri
                 else None,
                 hyperparameters=hyperparameters,
                 tags=[Tag(key=k, value=v) for k, v in sorted(self.tags.items())] or None,
@@ -429,14 +512,14 @@ class SageMakerBackend:
             history = json.loads(history_file.read()) if history_file is not None else {}
         return TrainResult(weights, history, model_data=uri)
 
-    def _create_model(self, name: str, model_data: str) -> None:
-        """A SageMaker model: the TF Serving inference image over ``model_data``."""
+    def _create_model(self, name: str, model_data: str, instance_type: str) -> None:
+        """A SageMaker model: the TF Serving inference image for ``instance_type`` over ``model_data``."""
         _call(
             "creating the model",
             self.client("sagemaker").create_model,
             ModelName=name,
             ExecutionRoleArn=self.role,
-            PrimaryContainer={"Image": self._image("inference"), "ModelDataUrl": model_data},
+            PrimaryContainer={"Image": self._image("inference", instance_type), "ModelDataUrl": model_data},
             **({"Tags": self._tag_list()} if self.tags else {}),
         )
 
@@ -479,7 +562,10 @@ class SageMakerBackend:
     ) -> Iterator[SageMakerEndpoint]:
         """Create model, endpoint config and endpoint; delete all three on exit.
 
-        Deletion runs on normal exit, on exceptions and on Ctrl-C.
+        Deletion runs on normal exit, on exceptions and on Ctrl-C. The
+        endpoint is billed per instance-hour while it exists (``ml.c5.large``:
+        about $0.12 per hour, see :data:`HOURLY_USD`); the inference image
+        (CPU or GPU) is chosen for ``instance_type``.
 
         Examples
         --------
@@ -490,7 +576,7 @@ class SageMakerBackend:
         sm = self.client("sagemaker")
         created: list[str] = []
         try:
-            self._create_model(name, model_data)
+            self._create_model(name, model_data, instance_type)
             created.append("model")
             _call(
                 "creating the endpoint config",
@@ -556,34 +642,70 @@ class SageMakerBackend:
         instance_type: str = TRANSFORM_INSTANCE,
         instance_count: int = 1,
         clips_per_file: int = 256,
+        record_bytes: int = TRANSFORM_RECORD_BYTES,
     ) -> list[FloatArray]:
         """Reconstruct the windows of many clips with a batch transform job.
 
-        Uploads JSON Lines (one line, one clip) under ``s3://bucket/prefix/transform/<id>/input/``,
-        runs the job on a temporary model, returns each clip's reconstructed
-        windows, and deletes the model (and stops the job if interrupted).
+        Uploads JSON Lines under ``s3://bucket/prefix/transform/<id>/input/``:
+        one record per clip, or several for a clip whose windows exceed
+        ``record_bytes`` (reassembled afterwards), with ``MaxPayloadInMB`` sized
+        from the largest record. Runs the job on a temporary model, returns
+        each clip's reconstructed windows, and deletes the model and the
+        job's S3 input and output (and stops the job if interrupted). Billed
+        per instance-hour while the job runs (``ml.c5.xlarge``: about $0.24
+        per hour, see :data:`HOURLY_USD`).
         """
+        if not 0 < record_bytes <= 100 * 1024 * 1024:
+            raise ParameterError(f"record_bytes must be in (0, 100 MB], got {record_bytes!r}")
+        width = _check_windows(clip_windows)
         run = uuid.uuid4().hex[:12]
         name = f"soundanomaly-transform-{run}"
         base = f"{self.prefix}/transform/{run}"
+        s3 = self.client("s3")
+        files: list[tuple[str, list[tuple[int, int, int]]]] = []  # file, [(clip, start, stop) per record]
+        largest = 0
+        try:
+            for number, first in enumerate(range(0, len(clip_windows), clips_per_file)):
+                records: list[tuple[int, int, int]] = []
+                bodies: list[bytes] = []
+                for clip in range(first, min(first + clips_per_file, len(clip_windows))):
+                    for start, stop, body in pack_requests(clip_windows[clip], record_bytes):
+                        records.append((clip, start, stop))
+                        bodies.append(body)
+                        largest = max(largest, len(body))
+                key = f"{base}/input/part-{number:05d}.jsonl"
+                _call(f"uploading {key}", s3.put_object, Bucket=self.bucket, Key=key, Body=b"\n".join(bodies) + b"\n")
+                files.append((f"part-{number:05d}.jsonl", records))
+            return self._run_transform(
+                name, base, files, len(clip_windows), width, largest, model_data, instance_type, instance_count
+            )
+        finally:
+            self._delete_prefix(f"{base}/")
+
+    def _run_transform(
+        self,
+        name: str,
+        base: str,
+        files: list[tuple[str, list[tuple[int, int, int]]]],
+        n_clips: int,
+        width: int,
+        largest: int,
+        model_data: str,
+        instance_type: str,
+        instance_count: int,
+    ) -> list[FloatArray]:
         s3, sm = self.client("s3"), self.client("sagemaker")
-        files: list[tuple[str, int, int]] = []
-        for number, start in enumerate(range(0, len(clip_windows), clips_per_file)):
-            stop = min(start + clips_per_file, len(clip_windows))
-            lines = "\n".join(json.dumps({"instances": w.tolist()}) for w in clip_windows[start:stop]) + "\n"
-            key = f"{base}/input/part-{number:05d}.jsonl"
-            _call(f"uploading {key}", s3.put_object, Bucket=self.bucket, Key=key, Body=lines.encode())
-            files.append((f"part-{number:05d}.jsonl", start, stop))
+        max_payload_mb = max(1, math.ceil(largest / (1024 * 1024)))
         created_model = started = False
         try:
-            self._create_model(name, model_data)
+            self._create_model(name, model_data, instance_type)
             created_model = True
             _call(
                 "creating the transform job",
                 sm.create_transform_job,
                 TransformJobName=name,
                 ModelName=name,
-                MaxPayloadInMB=6,
+                MaxPayloadInMB=max_payload_mb,
                 BatchStrategy="SingleRecord",
                 TransformInput={
                     "DataSource": {
@@ -601,24 +723,50 @@ class SageMakerBackend:
                 **({"Tags": self._tag_list()} if self.tags else {}),
             )
             started = True
-            _log(f"transform job {name} submitted for {len(clip_windows)} clips", self.progress)
+            _log(f"transform job {name} submitted for {n_clips} clips", self.progress)
             self.wait_for_transform(name)
             started = False
-            out: list[FloatArray] = []
-            for file_name, start, stop in files:
+            parts: list[list[FloatArray]] = [[] for _ in range(n_clips)]
+            for file_name, records in files:
                 key = f"{base}/output/{file_name}.out"
                 body = _call(f"downloading {key}", s3.get_object, Bucket=self.bucket, Key=key)["Body"].read()
                 results = [line for line in body.decode().splitlines() if line.strip()]
-                if len(results) != stop - start:
-                    raise BackendError(f"{key}: {len(results)} results for {stop - start} clips")
-                out += [np.asarray(json.loads(line)["predictions"], dtype=np.float32) for line in results]
-            return out
+                if len(results) != len(records):
+                    raise BackendError(f"{key}: {len(results)} results for {len(records)} records")
+                for (clip, start, stop), line in zip(records, results, strict=True):
+                    try:
+                        block = np.asarray(json.loads(line)["predictions"], dtype=np.float32)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise BackendError(f"{key}: unexpected result ({exc})") from exc
+                    if block.shape != (stop - start, width):
+                        raise BackendError(f"{key}: got {block.shape} predictions for {stop - start} windows")
+                    parts[clip].append(block)
+            return [np.concatenate(blocks) if blocks else np.empty((0, width), np.float32) for blocks in parts]
         finally:
             if started:
                 with contextlib.suppress(BackendError):
                     _call("stopping the transform job", sm.stop_transform_job, TransformJobName=name)
             if created_model:
                 _call("deleting the model", sm.delete_model, ModelName=name)
+
+    def _delete_prefix(self, key_prefix: str) -> None:
+        """Delete soundanomaly's temporary objects under ``key_prefix`` (warn, never raise: data is not lost)."""
+        s3 = self.client("s3")
+        try:
+            paginator = s3.get_paginator("list_objects_v2")
+            pages = _call(
+                f"listing {key_prefix}", lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=key_prefix))
+            )
+            keys = [{"Key": o["Key"]} for page in pages for o in page.get("Contents", [])]
+            for first in range(0, len(keys), 1000):
+                _call(
+                    f"deleting s3://{self.bucket}/{key_prefix}",
+                    s3.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": keys[first : first + 1000], "Quiet": True},
+                )
+        except BackendError as exc:
+            _log(f"WARNING: could not delete s3://{self.bucket}/{key_prefix} ({exc}); delete it by hand", True)
 
     def wait_for_transform(self, job_name: str) -> dict[str, Any]:
         """Poll a transform job until it ends; raise with its FailureReason on failure."""
@@ -648,6 +796,7 @@ class SageMakerEndpoint:
 
     def reconstruct(self, windows: FloatArray) -> FloatArray:
         """Send windows in requests under the payload limit; return the reconstructions."""
+        _check_windows([windows])
         runtime = self.backend.client("sagemaker-runtime")
         out = np.empty(windows.shape, dtype=np.float32)
         for start, stop, body in pack_requests(windows, self.max_bytes):
@@ -679,10 +828,63 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def _stage_source(code_dir: Path) -> None:
-    """Copy the entry script and the modules it imports into ``code_dir``."""
+    """Stage the entry script as ``train.py`` and the modules it imports under ``soundanomaly/``.
+
+    Only :mod:`soundanomaly.backends.local` is copied; the package
+    ``__init__`` files are one-line stubs, so nothing else of soundanomaly (nor
+    its newer-Python typing) reaches the container, whose Python is the
+    image's (3.10 for TF 2.16).
+    """
     package = Path(__file__).resolve().parents[1]
     shutil.copy(package / "backends" / "sagemaker_entry.py", code_dir / "train.py")
+    for init in ("soundanomaly/__init__.py", "soundanomaly/backends/__init__.py"):
+        (code_dir / init).parent.mkdir(parents=True, exist_ok=True)
+        (code_dir / init).write_text(_STUB_INIT)
     for relative in _STAGED:
-        target = code_dir / "soundanomaly" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(package / relative, target)
+        shutil.copy(package / relative, code_dir / "soundanomaly" / relative)
+
+
+def run_fingerprint(data_uri: str, hyperparameters: dict[str, Any]) -> str:
+    """A short hash of the training data URI and hyperparameters, stored with every checkpoint.
+
+    Examples
+    --------
+    >>> run_fingerprint("s3://b/data/", {"epochs": 2}) == run_fingerprint("s3://b/data/", {"epochs": 2})
+    True
+    >>> run_fingerprint("s3://b/data/", {"epochs": 2}) == run_fingerprint("s3://b/data/", {"epochs": 3})
+    False
+    """
+    payload = json.dumps({"data": data_uri, **{k: str(v) for k, v in hyperparameters.items()}}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _model_trainer(cls: Any, **kwargs: Any) -> Any:
+    """Build a ``ModelTrainer``, mapping the SDK's role and parameter checks to :class:`BackendError`."""
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # pydantic validation, unknown role name
+        raise BackendError(f"the SageMaker SDK refused the training job: {exc}", code="ValidationError") from exc
+    except Exception as exc:
+        if type(exc).__name__ != "RoleValidationError":
+            raise
+        raise BackendError(
+            f"the execution role was refused by the SageMaker SDK's check (see the IAM section of the AWS docs page): "
+            f"{exc}",
+            code="RoleValidationError",
+        ) from exc
+
+
+def _check_windows(clip_windows: list[FloatArray]) -> int:
+    """Check, before anything is billed, that every clip is a 2-D block of windows of one width."""
+    widths = set()
+    for i, windows in enumerate(clip_windows):
+        shape = np.shape(windows)
+        if len(shape) != 2:
+            raise ParameterError(
+                f"clip {i}: windows must be 2-D (n_windows, n_features), got shape {shape}; "
+                "SageMaker serves the autoencoder on LogMelFrames features only"
+            )
+        widths.add(shape[1])
+    if len(widths) > 1:
+        raise ParameterError(f"clips have windows of different widths {sorted(widths)}")
+    return int(widths.pop()) if widths else 0

@@ -17,6 +17,13 @@ Container contract
   endpoints and batch transform).
 * Managed spot training: checkpoints in ``/opt/ml/checkpoints`` (or
   ``SM_CHECKPOINT_DIR``); an interrupted job resumes from the last epoch.
+  ``--fingerprint`` (a hash of the data URI and hyperparameters, set by the
+  backend) is stored with every checkpoint; a checkpoint with another
+  fingerprint is ignored, so a folder shared by mistake never mixes runs.
+
+Runs on the image's own Python and Keras (TF 2.16 images: Python 3.10,
+Keras 3.4): no ``typing.Self``, no Keras >= 3.6 API (``tests/test_aws_container.py``
+runs this script under that Python, TensorFlow and Keras).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=str, default="[64, 64, 8, 64, 64]", help="JSON list of layer sizes")
     parser.add_argument("--n_mels", "--n-mels", dest="n_mels", type=int, default=64)
     parser.add_argument("--frames", type=int, default=5)
+    parser.add_argument("--fingerprint", type=str, default="", help="identifies the run that owns checkpoints")
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     parser.add_argument("--model-dir", dest="model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     parser.add_argument(
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from soundanomaly.backends.local import LocalBackend, build_autoencoder
 
     print(f"soundanomaly modules from {os.path.dirname(soundanomaly.__file__)}", flush=True)
+    print(f"python {sys.version.split()[0]}", flush=True)
 
     shards = sorted(glob.glob(os.path.join(args.train, "**", "shard-*.npy"), recursive=True))
     if not shards:
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         verbose=2,
         checkpoint_dir=checkpoint_dir,
+        checkpoint_fingerprint=args.fingerprint,
     )
     os.makedirs(args.model_dir, exist_ok=True)
     arrays = {f"w{i}": w for i, w in enumerate(result.weights)}
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(result.history, handle)
     model = build_autoencoder(windows.shape[1], hidden)
     model.set_weights(result.weights)
-    model.export(os.path.join(args.model_dir, "1"), verbose=False)  # SavedModel for TF Serving
+    model.export(os.path.join(args.model_dir, "1"))  # SavedModel for TF Serving (Keras >= 3.0 signature)
     print(f"final loss {result.history['loss'][-1]:.5f}; model written to {args.model_dir}", flush=True)
     return 0
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, overload
+from typing import Final, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -20,11 +20,13 @@ import numpy.typing as npt
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.typing import PathLike
 
-__all__ = ["LABELS", "MIMII", "ClipRecord", "ClipSet", "Label"]
+__all__ = ["LABELS", "MIMII", "UNLABELLED", "ClipRecord", "ClipSet", "Label"]
 
-Label = Literal["normal", "abnormal"]
+Label = Literal["normal", "abnormal", "unknown"]
 #: Integer code of each label: **1 = anomaly** (the positive class).
 LABELS: dict[str, int] = {"normal": 0, "abnormal": 1}
+#: Label of a clip whose file name does not say (DCASE evaluation sets).
+UNLABELLED: Final = "unknown"
 _SNR = re.compile(r"^(-?\d+(?:\.\d+)?)_?dB", re.IGNORECASE)
 _ID = re.compile(r"^id_(\d+)$")
 
@@ -43,13 +45,27 @@ class ClipRecord:
         Machine instance (MIMII's ``id_NN``).
     snr : float or None
         Signal-to-noise ratio of the recording in dB, ``None`` when unknown.
-    label : {"normal", "abnormal"}
+    label : {"normal", "abnormal", "unknown"}
+        ``"unknown"`` for clips of an unlabelled evaluation set (DCASE ``eval_data``).
+        DCASE's ``anomaly`` is stored as ``"abnormal"``.
+    domain : {"source", "target"} or None
+        DCASE 2021+ domain; ``None`` for MIMII, DCASE 2020 and eval sets that hide it.
+    split : {"train", "test"} or None
+        DCASE split folder; ``None`` for MIMII (which has no split).
+    attributes : str
+        DCASE attribute string after the clip number, e.g. ``"car_A1_spd_28V_mic_1"``; ``""`` if none.
+    layout : {"mimii", "dcase2020", "dcase"}
+        Naming scheme the record was parsed from; ``"dcase"`` is 2021 onwards,
+        where :attr:`machine_id` holds the *section* number.
 
     Examples
     --------
     >>> record = ClipRecord("6_dB_fan/fan/id_02/abnormal/00000001.wav", "fan", 2, 6.0, "abnormal")
     >>> record.y, record.group
     (1, 'fan id_02 6dB')
+    >>> ClipRecord("fan/test/section_01_target_test_anomaly_0003.wav", "fan", 1, None, "abnormal",
+    ...            domain="target", split="test", layout="dcase").group
+    'fan section_01 target'
 
     """
 
@@ -58,15 +74,41 @@ class ClipRecord:
     machine_id: int
     snr: float | None
     label: Label
+    domain: str | None = None
+    split: str | None = None
+    attributes: str = ""
+    layout: str = "mimii"
+
+    @property
+    def labelled(self) -> bool:
+        """False for a clip of an unlabelled evaluation set."""
+        return self.label != UNLABELLED
+
+    @property
+    def section(self) -> int:
+        """DCASE section (2021+) or machine id (MIMII, DCASE 2020): the unit DCASE scores by."""
+        return self.machine_id
 
     @property
     def y(self) -> int:
-        """1 for an anomaly, 0 for normal."""
+        """1 for an anomaly, 0 for normal.
+
+        Raises
+        ------
+        ParameterError
+            If the clip is unlabelled.
+        """
+        if self.label not in LABELS:
+            raise ParameterError(f"{self.path}: clip is unlabelled (label {self.label!r}); it has no 0/1 label")
         return LABELS[self.label]
 
     @property
     def group(self) -> str:
-        """``"fan id_00 6dB"``: the key used for per-group evaluation."""
+        """``"fan id_00 6dB"`` (MIMII) or ``"fan section_00 source"`` (DCASE): the per-group evaluation key."""
+        if self.layout == "dcase":
+            return f"{self.machine} section_{self.machine_id:02d} {self.domain or 'unknown domain'}"
+        if self.layout == "dcase2020":
+            return f"{self.machine} id_{self.machine_id:02d}"
         snr = "unknown SNR" if self.snr is None else f"{self.snr:g}dB"
         return f"{self.machine} id_{self.machine_id:02d} {snr}"
 
@@ -112,8 +154,12 @@ class ClipSet(Sequence[ClipRecord]):
         return hash(self._records)
 
     def __repr__(self) -> str:
-        counts = {lab: sum(r.label == lab for r in self) for lab in LABELS}
-        return f"{type(self).__name__}({len(self)} clips: {counts['normal']} normal, {counts['abnormal']} abnormal)"
+        counts = {lab: sum(r.label == lab for r in self) for lab in (*LABELS, UNLABELLED)}
+        unlabelled = f", {counts[UNLABELLED]} unlabelled" if counts[UNLABELLED] else ""
+        return (
+            f"{type(self).__name__}({len(self)} clips: {counts['normal']} normal, {counts['abnormal']} abnormal"
+            f"{unlabelled})"
+        )
 
     def take(self, indices: Iterable[int]) -> ClipSet:
         """The records at ``indices``, in that order."""
@@ -126,8 +172,26 @@ class ClipSet(Sequence[ClipRecord]):
 
     @property
     def labels(self) -> npt.NDArray[np.int8]:
-        """Label of each clip as int8, **1 = anomaly**."""
+        """Label of each clip as int8, **1 = anomaly**.
+
+        Raises
+        ------
+        ParameterError
+            If some clips are unlabelled (use ``filter(labelled=True)``, or score them
+            and write a DCASE submission instead).
+        """
+        unlabelled = sum(not r.labelled for r in self)
+        if unlabelled:
+            raise ParameterError(
+                f"{unlabelled} of {len(self)} clips are unlabelled (an evaluation set without normal/anomaly "
+                "in the file names): they can be scored but not evaluated; use filter(labelled=True)"
+            )
         return np.array([r.y for r in self], dtype=np.int8)
+
+    @property
+    def labelled(self) -> bool:
+        """True when every clip has a normal/abnormal label."""
+        return all(r.labelled for r in self)
 
     @property
     def groups(self) -> list[str]:
@@ -141,6 +205,9 @@ class ClipSet(Sequence[ClipRecord]):
         ids: int | Iterable[int] | None = None,
         snr: float | Iterable[float] | None = None,
         label: Label | None = None,
+        domain: str | None = None,
+        split: str | None = None,
+        labelled: bool | None = None,
     ) -> ClipSet:
         """Keep the clips that match every given criterion.
 
@@ -148,13 +215,23 @@ class ClipSet(Sequence[ClipRecord]):
         ----------
         machine : str or iterable of str, optional
         ids : int or iterable of int, optional
-            Machine ids (``id_NN``).
+            Machine ids (``id_NN``), or DCASE sections.
         snr : float or iterable of float, optional
             SNR in dB (clips of unknown SNR never match).
-        label : {"normal", "abnormal"}, optional
+        label : {"normal", "abnormal", "unknown"}, optional
+        domain : {"source", "target"}, optional
+            DCASE domain (clips without one never match).
+        split : {"train", "test"}, optional
+            DCASE split folder (MIMII clips, which have none, never match).
+        labelled : bool, optional
+            Keep only labelled (True) or only unlabelled (False) clips.
         """
-        if label is not None and label not in LABELS:
-            raise ParameterError(f"label must be 'normal' or 'abnormal', got {label!r}")
+        if label is not None and label not in (*LABELS, UNLABELLED):
+            raise ParameterError(f"label must be 'normal', 'abnormal' or 'unknown', got {label!r}")
+        if domain is not None and domain not in ("source", "target"):
+            raise ParameterError(f"domain must be 'source' or 'target', got {domain!r}")
+        if split is not None and split not in ("train", "test"):
+            raise ParameterError(f"split must be 'train' or 'test', got {split!r}")
         machines = None if machine is None else ({machine} if isinstance(machine, str) else set(machine))
         id_set = None if ids is None else ({ids} if isinstance(ids, int) else set(ids))
         snrs = None if snr is None else ({float(snr)} if isinstance(snr, (int, float)) else {float(x) for x in snr})
@@ -165,6 +242,9 @@ class ClipSet(Sequence[ClipRecord]):
             and (id_set is None or r.machine_id in id_set)
             and (snrs is None or r.snr in snrs)
             and (label is None or r.label == label)
+            and (domain is None or r.domain == domain)
+            and (split is None or r.split == split)
+            and (labelled is None or r.labelled == labelled)
         )
 
 
@@ -213,8 +293,9 @@ def parse_path(path: PathLike) -> ClipRecord | None:
 
     Examples
     --------
-    >>> parse_path("-6_dB_valve/valve/id_04/normal/00000003.wav")
-    ClipRecord(path='-6_dB_valve/valve/id_04/normal/00000003.wav', machine='valve', machine_id=4, snr=-6.0, label='normal')
+    >>> record = parse_path("-6_dB_valve/valve/id_04/normal/00000003.wav")
+    >>> record.machine, record.machine_id, record.snr, record.label, record.layout
+    ('valve', 4, -6.0, 'normal', 'mimii')
     >>> parse_path("notes/readme.wav") is None
     True
 

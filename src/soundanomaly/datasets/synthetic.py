@@ -29,6 +29,13 @@ Anomalies follow MIMII's fan faults, each scaled by ``severity`` in (0, 1]:
 * ``"bearing_wear"`` (optional): impacts at the outer-race defect frequency
   (about 3.6 × shaft rate) ringing a structural resonance near 3 kHz.
 
+Several microphones (:func:`generate_multichannel_clip`, ``n_mics=`` of
+:func:`write_dataset`): a small circular array (MIMII's is 8 microphones) hears
+the fan as a point source a few decimetres away, so each microphone gets its
+own delay and level; the factory background is a diffuse field (plane waves
+from many directions, coherent between close microphones at low frequencies)
+plus a share of noise that is independent per microphone.
+
 Everything is deterministic for a seed.
 """
 
@@ -52,10 +59,13 @@ from soundanomaly.typing import FloatArray, PathLike
 
 __all__ = [
     "ANOMALY_TYPES",
+    "SPEED_OF_SOUND",
     "FanModel",
     "fan_model",
     "generate_clip",
+    "generate_multichannel_clip",
     "iter_clips",
+    "mic_positions",
     "snr_folder",
     "write_dataset",
 ]
@@ -194,9 +204,17 @@ def generate_clip(
     code = -1 if anomaly is None else ANOMALY_TYPES.index(anomaly)
     rng = np.random.default_rng([seed, machine_id, clip_index, code + 1, 104729])
     n = round(duration * sr)
-    t = np.arange(n) / sr
     s = severity if anomaly is not None else 0.0
+    machine = _machine_sound(model, anomaly, s, rng, n, sr)
+    background = _factory_background(rng, n, sr)
+    signal = _mix_at_snr(machine, background, snr)
+    peak = float(np.max(np.abs(signal))) + 1e-12
+    return np.asarray(signal * (0.5 / peak), dtype=np.float32)
 
+
+def _machine_sound(model: FanModel, anomaly: str | None, s: float, rng: np.random.Generator, n: int, sr: int) -> _F64:
+    """The fan's own sound (no background), drawing from ``rng`` in a fixed order."""
+    t = np.arange(n) / sr
     # Speed: per-clip jitter plus a slow wobble; a voltage change shifts and shakes it.
     speed = 1.0 + rng.normal(0.0, 0.004)
     wobble_depth = 0.002
@@ -240,10 +258,128 @@ def generate_clip(
     if anomaly == "bearing_wear":
         machine += s * _bearing_impacts(rng, n, sr, model.shaft_hz * speed * 3.57)
 
-    background = _factory_background(rng, n, sr)
-    signal = _mix_at_snr(machine, background, snr)
-    peak = float(np.max(np.abs(signal))) + 1e-12
-    return np.asarray(signal * (0.5 / peak), dtype=np.float32)
+    return machine
+
+
+#: Speed of sound in m/s.
+SPEED_OF_SOUND = 343.0
+
+
+def mic_positions(n_mics: int, *, radius: float = 0.05) -> _F64:
+    """``(n_mics, 2)`` positions in metres of a circular array (microphone 0 on the x axis).
+
+    Examples
+    --------
+    >>> mic_positions(4, radius=0.1).round(3).tolist()
+    [[0.1, 0.0], [0.0, 0.1], [-0.1, 0.0], [-0.0, -0.1]]
+    """
+    if not isinstance(n_mics, int) or n_mics < 1:
+        raise ParameterError(f"n_mics must be a positive int, got {n_mics!r}")
+    if not radius >= 0:
+        raise ParameterError(f"radius must be >= 0 metres, got {radius!r}")
+    angles = 2 * np.pi * np.arange(n_mics) / n_mics
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+def generate_multichannel_clip(
+    machine_id: int = 0,
+    *,
+    n_mics: int = 8,
+    anomaly: str | None = None,
+    severity: float = 0.5,
+    snr: float = 6.0,
+    duration: float = 10.0,
+    sr: int = 16000,
+    seed: int = 0,
+    clip_index: int = 0,
+    radius: float = 0.05,
+    uncorrelated: float = 0.5,
+    components: bool = False,
+) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """Synthesise one clip as heard by a circular microphone array.
+
+    The fan's sound is exactly the one :func:`generate_clip` makes for the
+    same arguments; it reaches each microphone from a point source (its
+    position fixed per machine id, 0.3-0.6 m from the array centre) with
+    that path's delay and 1/r level. The background is diffuse: a share
+    ``1 - uncorrelated`` of its power comes from 12 far-field plane waves of
+    factory noise from random directions, the rest is independent per
+    microphone. ``snr`` is the machine-to-background power ratio averaged
+    over the microphones.
+
+    Parameters
+    ----------
+    n_mics : int >= 1, default 8
+    radius : float >= 0, default 0.05
+        Array radius in metres.
+    uncorrelated : float in [0, 1], default 0.5
+        Share of the background power that is independent between microphones.
+    components : bool, default False
+        Return ``(machine, background)``, each ``(n_mics, n_samples)`` float32,
+        already scaled so that ``machine + background`` is the clip (for
+        measuring the SNR an array method achieves).
+    machine_id, anomaly, severity, snr, duration, sr, seed, clip_index
+        As in :func:`generate_clip`.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mics, round(duration * sr))], float32
+        Peak-normalised to 0.5 over all channels (or the two components).
+
+    Examples
+    --------
+    >>> clip = generate_multichannel_clip(0, n_mics=4, duration=0.5)
+    >>> clip.shape, clip.dtype, float(abs(clip).max())
+    ((4, 8000), dtype('float32'), 0.5)
+    """
+    _check_common(sr=sr, duration=duration, severity=severity)
+    if anomaly is not None and anomaly not in ANOMALY_TYPES:
+        raise ParameterError(f"anomaly must be None or one of {ANOMALY_TYPES}, got {anomaly!r}")
+    if not 0.0 <= uncorrelated <= 1.0:
+        raise ParameterError(f"uncorrelated must be in [0, 1], got {uncorrelated!r}")
+    mics = mic_positions(n_mics, radius=radius)
+    model = fan_model(machine_id, seed=seed)
+    code = -1 if anomaly is None else ANOMALY_TYPES.index(anomaly)
+    rng = np.random.default_rng([seed, machine_id, clip_index, code + 1, 104729])
+    n = round(duration * sr)
+    s = severity if anomaly is not None else 0.0
+    dry = _machine_sound(model, anomaly, s, rng, n, sr)
+
+    place = np.random.default_rng([seed, machine_id, 6151])  # where this machine stands: fixed per id
+    angle, distance = place.uniform(0, 2 * np.pi), place.uniform(0.3, 0.6)
+    source = distance * np.array([np.cos(angle), np.sin(angle)])
+    paths = np.linalg.norm(mics - source, axis=1)
+    machine = _delayed(dry, (paths - paths.min()) / SPEED_OF_SOUND * sr) * (paths.min() / paths)[:, None]
+
+    space = np.random.default_rng([seed, machine_id, clip_index, code + 1, 130363])
+    diffuse = np.zeros((n_mics, n))
+    for _ in range(12):
+        theta = space.uniform(0, 2 * np.pi)
+        direction = np.array([np.cos(theta), np.sin(theta)])
+        wave = _factory_background(space, n, sr)
+        diffuse += _delayed(wave, -(mics @ direction) / SPEED_OF_SOUND * sr)
+    diffuse /= np.sqrt(np.mean(diffuse**2)) + 1e-12
+    independent = np.stack([_factory_background(space, n, sr) for _ in range(n_mics)])
+    independent /= np.sqrt(np.mean(independent**2)) + 1e-12
+    background = np.sqrt(1.0 - uncorrelated) * diffuse + np.sqrt(uncorrelated) * independent
+    scale = np.sqrt(np.mean(machine**2) / (np.mean(background**2) * 10 ** (snr / 10) + 1e-20))
+    background *= scale
+    peak = float(np.max(np.abs(machine + background))) + 1e-12
+    if components:
+        return (
+            np.asarray(machine * (0.5 / peak), dtype=np.float32),
+            np.asarray(background * (0.5 / peak), dtype=np.float32),
+        )
+    return np.asarray((machine + background) * (0.5 / peak), dtype=np.float32)
+
+
+def _delayed(signal: _F64, delays: _F64) -> _F64:
+    """``signal`` delayed by each of ``delays`` (in samples, fractional; circular): ``(len(delays), n)``."""
+    n = len(signal)
+    spectrum = np.fft.rfft(signal)
+    freqs = np.fft.rfftfreq(n)
+    shifts = np.exp(-2j * np.pi * np.outer(np.asarray(delays, dtype=np.float64), freqs))
+    return np.asarray(np.fft.irfft(spectrum[None, :] * shifts, n, axis=1))
 
 
 def iter_clips(
@@ -258,11 +394,13 @@ def iter_clips(
     duration: float = 10.0,
     sr: int = 16000,
     seed: int = 0,
+    n_mics: int = 1,
 ) -> Iterator[tuple[ClipRecord, FloatArray]]:
     """Yield ``(record, signal)`` for every clip of a synthetic data set, without writing files.
 
     Records carry relative MIMII-layout paths. Abnormal clips cycle through
-    ``anomaly_types``. Parameters as in :func:`write_dataset`.
+    ``anomaly_types``. Parameters as in :func:`write_dataset`; with
+    ``n_mics > 1`` each signal has shape ``(n_mics, n_samples)``.
 
     Examples
     --------
@@ -275,6 +413,8 @@ def iter_clips(
     for name, count in (("n_normal", n_normal), ("n_abnormal", n_abnormal)):
         if not isinstance(count, int) or count < 0:
             raise ParameterError(f"{name} must be a non-negative int, got {count!r}")
+    if not isinstance(n_mics, int) or isinstance(n_mics, bool) or n_mics < 1:
+        raise ParameterError(f"n_mics must be a positive int, got {n_mics!r}")
     bad = [a for a in anomaly_types if a not in ANOMALY_TYPES]
     if bad or not anomaly_types:
         raise ParameterError(f"anomaly_types must be a non-empty subset of {ANOMALY_TYPES}, got {list(anomaly_types)}")
@@ -284,16 +424,29 @@ def iter_clips(
                 anomaly = None if label == "normal" else anomaly_types[index % len(anomaly_types)]
                 path = f"{snr_folder(snr, machine)}/{machine}/id_{machine_id:02d}/{label}/{index:08d}.wav"
                 record = ClipRecord(path, machine, machine_id, float(snr), label)  # type: ignore[arg-type]
-                signal = generate_clip(
-                    machine_id,
-                    anomaly=anomaly,
-                    severity=severity,
-                    snr=snr,
-                    duration=duration,
-                    sr=sr,
-                    seed=seed,
-                    clip_index=index,
-                )
+                if n_mics == 1:
+                    signal = generate_clip(
+                        machine_id,
+                        anomaly=anomaly,
+                        severity=severity,
+                        snr=snr,
+                        duration=duration,
+                        sr=sr,
+                        seed=seed,
+                        clip_index=index,
+                    )
+                else:
+                    signal = generate_multichannel_clip(  # type: ignore[assignment]
+                        machine_id,
+                        n_mics=n_mics,
+                        anomaly=anomaly,
+                        severity=severity,
+                        snr=snr,
+                        duration=duration,
+                        sr=sr,
+                        seed=seed,
+                        clip_index=index,
+                    )
                 yield record, signal
 
 
@@ -311,6 +464,7 @@ def write_dataset(
     sr: int = 16000,
     seed: int = 0,
     progress: bool = False,
+    n_mics: int = 1,
 ) -> Path:
     """Write a synthetic data set as 16-bit mono WAV files in the MIMII layout.
 
@@ -335,6 +489,9 @@ def write_dataset(
         Sample rate in Hz.
     seed : int, default 0
     progress : bool, default False
+    n_mics : int >= 1, default 1
+        Microphones: 1 writes mono files (from :func:`generate_clip`), more
+        writes multichannel files from :func:`generate_multichannel_clip`.
 
     Returns
     -------
@@ -360,6 +517,7 @@ def write_dataset(
         duration=duration,
         sr=sr,
         seed=seed,
+        n_mics=n_mics,
     )
     total = len(ids) * (n_normal + n_abnormal)
     for record, signal in _progress(clips, total=total, desc="synthesising", enabled=progress):
@@ -367,7 +525,7 @@ def write_dataset(
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".wav.tmp")
         os.close(fd)
-        sf.write(tmp, signal, sr, subtype="PCM_16", format="WAV")
+        sf.write(tmp, signal.T, sr, subtype="PCM_16", format="WAV")
         os.replace(tmp, target)
     return root
 

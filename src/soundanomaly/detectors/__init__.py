@@ -1,42 +1,75 @@
 """Detectors: fit on clips, score clips (higher = more anomalous), predict (1 = anomaly).
 
 ``AutoencoderDetector`` needs the ``tf`` extra only to train; scoring a
-trained or loaded one runs on NumPy.
+trained or loaded one runs on NumPy. The CNN and Rekognition detectors are
+imported on first use (``SpectrogramCNNDetector``, ``RekognitionDetector``),
+so ``import soundanomaly.detectors`` stays light.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from soundanomaly.detectors.autoencoder import AutoencoderDetector
-from soundanomaly.detectors.base import FORMAT_VERSION, BaseDetector
-from soundanomaly.detectors.cnn import SpectrogramCNNDetector
+from soundanomaly.detectors.base import (
+    DEFAULT_TARGET_FPR,
+    FORMAT_VERSION,
+    BaseDetector,
+    find_training_clips,
+    load_model,
+    register_extractor,
+)
 from soundanomaly.detectors.gaussian import GaussianDetector
-from soundanomaly.detectors.rekognition import RekognitionDetector
 from soundanomaly.typing import PathLike
 
+if TYPE_CHECKING:
+    from soundanomaly.detectors.cnn import SpectrogramCNNDetector as SpectrogramCNNDetector
+    from soundanomaly.detectors.rekognition import RekognitionDetector as RekognitionDetector
+
 __all__ = [
+    "DEFAULT_TARGET_FPR",
     "FORMAT_VERSION",
     "AutoencoderDetector",
     "BaseDetector",
     "GaussianDetector",
     "RekognitionDetector",
     "SpectrogramCNNDetector",
+    "find_training_clips",
     "load",
+    "load_model",
+    "register_extractor",
 ]
+
+_LAZY = {
+    "SpectrogramCNNDetector": "soundanomaly.detectors.cnn",
+    "RekognitionDetector": "soundanomaly.detectors.rekognition",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'soundanomaly.detectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def load(path: PathLike) -> BaseDetector:
-    """Load any detector saved with :meth:`BaseDetector.save`, whatever its class.
+    """Deprecated alias of :func:`load_model` (same result, with a ``DeprecationWarning``).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from soundanomaly.features import ClipFeatures
-    >>> train = ClipFeatures.from_arrays([np.random.default_rng(0).normal(size=(20, 4)).astype("float32")] * 3)
-    >>> path = GaussianDetector().fit(train).save("model")
-    >>> type(load(path)).__name__
-    'GaussianDetector'
-
+    >>> import pytest
+    >>> with pytest.deprecated_call():
+    ...     load("missing-model")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ModelFormatError: missing-model: not a saved model (no manifest.json)
     """
-    return BaseDetector.load(Path(path))
+    warnings.warn(
+        "soundanomaly.detectors.load is deprecated; use soundanomaly.load_model", DeprecationWarning, stacklevel=2
+    )
+    return load_model(path)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import numbers
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from soundanomaly import backends
+from soundanomaly._validation import check_finite_float, check_positive_int
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
-from soundanomaly.typing import FloatArray
+from soundanomaly.typing import FloatArray, PathLike
 
 __all__ = ["AutoencoderDetector", "EndpointScorer", "reconstruction_error"]
 
@@ -42,7 +44,8 @@ class AutoencoderDetector(BaseDetector):
     early_stopping : int or None, default None
         Patience in epochs; ``None`` trains all ``epochs``.
     seed : int or None, default 0
-        Seeds Keras/TensorFlow/NumPy for reproducible training.
+        Seeds Keras/TensorFlow for reproducible training; the caller's global
+        NumPy and ``random`` states are put back after ``fit``.
     backend : str or backend object, default "local"
         Where to train: a registered name (``"local"``, ``"sagemaker"``; see
         :mod:`soundanomaly.backends`) or a backend instance such as
@@ -52,8 +55,11 @@ class AutoencoderDetector(BaseDetector):
         ``{"role": ..., "bucket": ...}`` for SageMaker.
     verbose : int, default 0
         Keras progress output (0 silent, 1 bar, 2 one line per epoch).
-    channel, threshold, chunk_size, progress
-        See :class:`~soundanomaly.detectors.base.BaseDetector`.
+    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+        See :class:`~soundanomaly.detectors.base.BaseDetector`: by default 20 %
+        of the clips are held out to calibrate ``threshold_`` to 1 % false alarms.
+        A saved model's ``backend_options`` (roles, buckets) are not used on
+        load unless ``trust_endpoints=True`` (see :meth:`BaseDetector.load`).
 
     Attributes
     ----------
@@ -69,19 +75,26 @@ class AutoencoderDetector(BaseDetector):
     >>> import numpy as np
     >>> from soundanomaly.features import ClipFeatures
     >>> rng = np.random.default_rng(0)
-    >>> train = ClipFeatures.from_arrays([rng.normal(size=(50, 320)).astype("float32") for _ in range(4)])
-    >>> detector = AutoencoderDetector(epochs=2, batch_size=64).fit(train)
+    >>> train = ClipFeatures.from_arrays([rng.normal(size=(50, 320)).astype("float32") for _ in range(6)])
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:  # 2 held-out clips cannot resolve 1 % false alarms
+    ...     warnings.simplefilter("always")
+    ...     detector = AutoencoderDetector(epochs=2, batch_size=64).fit(train)
+    >>> any(w.category.__name__ == "CalibrationWarning" for w in caught)
+    True
     >>> detector.score(train).shape
-    (4,)
+    (6,)
     >>> detector.predict(train).dtype
     dtype('int8')
     """
+
+    _untrusted_params = BaseDetector._untrusted_params | {"backend_options"}
 
     def __init__(
         self,
         *,
         features: BaseFeatureExtractor | None = None,
-        hidden: tuple[int, ...] = (64, 64, 8, 64, 64),
+        hidden: Sequence[int] = (64, 64, 8, 64, 64),
         epochs: int = 30,
         batch_size: int = 512,
         learning_rate: float = 1e-3,
@@ -93,22 +106,58 @@ class AutoencoderDetector(BaseDetector):
         verbose: int = 0,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
         chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
         progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
     ) -> None:
         super().__init__(
-            features=features, channel=channel, threshold=threshold, chunk_size=chunk_size, progress=progress
+            features=features,
+            channel=channel,
+            threshold=threshold,
+            holdout=holdout,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
+            progress=progress,
+            on_error=on_error,
+            random_state=random_state,
         )
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ParameterError(f"{name} must be a positive int, got {value!r}")
-        if not hidden or any(int(u) < 1 for u in hidden):
+        check_positive_int(epochs, name="epochs")
+        check_positive_int(batch_size, name="batch_size")
+        if (
+            isinstance(hidden, (str, bytes))
+            or not isinstance(hidden, Sequence)
+            or not hidden
+            or any(isinstance(u, bool) or not isinstance(u, numbers.Integral) or u < 1 for u in hidden)
+        ):
             raise ParameterError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
-        if not 0.0 <= validation_split < 1.0:
+        if (
+            isinstance(validation_split, bool)
+            or not 0.0 <= check_finite_float(validation_split, name="validation_split") < 1.0
+        ):
             raise ParameterError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        if not learning_rate > 0:
+        if not check_finite_float(learning_rate, name="learning_rate") > 0:
             raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
-        self.hidden = tuple(int(u) for u in hidden)
+        if early_stopping is not None:
+            check_positive_int(early_stopping, name="early_stopping")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ParameterError(f"seed must be an int or None, got {seed!r}")
+        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+            raise ParameterError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if isinstance(backend, str):
+            if backend not in backends.available():
+                raise ParameterError(f"unknown backend {backend!r}; known backends: {', '.join(backends.available())}")
+        elif not callable(getattr(backend, "train", None)):
+            raise ParameterError(f"backend must be a backend name or an object with train(), got {backend!r}")
+        if backend_options is not None and not isinstance(backend_options, dict):
+            raise ParameterError(f"backend_options must be a dict or None, got {backend_options!r}")
+        self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -116,34 +165,24 @@ class AutoencoderDetector(BaseDetector):
         self.early_stopping = early_stopping
         self.seed = seed
         self.backend = backend
-        self.backend_options = dict(backend_options or {})
+        self.backend_options = backend_options
         self.verbose = verbose
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
-        return {
-            "hidden": list(self.hidden),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "validation_split": self.validation_split,
-            "early_stopping": self.early_stopping,
-            "seed": self.seed,
-            "backend": self.backend if isinstance(self.backend, str) else self.backend.name,
-            "backend_options": self.backend_options,
-            "verbose": self.verbose,
-            **super().get_params(),
-        }
+    def _persisted_params(self) -> dict[str, Any]:
+        params = super()._persisted_params()
+        if not isinstance(self.backend, str):
+            params["backend"] = str(getattr(self.backend, "name", "local"))
+        return params
 
     def _backend(self) -> Any:
         if isinstance(self.backend, str):
-            return backends.get(self.backend)(**self.backend_options)
+            return backends.get(self.backend)(**(self.backend_options or {}))
         return self.backend
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         result = self._backend().train(
             features.windows,
-            hidden=self.hidden,
+            hidden=tuple(int(u) for u in self.hidden),
             epochs=self.epochs,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -193,7 +232,9 @@ class AutoencoderDetector(BaseDetector):
         self._check_fitted()
         backend = self._backend()
         if not hasattr(backend, "deploy"):
-            raise ParameterError(f"backend {self.get_params()['backend']!r} cannot deploy endpoints; use 'sagemaker'")
+            raise ParameterError(
+                f"backend {self._persisted_params()['backend']!r} cannot deploy endpoints; use 'sagemaker'"
+            )
         if not self.model_data_:
             raise ParameterError("no model artifact in S3: train with backend='sagemaker' first")
         with backend.deploy(self.model_data_, **deploy_options) as endpoint:
@@ -217,7 +258,7 @@ class AutoencoderDetector(BaseDetector):
         features = self._checked(self._features(data))
         reconstructed = backend.batch_transform(list(features), self.model_data_, **transform_options)
         per_window = reconstruction_error(features.windows, np.concatenate(reconstructed))
-        return features.mean_per_clip(per_window)
+        return self._reduce(per_window, features.offsets)
 
     def to_keras(self) -> Any:
         """A compiled ``keras.Model`` with the trained weights (needs the ``tf`` extra)."""
@@ -225,22 +266,38 @@ class AutoencoderDetector(BaseDetector):
         backends.get("local")  # clear error naming the 'tf' extra when Keras is missing
         from soundanomaly.backends.local import build_autoencoder
 
-        model = build_autoencoder(self.n_features_in_, self.hidden, learning_rate=self.learning_rate)
+        model = build_autoencoder(
+            self.n_features_in_, tuple(int(u) for u in self.hidden), learning_rate=self.learning_rate
+        )
         model.set_weights(self.weights_)
         return model
 
     def _get_state(self) -> dict[str, FloatArray]:
         return {f"w{i}": w for i, w in enumerate(self.weights_)}
 
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
+        dims = [self.n_features_in_, *(int(u) for u in self.hidden), self.n_features_in_]
+        spec: dict[str, tuple[int | None, ...]] = {}
+        for i in range(len(dims) - 1):
+            spec[f"w{2 * i}"] = (dims[i], dims[i + 1])
+            spec[f"w{2 * i + 1}"] = (dims[i + 1],)
+        return spec
+
     def _set_state(self, state: dict[str, FloatArray]) -> None:
-        self.weights_ = [state[f"w{i}"] for i in range(len(state))]
+        self.weights_ = [state[f"w{i}"].astype(np.float32) for i in range(len(state))]
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {"history": self.history_, "model_data": self.model_data_}
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
-        self.history_ = dict(extra.get("history", {}))
-        self.model_data_ = extra.get("model_data")
+        history = extra.get("history", {})
+        if not isinstance(history, dict):
+            raise TypeError("history must be an object")
+        self.history_ = dict(history)
+        model_data = extra.get("model_data")
+        if model_data is not None and not isinstance(model_data, str):
+            raise TypeError("model_data must be a string or null")
+        self.model_data_ = model_data
 
 
 def reconstruction_error(windows: FloatArray, reconstructed: FloatArray) -> npt.NDArray[np.float64]:
@@ -261,5 +318,6 @@ class EndpointScorer:
         return self.detector._score_clips(data, lambda w: reconstruction_error(w, self.endpoint.reconstruct(w)))
 
     def predict(self, data: Any) -> npt.NDArray[np.int8]:
-        """1 = anomaly, from the detector's ``threshold_``."""
-        return (self.score(data) > self.detector.threshold_).astype(np.int8)
+        """1 = anomaly, from the detector's ``threshold_`` (a NaN score gives 1)."""
+        scores = self.score(data)
+        return ((scores > self.detector.threshold_) | ~np.isfinite(scores)).astype(np.int8)

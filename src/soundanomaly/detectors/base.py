@@ -1,4 +1,4 @@
-"""The detector base class: input handling, thresholds, predict, save/load.
+"""The detector base class: input handling, held-out calibration, predict, save/load.
 
 A detector subclass writes only how it fits (``_fit``) and how it scores
 feature windows (``_score_windows``); this class does everything else.
@@ -6,10 +6,18 @@ feature windows (``_score_windows``); this class does everything else.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
 import json
+import logging
+import math
+import numbers
 import os
-import shutil
-import tempfile
+import random
+import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -17,44 +25,224 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
+from soundanomaly import _safeio
+from soundanomaly._progress import ProgressBar
+from soundanomaly._validation import check_finite_float, check_labels, check_positive_int
 from soundanomaly.audio import Channel
-from soundanomaly.calibration import Calibration, ThresholdCalibrator
+from soundanomaly.calibration import Calibration, ThresholdCalibrator, sweep
 from soundanomaly.datasets.mimii import ClipSet
-from soundanomaly.exceptions import ModelFormatError, NotFittedError, ParameterError
+from soundanomaly.exceptions import (
+    CalibrationWarning,
+    InvalidScoreError,
+    InvalidScoreWarning,
+    ModelFormatError,
+    NotFittedError,
+    ParameterError,
+    SoundAnomalyError,
+)
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.logmel import LogMelFrames
 from soundanomaly.typing import ClipData, FloatArray, PathLike
 
-__all__ = ["FORMAT_VERSION", "BaseDetector", "features_from_params"]
+__all__ = [
+    "DEFAULT_TARGET_FPR",
+    "FORMAT_VERSION",
+    "BaseDetector",
+    "features_from_params",
+    "find_training_clips",
+    "load_model",
+    "register_extractor",
+]
 
-#: Version of the on-disk model format written by :meth:`BaseDetector.save`.
-FORMAT_VERSION = 1
-_EXTRACTORS: dict[str, type[BaseFeatureExtractor]] = {"LogMelFrames": LogMelFrames}
+_log = logging.getLogger("soundanomaly.detectors")
+
+#: Version of the on-disk model format written by :meth:`BaseDetector.save` (1: before 0.2; still read).
+FORMAT_VERSION = 2
+#: False-alarm rate the default threshold aims at on held-out normal clips.
+DEFAULT_TARGET_FPR = 0.01
+#: Fewest clips ``fit`` holds out, and fewest it keeps for training after the hold-out.
+MIN_HOLDOUT_CLIPS = 2
+#: Most training clips recorded (path + content hash) in a saved model.
+MAX_RECORDED_CLIPS = 20_000
+#: Limits when reading ``state.npz``: total declared bytes, elements of an array with a free dimension, members.
+MAX_STATE_BYTES = 1 << 30
+MAX_FREE_ELEMENTS = 50_000_000
+MAX_STATE_MEMBERS = 4096
+_MAX_MANIFEST_BYTES = 64 << 20
+
+_BUILTIN_EXTRACTORS = {
+    "LogMelFrames": "soundanomaly.features.logmel:LogMelFrames",
+    "SpectrogramImages": "soundanomaly.features.images:SpectrogramImages",
+}
+_BUILTIN_DETECTORS = {
+    "GaussianDetector": "soundanomaly.detectors.gaussian",
+    "AutoencoderDetector": "soundanomaly.detectors.autoencoder",
+    "SpectrogramCNNDetector": "soundanomaly.detectors.cnn",
+    "RekognitionDetector": "soundanomaly.detectors.rekognition",
+}
+_EXTRACTORS: dict[str, type[Any]] = {"LogMelFrames": LogMelFrames}
+_DETECTORS: dict[str, type[BaseDetector]] = {}
+_STATUS_OK = "ok"
+_STATUS_INVALID = "invalid: non-finite score"
+
+# Manifest keys per format version: required, optional.
+_MANIFEST_KEYS: dict[int, tuple[frozenset[str], frozenset[str]]] = {
+    1: (
+        frozenset(
+            {"format_version", "library_version", "detector", "params", "features", "threshold", "n_features_in"}
+        ),
+        frozenset({"extra"}),
+    ),
+    2: (
+        frozenset(
+            {
+                "format_version",
+                "library_version",
+                "detector",
+                "params",
+                "features",
+                "threshold",
+                "n_features_in",
+                "extra",
+                "training_clips",
+                "calibration",
+            }
+        ),
+        frozenset(),
+    ),
+}
 
 
-def register_extractor(cls: type[BaseFeatureExtractor]) -> type[BaseFeatureExtractor]:
-    """Make a feature extractor class loadable from saved models (by its class name)."""
-    _EXTRACTORS[cls.__name__] = cls
+def register_extractor(cls: type[Any], *, name: str | None = None) -> type[Any]:
+    """Make a feature extractor class loadable from saved models; usable as a decorator.
+
+    A saved model stores its extractor as ``params()`` (which should hold a
+    ``"name"``; the class name is used otherwise). :meth:`BaseDetector.load`
+    rebuilds it as ``cls(**params_without_name)`` from this registry. Built-in
+    extractors and every imported subclass of
+    :class:`~soundanomaly.features.base.BaseFeatureExtractor` are found
+    automatically; an extractor written only to the
+    :class:`~soundanomaly.typing.FeatureExtractor` protocol must be registered.
+    Nothing is ever imported because a model file names it.
+
+    Parameters
+    ----------
+    cls : class
+        Has ``transform(signal, sr)`` and ``params()``; its constructor takes the params as keywords.
+    name : str, optional
+        Registry key; default ``cls.__name__``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @register_extractor
+    ... class Energy:
+    ...     def __init__(self, *, frame=400):
+    ...         self.frame = frame
+    ...     def transform(self, signal, sr):
+    ...         n = len(signal) // self.frame * self.frame
+    ...         return (signal[:n].reshape(-1, self.frame) ** 2).mean(axis=1, keepdims=True).astype(np.float32)
+    ...     def params(self):
+    ...         return {"name": "Energy", "frame": self.frame}
+    >>> features_from_params({"name": "Energy", "frame": 800}).frame
+    800
+
+    """
+    if not isinstance(cls, type) or not callable(getattr(cls, "transform", None)):
+        raise ParameterError(f"register_extractor needs a class with transform() and params(), got {cls!r}")
+    _EXTRACTORS[name or cls.__name__] = cls
     return cls
 
 
-_DETECTORS: dict[str, type[BaseDetector]] = {}
+def _find_extractor(name: str) -> type[Any] | None:
+    if name in _EXTRACTORS:
+        return _EXTRACTORS[name]
+    if name in _BUILTIN_EXTRACTORS:
+        import importlib
+
+        module, attribute = _BUILTIN_EXTRACTORS[name].split(":")
+        cls: type[Any] = getattr(importlib.import_module(module), attribute)
+        return register_extractor(cls, name=name)
+    stack: list[type[Any]] = [BaseFeatureExtractor]
+    while stack:  # already-imported subclasses register themselves by class name
+        for sub in stack.pop().__subclasses__():
+            if sub.__name__ == name:
+                return register_extractor(sub)
+            stack.append(sub)
+    return None
 
 
-def features_from_params(params: dict[str, Any]) -> BaseFeatureExtractor:
-    """Rebuild a feature extractor from its :meth:`params` dict."""
+def features_from_params(params: dict[str, Any]) -> Any:
+    """Rebuild a feature extractor from its ``params()`` dict (see :func:`register_extractor`).
+
+    Raises
+    ------
+    ModelFormatError
+        Not a dict, an unknown extractor name, or parameters its class refuses.
+
+    Examples
+    --------
+    >>> features_from_params({"name": "LogMelFrames", "n_mels": 32}).n_mels
+    32
+    """
+    if not isinstance(params, dict):
+        raise ModelFormatError(f"feature parameters must be a JSON object, got {type(params).__name__}")
     params = dict(params)
     name = params.pop("name", None)
-    if name == "SpectrogramImages":
-        from soundanomaly.features.images import SpectrogramImages
-
-        register_extractor(SpectrogramImages)
-        if params.get("size") is not None:
-            params["size"] = tuple(params["size"])
-    cls = _EXTRACTORS.get(str(name))
+    cls = _find_extractor(name) if isinstance(name, str) else None
     if cls is None:
-        raise ModelFormatError(f"unknown feature extractor {name!r}; known: {sorted(_EXTRACTORS)}")
-    return cls(**params)
+        known = sorted(set(_EXTRACTORS) | set(_BUILTIN_EXTRACTORS))
+        raise ModelFormatError(
+            f"unknown feature extractor {name!r}; known: {known} (register a custom one with "
+            "soundanomaly.register_extractor)"
+        )
+    if name == "SpectrogramImages" and isinstance(params.get("size"), list):
+        params["size"] = tuple(params["size"])
+    try:
+        return cls(**params)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelFormatError(f"feature extractor {name!r} refuses the saved parameters {params}: {exc}") from exc
+
+
+def _parse_aggregate(spec: object) -> tuple[str, float]:
+    """``"mean"``, ``"max"``, ``"percentile:<q in [0, 100]>"`` or ``"topk:<k >= 1>"`` -> (kind, argument)."""
+    if isinstance(spec, str):
+        if spec in ("mean", "max"):
+            return spec, 0.0
+        kind, _, arg = spec.partition(":")
+        try:
+            value = float(arg)
+        except ValueError:
+            value = math.nan
+        if kind == "percentile" and 0.0 <= value <= 100.0:
+            return kind, value
+        if kind == "topk" and value >= 1 and value == int(value):
+            return kind, value
+    raise ParameterError(
+        f"aggregate must be 'mean', 'max', 'percentile:<q in 0..100>' or 'topk:<k >= 1>', got {spec!r}"
+    )
+
+
+class _ProtocolExtractor(BaseFeatureExtractor):
+    """Gives an extractor written only to the FeatureExtractor protocol the batch machinery (files, cache, skip)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        rate = getattr(inner, "sr", None)
+        if rate is not None:
+            self.sr = rate
+
+    def transform(self, signal: FloatArray, sr: int) -> FloatArray:
+        return np.asarray(self.inner.transform(signal, sr), dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return _extractor_params(self.inner)
+
+
+def _extractor_params(extractor: Any) -> dict[str, Any]:
+    params = dict(extractor.params())
+    params.setdefault("name", type(extractor).__name__)
+    return params
 
 
 class BaseDetector:
@@ -62,26 +250,89 @@ class BaseDetector:
 
     Parameters
     ----------
-    features : BaseFeatureExtractor, default LogMelFrames()
+    features : BaseFeatureExtractor or FeatureExtractor, default LogMelFrames()
+        Any object with ``transform(signal, sr)`` and ``params()`` works.
     channel : int, "mean" or None, default 0
         Microphone used when given clip paths.
-    threshold : float, ThresholdCalibrator or None
-        How :meth:`fit` sets ``threshold_``: a fixed value, a calibrator run on
-        the training scores, or ``None`` for ``ThresholdCalibrator("target_fpr",
-        target_fpr=0.01)`` on the training scores. Recalibrate on held-out
-        normal clips with :meth:`calibrate` for an honest threshold.
+    threshold : float, ThresholdCalibrator or None, default None
+        How :meth:`fit` sets ``threshold_``: a fixed number (nothing is held
+        out), a calibrator run on held-out clips, or ``None`` for
+        ``ThresholdCalibrator("target_fpr", target_fpr=0.01)`` on held-out
+        normal clips.
+    holdout : float in [0, 1), default 0.2
+        Share of the training clips (whole clips, seeded by ``random_state``,
+        stratified by label for supervised detectors) that :meth:`fit` keeps
+        out of training to calibrate the threshold. ``0`` trains on every clip
+        and calibrates on the training scores (optimistic: more false alarms
+        on new clips). Ignored when ``threshold`` is a number.
+    aggregate : str, default "mean"
+        How window scores become one clip score: ``"mean"``, ``"max"``,
+        ``"percentile:<q>"`` (q in 0..100) or ``"topk:<k>"`` (mean of the k
+        highest windows).
     chunk_size : int, default 64
         Clips per feature-extraction chunk when scoring paths: memory stays flat
         in the number of clips.
+    n_jobs : int, default 1
+        Worker processes for feature extraction (``-1``: every core).
+    cache_dir : path or None
+        On-disk feature cache (see ``BaseFeatureExtractor.extract``).
+    progress : bool, default False
+        One progress bar on stderr for the whole fit or scoring run.
+    on_error : {"raise", "skip"}, default "raise"
+        A clip that cannot be read, or that gets a NaN/infinite score: ``"raise"``
+        stops with an error naming it (:class:`~soundanomaly.exceptions.AudioError`,
+        :class:`~soundanomaly.exceptions.InvalidScoreError`); ``"skip"`` goes on:
+        ``fit`` leaves it out, ``score`` gives it a NaN score and ``predict``
+        labels it 1 (fail closed), with an
+        :class:`~soundanomaly.exceptions.InvalidScoreWarning`.
+    random_state : int or None, default 0
+        Seeds the hold-out split (a local generator: the global NumPy random
+        state is never touched; ``fit`` restores it even if a backend reseeds).
 
     Attributes
     ----------
     threshold_ : float
-        Clips with ``score > threshold_`` are predicted anomalous.
+        Clips with ``score > threshold_`` are predicted anomalous (PyOD: ``threshold_``).
     train_scores_ : np.ndarray
-        Scores of the training clips.
+        Scores of the clips the model was trained on (PyOD: ``decision_scores_``).
+    holdout_scores_ : np.ndarray
+        Scores of the held-out clips the threshold was calibrated on (empty if none).
+    calibration_ : Calibration or None
+        How ``threshold_`` was chosen (strategy, clip counts, ``source``); None for a fixed threshold.
     n_features_in_ : int
         Width of the feature vectors seen in :meth:`fit`.
+    training_clips_ : list of [path, hash or None]
+        The clips given to :meth:`fit` (blake2b-128 of each local file), saved with the model;
+        see :func:`find_training_clips`.
+    last_status_ : tuple of str
+        Per-clip status of the last :meth:`score` call, aligned with its input:
+        ``"ok"``, ``"skipped: <reason>"`` (unreadable, ``on_error="skip"``) or
+        ``"invalid: non-finite score"``. Skipped and invalid clips score NaN.
+
+    Notes
+    -----
+    **Default threshold (the hold-out rule).** With ``threshold=None`` (or a
+    calibrator), ``fit`` holds out ``holdout`` of the normal clips (at least
+    2, and only if 2 are left to train on), trains on the rest (it does not
+    refit on all), and picks the smallest threshold that flags at most
+    ``target_fpr`` of the held-out clips. With ``n`` held-out clips the finest
+    rate that can be resolved is about ``1 / (n + 1)``: when the target is
+    finer, the threshold is the highest held-out score and a
+    :class:`~soundanomaly.exceptions.CalibrationWarning` says so. PyOD users:
+    ``contamination`` corresponds to ``target_fpr``, ``decision_scores_`` to
+    ``train_scores_``, ``decision_function`` is :meth:`score`.
+
+    **Subclass contract.** ``__init__`` takes keyword-only arguments, stores
+    each one unchanged under its own name and passes the base parameters to
+    ``super().__init__``; ``get_params``/``set_params``/``repr``/``clone``
+    derive from the signature. Write ``_fit(features, labels)`` (labels only
+    for ``supervised`` detectors; ``self._fit_groups`` holds per-clip group
+    keys such as ``"fan/id_00"`` aligned with ``features``, or None),
+    ``_score_windows(windows) -> float64 (n_windows,)``, ``_get_state()`` /
+    ``_set_state()`` (float arrays), optionally ``_state_spec()`` (expected
+    array shapes, checked before any array is read on load),
+    ``_manifest_extra()`` / ``_load_manifest_extra()``. Per-clip reduction:
+    :meth:`_reduce`.
 
     Examples
     --------
@@ -98,11 +349,30 @@ class BaseDetector:
     >>> odd = ClipFeatures.from_arrays([np.full((5, 2), 4.0, np.float32)])
     >>> Loudness(threshold=1.0).fit(normal).predict(odd).tolist()
     [1]
+    >>> Loudness(threshold=1.0, aggregate="max")
+    Loudness(threshold=1.0, aggregate='max')
 
     """
 
     #: Whether ``fit`` needs anomalous examples (supervised) or normal ones only.
     supervised: ClassVar[bool] = False
+    #: Whether the base holds clips out and calibrates; a subclass that does it in ``_fit`` sets False and
+    #: leaves ``holdout_scores_`` (and ``holdout_labels_``) for the base to calibrate on.
+    _uses_base_holdout: ClassVar[bool] = True
+    #: Parameters a saved model may not set on load (they open connections): only the caller passes them.
+    _untrusted_params: ClassVar[frozenset[str]] = frozenset({"endpoint_url", "s3_endpoint_url", "region"})
+
+    # learned state (set by fit / load; declared here for type checkers only)
+    threshold_: float
+    train_scores_: npt.NDArray[np.float64]
+    holdout_scores_: npt.NDArray[np.float64]
+    holdout_labels_: npt.NDArray[np.int8] | None
+    calibration_: Calibration | None
+    n_features_in_: int
+    training_clips_: list[list[str | None]]
+    fit_skipped_: tuple[tuple[str, str], ...]
+    last_status_: tuple[str, ...]
+    _fit_groups: npt.NDArray[np.str_] | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -111,21 +381,56 @@ class BaseDetector:
     def __init__(
         self,
         *,
-        features: BaseFeatureExtractor | None = None,
+        features: Any = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
         chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
         progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
     ) -> None:
-        if chunk_size < 1:
-            raise ParameterError(f"chunk_size must be >= 1, got {chunk_size!r}")
-        self.features = features if features is not None else LogMelFrames()
+        check_positive_int(chunk_size, name="chunk_size")
+        if threshold is not None and not isinstance(threshold, ThresholdCalibrator):
+            check_finite_float(threshold, name="threshold")
+        if isinstance(holdout, bool) or not 0.0 <= check_finite_float(holdout, name="holdout") < 1.0:
+            raise ParameterError(f"holdout must be a number in [0, 1), got {holdout!r}")
+        _parse_aggregate(aggregate)
+        if not (n_jobs == -1 or (isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs >= 1)):
+            raise ParameterError(f"n_jobs must be a positive int or -1, got {n_jobs!r}")
+        if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+            raise ParameterError(f"cache_dir must be a path or None, got {cache_dir!r}")
+        if on_error not in ("raise", "skip"):
+            raise ParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, int)):
+            raise ParameterError(f"random_state must be an int or None, got {random_state!r}")
+        if not (channel is None or channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool))):
+            raise ParameterError(f"channel must be an int, 'mean' or None, got {channel!r}")
+        if features is not None and not (
+            callable(getattr(features, "transform", None)) and callable(getattr(features, "params", None))
+        ):
+            raise ParameterError(f"features must have transform(signal, sr) and params(), got {features!r}")
+        self.features = features if features is not None else self._default_features()
         self.channel = channel
         self.threshold = threshold
+        self.holdout = holdout
+        self.aggregate = aggregate
         self.chunk_size = chunk_size
+        self.n_jobs = n_jobs
+        self.cache_dir = cache_dir
         self.progress = progress
+        self.on_error = on_error
+        self.random_state = random_state
 
     # -- what subclasses write -------------------------------------------------
+    @classmethod
+    def _default_features(cls) -> Any:
+        """The extractor used for ``features=None`` (left out of ``repr``)."""
+        return LogMelFrames()
+
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
         """Learn from features; ``labels`` (1 = anomaly) are given to supervised detectors only."""
         raise NotImplementedError
@@ -135,15 +440,8 @@ class BaseDetector:
         raise NotImplementedError
 
     def _training_scores(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
-        """Scores of the training clips (used to set the default threshold)."""
+        """Scores of the training clips (``train_scores_``)."""
         return self._score_features(features)
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, JSON-serialisable (for save/load)."""
-        threshold = self.threshold
-        if isinstance(threshold, ThresholdCalibrator):
-            threshold = None
-        return {"channel": self.channel, "threshold": threshold, "chunk_size": self.chunk_size}
 
     def _get_state(self) -> dict[str, FloatArray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -151,56 +449,212 @@ class BaseDetector:
     def _set_state(self, state: dict[str, FloatArray]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]] | None:
+        """Expected ``state.npz`` arrays (name -> shape, None = any length), or None for "any float arrays".
+
+        Called on load after the parameters, ``n_features_in_`` and the manifest
+        extras are set, before any array payload is read.
+        """
+        return None
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
+        return None
+
+    # -- scikit-learn conventions -------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        names = []
+        for parameter in signature.parameters.values():
+            if parameter.name == "self" or parameter.kind == parameter.VAR_KEYWORD:
+                continue
+            if parameter.kind == parameter.VAR_POSITIONAL:
+                raise TypeError(f"{cls.__name__}.__init__ may not take *args (scikit-learn convention)")
+            names.append(parameter.name)
+        return names
+
+    def _signature_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names() if hasattr(self, name)}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, read from the ``__init__`` signature (scikit-learn convention).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Also return the parameters of sub-objects that have ``get_params``
+            (e.g. ``threshold__target_fpr``).
+
+        Examples
+        --------
+        >>> from soundanomaly.detectors import GaussianDetector
+        >>> GaussianDetector(shrinkage=0.1).get_params()["shrinkage"]
+        0.1
+        """
+        params = self._signature_params()
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update({f"{name}__{k}": v for k, v in value.get_params().items()})
+        return params
+
+    def set_params(self, **params: Any) -> Self:
+        """Set constructor parameters (validated as the constructor does); returns ``self``.
+
+        Examples
+        --------
+        >>> from soundanomaly.detectors import GaussianDetector
+        >>> GaussianDetector().set_params(aggregate="max").aggregate
+        'max'
+        >>> GaussianDetector().set_params(chunk_size=2.5)
+        Traceback (most recent call last):
+        ...
+        soundanomaly.exceptions.ParameterError: chunk_size must be a positive int, got 2.5
+        """
+        if not params:
+            return self
+        valid = self._signature_params()
+        direct: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ParameterError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; valid parameters: {sorted(valid)}"
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                direct[name] = value
+        type(self)(**{**valid, **direct})  # validates: raises ParameterError as the constructor would
+        for name, value in direct.items():
+            setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def __repr__(self) -> str:
+        try:
+            signature = inspect.signature(type(self).__init__)
+            parts = []
+            for name, value in self._signature_params().items():
+                default = signature.parameters[name].default
+                if name == "features" and default is None:
+                    default = self._default_features()
+                try:
+                    same = value is default or bool(value == default)
+                except Exception:  # odd objects: show them
+                    same = False
+                if not same:
+                    parts.append(f"{name}={value!r}")
+            return f"{type(self).__name__}({', '.join(parts)})"
+        except Exception:  # repr must never crash
+            return f"<{type(self).__name__} (unrepresentable parameters)>"
+
+    def __sklearn_tags__(self) -> Any:  # pragma: no cover - only with scikit-learn's tag machinery
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type="outlier_detector", target_tags=TargetTags(required=self.supervised))
+
     # -- public API -------------------------------------------------------------
-    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None) -> Self:
-        """Learn from clips.
+    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None) -> Self:
+        """Learn from clips, then calibrate ``threshold_`` on held-out clips.
 
         Parameters
         ----------
         data : ClipSet, sequence of paths, or ClipFeatures
-            Unsupervised detectors take normal clips only (paths and feature
-            arrays count as normal).
-        labels : array-like of {0, 1}, optional
-            Supervised detectors only: 1 = anomaly. Defaults to ``data.labels``
-            for a ClipSet.
+            Unsupervised detectors learn from normal clips: abnormal clips of a
+            labelled ClipSet (or with ``labels`` 1) are left out with a warning.
+        labels : array-like of {0, 1} or {"normal", "abnormal"}, optional
+            1 = anomaly. Defaults to the ClipSet's labels; otherwise all normal.
+            Supervised detectors need both classes.
+        groups : sequence of str, optional
+            Per-clip group keys (machine ids) handed to ``_fit`` as
+            ``self._fit_groups``; a ClipSet gives ``"<machine>/id_<NN>"``.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ParameterError
+            Wrong input types, bad labels, fewer than 2 feature windows, NaN
+            features (unless ``on_error="skip"``), degenerate data.
         """
-        y: npt.NDArray[np.int8] | None = None
+        self._check_data(data)
+        name = type(self).__name__
+        n = len(data)
+        y: npt.NDArray[np.int8] | None = None if labels is None else check_labels(labels, n=n)
+        if isinstance(data, ClipSet):
+            if y is None:
+                y = data.labels if self.supervised else np.array([r.label == "abnormal" for r in data], np.int8)
+            if groups is None:
+                groups = [f"{r.machine}/id_{r.machine_id:02d}" for r in data]
+        g = None if groups is None else np.asarray([str(x) for x in groups], dtype=str)
+        if g is not None and len(g) != n:
+            raise ParameterError(f"got {len(g)} groups for {n} clips")
         if self.supervised:
-            if labels is None and isinstance(data, ClipSet):
-                labels = data.labels
-            if labels is None:
-                raise ParameterError(f"{type(self).__name__} is supervised: pass labels (1 = anomaly) or a ClipSet")
-            y = np.asarray(labels).astype(np.int8)
-            if not np.isin(y, (0, 1)).all() or len(np.unique(y)) != 2:
-                raise ParameterError("labels must be 0/1 and contain both normal (0) and anomalous (1) clips")
-        elif labels is not None and np.any(np.asarray(labels)):
-            raise ParameterError(f"{type(self).__name__} trains on normal sound only; labels must all be 0")
-        elif isinstance(data, ClipSet) and data.labels.any():
-            raise ParameterError(
-                f"{type(self).__name__} trains on normal sound only, but data holds {int(data.labels.sum())} "
-                "abnormal clip(s); pass clips.filter(label='normal')"
+            if y is None:
+                raise ParameterError(f"{name} is supervised: pass labels (1 = anomaly) or a labelled ClipSet")
+            if len(np.unique(y)) != 2:
+                raise ParameterError(f"{name} is supervised: labels must contain both normal (0) and anomalous (1)")
+        elif y is not None and y.any():
+            keep = np.flatnonzero(y == 0)
+            if not len(keep):
+                raise ParameterError(f"{name} trains on normal sound only, and every clip given is abnormal")
+            warnings.warn(
+                f"{name} trains on normal sound only: using the {len(keep)} normal clip(s) and leaving out "
+                f"{n - len(keep)} abnormal one(s)",
+                UserWarning,
+                stacklevel=2,
             )
-        features = self._features(data)
-        if y is not None and len(y) != len(features):
-            raise ParameterError(f"got {len(y)} labels for {len(features)} clips")
-        self._fit(features, y)
-        self.n_features_in_ = features.n_features
-        self.train_scores_ = self._training_scores(features)
-        if isinstance(self.threshold, (int, float)):
-            self.threshold_ = float(self.threshold)
+            data = _take_data(data, keep)
+            g = None if g is None else g[keep]
+            y = None
         else:
-            calibrator = self.threshold or ThresholdCalibrator("target_fpr", target_fpr=0.01)
-            self.threshold_ = calibrator.fit(self.train_scores_).threshold
+            y = None
+
+        with ProgressBar(total=len(data), desc="features", enabled=bool(self.progress)) as bar:
+            features = self._extract(self._paths(data), bar) if not isinstance(data, ClipFeatures) else data
+        kept = _kept_mask(self._paths(data) if not isinstance(data, ClipFeatures) else None, features)
+        if not kept.all():
+            y = None if y is None else y[kept]
+            g = None if g is None else g[kept]
+        features, y, g = self._drop_nonfinite(features, y, g)
+        if len(features.windows) < 2:
+            raise ParameterError(f"{name} needs at least 2 feature windows to fit, got {len(features.windows)}")
+        if y is not None and self.supervised and len(np.unique(y)) != 2:
+            raise ParameterError(f"{name} is supervised: the readable clips hold only one class")
+
+        calibrating = not isinstance(self.threshold, numbers.Real)
+        train_idx, hold_idx = self._split(len(features), y, calibrating)
+        train = features if len(hold_idx) == 0 else _take(features, train_idx)
+        self._fit_groups = None if g is None else g[train_idx]
+        y_train = None if y is None else y[train_idx]
+        self.n_features_in_ = features.n_features
+        with _global_rng_kept():
+            self._fit(train, y_train)
+            self.train_scores_ = self._training_scores(train)
+            if len(hold_idx):
+                self.holdout_scores_ = self._score_features(_take(features, hold_idx))
+                self.holdout_labels_ = None if y is None else y[hold_idx]
+            elif self._uses_base_holdout or not hasattr(self, "holdout_scores_"):
+                self.holdout_scores_ = np.empty(0, dtype=np.float64)
+                self.holdout_labels_ = None
+        self._set_default_threshold(calibrating, y_train)
+        self.training_clips_ = _clip_records(features.paths)
+        self.fit_skipped_ = tuple(getattr(features, "skipped", ()))
         return self
 
     def score(self, data: ClipData) -> npt.NDArray[np.float64]:
         """Anomaly score of each clip: **higher = more anomalous**.
 
         Unlike scikit-learn's ``score(X, y)``, this returns one value per clip.
+        Per-clip status goes to ``last_status_`` (see :meth:`score_with_status`).
 
         Parameters
         ----------
@@ -209,28 +663,129 @@ class BaseDetector:
         Returns
         -------
         np.ndarray [shape=(n_clips,)], float64
+            NaN only for clips skipped or invalid under ``on_error="skip"``.
+
+        Raises
+        ------
+        InvalidScoreError
+            A clip got a NaN/infinite score (``on_error="raise"``).
         """
         self._check_fitted()
         return self._score_clips(data, self._score_windows)
 
+    def score_with_status(self, data: ClipData) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
+        """Scores and per-clip status (``"ok"``, ``"skipped: <reason>"``, ``"invalid: non-finite score"``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from soundanomaly.detectors import GaussianDetector
+        >>> from soundanomaly.features import ClipFeatures
+        >>> train = ClipFeatures.from_arrays([np.random.default_rng(i).normal(size=(20, 3)).astype("f4") for i in range(4)])
+        >>> detector = GaussianDetector(threshold=2.0, on_error="skip").fit(train)
+        >>> bad = ClipFeatures.from_arrays([np.zeros((2, 3), "f4"), np.full((2, 3), np.inf, "f4")])
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     scores, status = detector.score_with_status(bad)
+        ...     labels = detector.predict(bad)
+        >>> status, labels.tolist(), caught[0].category.__name__
+        (('ok', 'invalid: non-finite score'), [0, 1], 'InvalidScoreWarning')
+
+        """
+        scores = self.score(data)
+        return scores, self.last_status_
+
     def _score_clips(
         self, data: ClipData, score_windows: Callable[[FloatArray], npt.NDArray[np.float64]]
     ) -> npt.NDArray[np.float64]:
-        """Per-clip mean of ``score_windows``, streaming paths in chunks of ``chunk_size`` clips."""
-        chunks = [data] if isinstance(data, ClipFeatures) else self._feature_chunks(data)
-        parts = []
-        for chunk in chunks:
-            features = self._checked(chunk)
-            parts.append(features.mean_per_clip(score_windows(features.windows)))
-        return np.concatenate(parts)
+        """Reduce ``score_windows`` per clip with one progress bar; streams paths in chunks of ``chunk_size``."""
+        self._check_data(data)
+        with _global_rng_kept():
+            if isinstance(data, ClipFeatures):
+                scores = self._reduce(_checked_window_scores(score_windows, self._checked(data).windows), data.offsets)
+                status = [_STATUS_OK] * len(data)
+                names = list(data.paths) if data.paths else [f"#{i}" for i in range(len(data))]
+            else:
+                paths = self._paths(data)
+                scores = np.full(len(paths), np.nan)
+                status = [_STATUS_OK] * len(paths)
+                names = paths
+                with ProgressBar(total=len(paths), desc="scoring", enabled=bool(self.progress)) as bar:
+                    for start in range(0, len(paths), self.chunk_size):
+                        chunk = paths[start : start + self.chunk_size]
+                        features = self._checked(self._extract(chunk, bar))
+                        kept = _kept_mask(chunk, features)
+                        present = np.flatnonzero(kept) + start
+                        reasons = iter(reason for _, reason in getattr(features, "skipped", ()))
+                        for i in np.flatnonzero(~kept) + start:
+                            status[i] = f"skipped: {next(reasons, 'unreadable')}"
+                        window_scores = _checked_window_scores(score_windows, features.windows)
+                        scores[present] = self._reduce(window_scores, features.offsets)
+                        self._raise_invalid(scores[present], [names[i] for i in present])
+        for i in np.flatnonzero(~np.isfinite(scores)):
+            if status[i] == _STATUS_OK:
+                status[i] = _STATUS_INVALID
+        self._raise_invalid(scores, names)
+        self.last_status_ = tuple(status)
+        bad = [s for s in status if s != _STATUS_OK]
+        if bad:
+            warnings.warn(
+                f"{len(bad)} of {len(status)} clip(s) have no valid score ({bad[0]}...): their score is NaN and "
+                "predict() labels them anomalous; see last_status_",
+                InvalidScoreWarning,
+                stacklevel=3,
+            )
+        return scores
+
+    def _raise_invalid(self, scores: npt.NDArray[np.float64], names: Sequence[str]) -> None:
+        if self.on_error == "raise":
+            bad = np.flatnonzero(~np.isfinite(scores))
+            if len(bad):
+                raise InvalidScoreError([names[int(i)] for i in bad])
+
+    def _reduce(self, per_window: npt.ArrayLike, offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Per-clip score from per-window scores, by ``aggregate``; clip ``i`` owns ``per_window[offsets[i]:offsets[i+1]]``.
+
+        NaN in a clip's windows gives that clip NaN (never a normal-looking score).
+
+        Examples
+        --------
+        >>> from soundanomaly.detectors import GaussianDetector
+        >>> offsets = np.array([0, 3, 4])
+        >>> GaussianDetector(aggregate="max")._reduce([1.0, 5.0, 3.0, 2.0], offsets).tolist()
+        [5.0, 2.0]
+        >>> GaussianDetector(aggregate="topk:2")._reduce([1.0, 5.0, 3.0, 2.0], offsets).tolist()
+        [4.0, 2.0]
+        """
+        values = np.asarray(per_window, dtype=np.float64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if len(offsets) < 2:
+            return np.empty(0, dtype=np.float64)
+        kind, arg = _parse_aggregate(self.aggregate)
+        lengths = np.diff(offsets)
+        if kind == "mean":
+            return np.asarray(np.add.reduceat(values, offsets[:-1]) / lengths, dtype=np.float64)
+        if kind == "max":
+            return np.asarray(np.maximum.reduceat(values, offsets[:-1]), dtype=np.float64)
+        out = np.empty(len(lengths), dtype=np.float64)
+        for i in range(len(lengths)):
+            clip = values[offsets[i] : offsets[i + 1]]
+            if kind == "percentile":
+                out[i] = np.nan if np.isnan(clip).any() else np.percentile(clip, arg)
+            else:
+                k = min(int(arg), len(clip))
+                out[i] = np.nan if np.isnan(clip).any() else np.sort(clip)[-k:].mean()
+        return out
 
     def decision_function(self, data: ClipData) -> npt.NDArray[np.float64]:
         """Alias of :meth:`score` (scikit-learn's name)."""
         return self.score(data)
 
     def predict(self, data: ClipData) -> npt.NDArray[np.int8]:
-        """Label each clip: **1 = anomaly**, 0 = normal (``score > threshold_``)."""
-        return (self.score(data) > self.threshold_).astype(np.int8)
+        """Label each clip: **1 = anomaly**, 0 = normal (``score > threshold_``; NaN scores give 1)."""
+        scores = self.score(data)
+        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
 
     def calibrate(
         self,
@@ -249,101 +804,202 @@ class BaseDetector:
             Defaults to ``data.labels`` for a ClipSet, else all normal.
         """
         self._check_fitted()
-        calibrator = calibrator or ThresholdCalibrator("target_fpr", target_fpr=0.01)
+        if calibrator is None:
+            calibrator = ThresholdCalibrator("target_fpr", target_fpr=DEFAULT_TARGET_FPR)
+        elif not isinstance(calibrator, ThresholdCalibrator):
+            raise ParameterError(f"calibrator must be a ThresholdCalibrator, got {calibrator!r}")
         if labels is None and isinstance(data, ClipSet):
             labels = data.labels
-        result = calibrator.fit(self.score(data), labels)
+        y = None if labels is None else check_labels(labels, n=len(data))
+        scores = self.score(data)
+        result = calibrator.fit(scores, y, source="calibrate")
         self.threshold_ = result.threshold
+        self.calibration_ = result
         return result
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}(features={self.features!r}, {params})"
-
     # -- persistence ------------------------------------------------------------
-    def save(self, path: PathLike) -> Path:
+    def _persisted_params(self) -> dict[str, Any]:
+        """JSON-able constructor parameters for the manifest (features are saved on their own)."""
+        out: dict[str, Any] = {}
+        for name, value in self._signature_params().items():
+            if name == "features":
+                continue
+            if isinstance(value, ThresholdCalibrator):
+                value = {"ThresholdCalibrator": value.get_params()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                _log.debug("parameter %s=%r is not saved (not JSON)", name, value)
+                continue
+            out[name] = value
+        return out
+
+    def save(self, path: PathLike, *, overwrite: bool = False, inputs: Sequence[PathLike] = ()) -> Path:
         """Write the fitted detector to folder ``path``, atomically.
 
-        The folder holds ``manifest.json`` (format version, library version,
-        detector and feature parameters, threshold) and ``state.npz``. It
-        appears complete or not at all; an existing folder is replaced.
-        """
-        from soundanomaly import __version__
-
-        self._check_fitted()
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "library_version": __version__,
-            "detector": type(self).__name__,
-            "params": self.get_params(),
-            "features": self.features.params(),
-            "threshold": self.threshold_,
-            "n_features_in": self.n_features_in_,
-            "extra": self._manifest_extra(),
-        }
-        state = {**self._get_state(), "train_scores": self.train_scores_}
-        with _atomic_dir(target) as tmp:
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            np.savez(tmp / "state.npz", **state)  # type: ignore[arg-type]
-        return target
-
-    @classmethod
-    def load(cls, path: PathLike, *, features: BaseFeatureExtractor | None = None) -> Self:
-        """Load a detector written by :meth:`save`.
+        The folder holds ``manifest.json`` (format version, detector and
+        feature parameters, threshold, calibration, training clips),
+        ``state.npz`` and a marker file. It appears complete or not at all.
 
         Parameters
         ----------
         path : path
-        features : BaseFeatureExtractor, optional
-            If given, must equal the saved feature parameters (guards against
-            scoring with other features than the model was trained on).
+            ``"."`` works in an empty current directory.
+        overwrite : bool, default False
+            Replace a folder soundanomaly did not write. A saved model (or an
+            empty folder) is always replaced, as a whole.
+        inputs : paths
+            Data this run read: the output may never equal or contain one,
+            even with ``overwrite``.
+
+        Returns
+        -------
+        Path
+
+        Raises
+        ------
+        OutputExistsError
+            ``path`` holds other data (without ``overwrite``) or contains an input.
+        """
+        from soundanomaly import __version__
+
+        self._check_fitted()
+        calibration = getattr(self, "calibration_", None)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "detector": type(self).__name__,
+            "params": self._persisted_params(),
+            "features": _extractor_params(self.features),
+            "threshold": float(self.threshold_),
+            "n_features_in": int(self.n_features_in_),
+            "extra": self._manifest_extra(),
+            "training_clips": getattr(self, "training_clips_", []),
+            "calibration": None if calibration is None else calibration.to_dict(),
+        }
+        state: dict[str, Any] = {**self._get_state(), "train_scores": np.asarray(self.train_scores_, np.float64)}
+        holdout = getattr(self, "holdout_scores_", None)
+        if holdout is not None:
+            state["holdout_scores"] = np.asarray(holdout, np.float64)
+            labels = getattr(self, "holdout_labels_", None)
+            if labels is not None:
+                state["holdout_labels"] = np.asarray(labels, np.float64)
+        text = json.dumps(manifest, indent=2, allow_nan=False)
+        with _safeio.atomic_dir(path, kind="model", overwrite=overwrite, inputs=inputs) as tmp:
+            (tmp / "manifest.json").write_text(text)
+            np.savez(tmp / "state.npz", **state)
+        return Path(path)
+
+    @classmethod
+    def load(
+        cls,
+        path: PathLike,
+        *,
+        features: Any = None,
+        trust_endpoints: bool = False,
+        **params: Any,
+    ) -> Self:
+        """Load a detector written by :meth:`save` (any subclass of ``cls``).
+
+        A model folder is data, not instructions: the manifest is validated key
+        by key, each ``state.npz`` array header is checked against the shapes
+        the detector expects *before* its payload is read (no pickles, sizes
+        capped), and parameters that open connections (endpoint URLs, regions,
+        backend options with roles/buckets) are ignored unless
+        ``trust_endpoints=True``; pass them yourself as keyword arguments.
+        A save that was killed mid-swap is recovered first.
+
+        Parameters
+        ----------
+        path : path
+        features : extractor, optional
+            If given, must equal the saved feature parameters.
+        trust_endpoints : bool, default False
+            Use the saved connection parameters.
+        **params
+            Constructor parameters overriding the saved ones (e.g. ``progress=True``,
+            ``endpoint_url=...``).
 
         Raises
         ------
         ModelFormatError
-            Missing/invalid manifest, a newer format version, another detector
-            class, or mismatched feature parameters.
+            Anything wrong with the folder, the manifest or the state.
         """
         folder = Path(path)
-        manifest_path = folder / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except FileNotFoundError as exc:
-            raise ModelFormatError(f"{folder}: not a saved model (no manifest.json)") from exc
-        except json.JSONDecodeError as exc:
-            raise ModelFormatError(f"{manifest_path}: invalid JSON ({exc})") from exc
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{folder}: model format version {version!r} is newer than this soundanomaly supports "
-                f"({FORMAT_VERSION}); upgrade soundanomaly"
-            )
-        name = manifest.get("detector")
-        detector_cls = _DETECTORS.get(str(name))
+        with contextlib.suppress(OSError):
+            _safeio.recover(folder)
+        manifest = _read_manifest(folder)
+        version = manifest["format_version"]
+        name = manifest["detector"]
+        if isinstance(name, str) and name not in _DETECTORS and name in _BUILTIN_DETECTORS:
+            import importlib
+
+            importlib.import_module(_BUILTIN_DETECTORS[name])  # a fixed list: nothing named by the file is imported
+        detector_cls = _DETECTORS.get(name) if isinstance(name, str) else None
         if detector_cls is None or not issubclass(detector_cls, cls):
-            raise ModelFormatError(f"{folder}: holds a {name!r}, not a {cls.__name__}")
+            known = "" if detector_cls is not None else "; import the module that defines it first"
+            raise ModelFormatError(f"{folder}: holds a {name!r}, not a {cls.__name__}{known}")
         saved_features = features_from_params(manifest["features"])
-        if features is not None and features.params() != saved_features.params():
+        if features is not None and _extractor_params(features) != _extractor_params(saved_features):
             raise ModelFormatError(
-                f"{folder}: model was trained on features {saved_features.params()}, not {features.params()}"
+                f"{folder}: model was trained on features {_extractor_params(saved_features)}, "
+                f"not {_extractor_params(features)}"
             )
-        detector = detector_cls(features=saved_features, **manifest["params"])
-        with np.load(folder / "state.npz") as npz:
-            state = {key: npz[key] for key in npz.files}
-        detector.train_scores_ = state.pop("train_scores")
-        detector._set_state(state)
-        detector._load_manifest_extra(manifest.get("extra", {}))
+        allowed = set(detector_cls._param_names()) - {"features"}
+        saved = manifest["params"]
+        if not isinstance(saved, dict):
+            raise ModelFormatError(f"{folder}: manifest 'params' must be an object")
+        unknown = set(saved) - allowed
+        if unknown:
+            raise ModelFormatError(f"{folder}: parameters {sorted(unknown)} are not {name}'s (another detector's?)")
+        bad = set(params) - allowed
+        if bad:
+            raise ParameterError(f"{name} has no parameter(s) {sorted(bad)}")
+        kwargs = {k: v for k, v in saved.items() if trust_endpoints or k not in detector_cls._untrusted_params}
+        if isinstance(kwargs.get("threshold"), dict):
+            try:
+                kwargs["threshold"] = ThresholdCalibrator(**kwargs["threshold"]["ThresholdCalibrator"])
+            except (KeyError, TypeError, ParameterError) as exc:
+                raise ModelFormatError(f"{folder}: invalid saved threshold calibrator") from exc
+        if "features" in detector_cls._param_names():
+            kwargs["features"] = saved_features
+        try:
+            detector = detector_cls(**kwargs)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelFormatError(f"{folder}: the saved parameters are not valid for {name}: {exc}") from exc
+        if params:
+            detector.set_params(**params)
+        detector.features = saved_features
+        detector.n_features_in_ = manifest["n_features_in"]
         detector.threshold_ = float(manifest["threshold"])
-        detector.n_features_in_ = int(manifest["n_features_in"])
+        try:
+            detector._load_manifest_extra(manifest.get("extra") or {})
+            spec = detector._state_spec()
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelFormatError(f"{folder}: invalid manifest 'extra' for {name}: {exc}") from exc
+        base_spec: dict[str, tuple[tuple[int | None, ...], bool]] = {
+            "train_scores": ((None,), True),
+            "holdout_scores": ((None,), False),
+            "holdout_labels": ((None,), False),
+        }
+        full_spec = None if spec is None else {**{k: (v, True) for k, v in spec.items()}, **base_spec}
+        state = _read_state(folder / "state.npz", full_spec, base_spec)
+        detector.train_scores_ = state.pop("train_scores").astype(np.float64)
+        detector.holdout_scores_ = state.pop("holdout_scores", np.empty(0)).astype(np.float64)
+        labels = state.pop("holdout_labels", None)
+        detector.holdout_labels_ = None if labels is None else labels.astype(np.int8)
+        try:
+            detector._set_state(state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelFormatError(f"{folder}: state.npz does not fit {name}: {exc}") from exc
+        detector.training_clips_ = manifest.get("training_clips") or []
+        detector.calibration_ = _loaded_calibration(manifest.get("calibration"), detector)
+        _log.debug("loaded %s (format %d) from %s", name, version, folder)
         return detector
-
-    def _manifest_extra(self) -> dict[str, Any]:
-        return {}
-
-    def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
-        return None
 
     # -- helpers ----------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -351,7 +1007,54 @@ class BaseDetector:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
 
     def _score_features(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
-        return features.mean_per_clip(self._score_windows(features.windows))
+        return self._reduce(_checked_window_scores(self._score_windows, features.windows), features.offsets)
+
+    def _set_default_threshold(self, calibrating: bool, train_labels: npt.NDArray[np.int8] | None) -> None:
+        if not calibrating:
+            self.threshold_ = float(self.threshold)  # type: ignore[arg-type]
+            self.calibration_ = None
+            return
+        calibrator = self.threshold if isinstance(self.threshold, ThresholdCalibrator) else None
+        calibrator = calibrator or ThresholdCalibrator("target_fpr", target_fpr=DEFAULT_TARGET_FPR)
+        scores, labels, source = self.holdout_scores_, self.holdout_labels_, "holdout"
+        if len(scores) == 0:
+            scores, source = self.train_scores_, "training"
+            labels = train_labels
+        if len(scores) == 0:
+            raise ParameterError(
+                f"{type(self).__name__} has no scores to calibrate a threshold on; pass a numeric threshold"
+            )
+        finite = np.isfinite(scores)
+        if not finite.all():
+            raise InvalidScoreError([f"{source} clip #{i}" for i in np.flatnonzero(~finite)])
+        self.calibration_ = calibrator.fit(scores, labels, source=source)
+        self.threshold_ = self.calibration_.threshold
+
+    def _split(
+        self, n: int, y: npt.NDArray[np.int8] | None, calibrating: bool
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        everything = np.arange(n, dtype=np.int64)
+        if not calibrating or self.holdout == 0 or not self._uses_base_holdout:
+            return everything, np.empty(0, dtype=np.int64)
+        rng = np.random.default_rng(self.random_state)
+        classes = [everything] if y is None else [np.flatnonzero(y == c) for c in (0, 1)]
+        held: list[npt.NDArray[np.int64]] = []
+        for members in classes:
+            count = max(MIN_HOLDOUT_CLIPS if members is classes[0] else 1, round(self.holdout * len(members)))
+            if len(members) - count < MIN_HOLDOUT_CLIPS:
+                if members is classes[0]:
+                    warnings.warn(
+                        f"{type(self).__name__}: too few clips ({len(members)}) to hold {self.holdout:g} of them out "
+                        "for calibration; the threshold comes from the training scores and will flag more new "
+                        "normal clips than asked",
+                        CalibrationWarning,
+                        stacklevel=3,
+                    )
+                    return everything, np.empty(0, dtype=np.int64)
+                continue
+            held.append(np.sort(rng.choice(members, size=count, replace=False)))
+        hold = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+        return np.setdiff1d(everything, hold), hold
 
     def _checked(self, features: ClipFeatures) -> ClipFeatures:
         if features.n_features != self.n_features_in_:
@@ -359,55 +1062,386 @@ class BaseDetector:
                 f"features have {features.n_features} values per vector; the detector was fitted on "
                 f"{self.n_features_in_}"
             )
-        if features.params and features.params != self.features.params():
+        if features.params and features.params != _extractor_params(self.features):
             raise ParameterError(
-                f"features were made with {features.params}, the detector expects {self.features.params()}"
+                f"features were made with {features.params}, the detector expects {_extractor_params(self.features)}"
             )
         return features
 
-    def _paths(self, data: ClipData) -> list[str]:
-        if isinstance(data, ClipSet):
-            paths = data.paths
-        elif isinstance(data, (str, os.PathLike)):
+    @staticmethod
+    def _check_data(data: object) -> None:
+        if isinstance(data, (ClipFeatures, ClipSet)):
+            return
+        if isinstance(data, (str, bytes, os.PathLike)):
             raise ParameterError("data must be a sequence of paths, not a single path; wrap it in a list")
-        elif isinstance(data, Sequence):
-            paths = [os.fspath(p) for p in data]  # type: ignore[arg-type]
-        else:
-            raise ParameterError(f"data must be a ClipSet, a sequence of paths or ClipFeatures, got {type(data)}")
+        if isinstance(data, np.ndarray) or (
+            isinstance(data, Sequence) and any(isinstance(item, np.ndarray) for item in data)
+        ):
+            raise ParameterError(
+                "data must be a ClipSet, a sequence of clip paths or ClipFeatures; for feature matrices "
+                "use ClipFeatures.from_arrays(arrays)"
+            )
+        if not isinstance(data, Sequence):
+            raise ParameterError(
+                f"data must be a ClipSet, a sequence of paths or ClipFeatures, got {type(data).__name__}"
+            )
+        if not data:
+            raise ParameterError("data is empty: no clips")
+        for item in data:
+            if not isinstance(item, (str, os.PathLike)):
+                raise ParameterError(f"data must hold clip paths (str or os.PathLike), got a {type(item).__name__}")
+
+    def _paths(self, data: ClipData) -> list[str]:
+        self._check_data(data)
+        paths = data.paths if isinstance(data, ClipSet) else [os.fspath(p) for p in data]  # type: ignore[arg-type]
         if not paths:
             raise ParameterError("data is empty: no clips")
         return paths
 
+    def _extractor(self) -> BaseFeatureExtractor:
+        if isinstance(self.features, BaseFeatureExtractor):
+            return self.features
+        return _ProtocolExtractor(self.features)
+
+    def _extract(self, paths: list[str], bar: ProgressBar) -> ClipFeatures:
+        extractor = self._extractor()
+        accepted = inspect.signature(extractor.extract).parameters
+        options: dict[str, Any] = {
+            "channel": self.channel,
+            "n_jobs": self.n_jobs,
+            "cache_dir": self.cache_dir,
+            "progress": bar,
+            "on_error": self.on_error,
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+            options = {k: v for k, v in options.items() if k in accepted}
+        return extractor.extract(paths, **options)
+
     def _features(self, data: ClipData) -> ClipFeatures:
         if isinstance(data, ClipFeatures):
             return data
-        return self.features.extract(self._paths(data), channel=self.channel, progress=self.progress)
+        with ProgressBar(total=len(data), desc="features", enabled=bool(self.progress)) as bar:
+            return self._extract(self._paths(data), bar)
 
     def _feature_chunks(self, data: ClipData) -> Iterator[ClipFeatures]:
         paths = self._paths(data)
-        for start in range(0, len(paths), self.chunk_size):
-            chunk = paths[start : start + self.chunk_size]
-            yield self.features.extract(chunk, channel=self.channel, progress=self.progress)
+        with ProgressBar(total=len(paths), desc="features", enabled=bool(self.progress)) as bar:
+            for start in range(0, len(paths), self.chunk_size):
+                yield self._extract(paths[start : start + self.chunk_size], bar)
+
+    def _drop_nonfinite(
+        self, features: ClipFeatures, y: npt.NDArray[np.int8] | None, g: npt.NDArray[np.str_] | None
+    ) -> tuple[ClipFeatures, npt.NDArray[np.int8] | None, npt.NDArray[np.str_] | None]:
+        finite_rows = np.isfinite(features.windows).all(axis=1)
+        if finite_rows.all():
+            return features, y, g
+        bad_clips = np.unique(np.searchsorted(features.offsets, np.flatnonzero(~finite_rows), side="right") - 1)
+        names = [features.paths[i] if features.paths else f"#{i}" for i in bad_clips]
+        if self.on_error == "raise" or len(bad_clips) == len(features):
+            raise ParameterError(
+                f"features of {len(bad_clips)} clip(s) contain NaN or infinite values: {', '.join(names[:5])}"
+            )
+        warnings.warn(
+            f"leaving out {len(bad_clips)} clip(s) with NaN/inf features: {', '.join(names[:5])}",
+            InvalidScoreWarning,
+            stacklevel=3,
+        )
+        keep = np.setdiff1d(np.arange(len(features)), bad_clips)
+        return _take(features, keep), None if y is None else y[keep], None if g is None else g[keep]
 
 
-class _atomic_dir:  # noqa: N801 - used like a function
-    """Build a folder in a temporary sibling, then swap it into place."""
+def _checked_window_scores(
+    score_windows: Callable[[FloatArray], npt.NDArray[np.float64]], windows: FloatArray
+) -> npt.NDArray[np.float64]:
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # non-finite scores are handled by the caller
+        scores = np.asarray(score_windows(windows), dtype=np.float64)
+    if scores.shape != (len(windows),):
+        raise SoundAnomalyError(f"_score_windows returned shape {scores.shape}, expected ({len(windows)},)")
+    return scores
 
-    def __init__(self, target: Path) -> None:
-        self.target = target
 
-    def __enter__(self) -> Path:
-        self.tmp = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.tmp-"))
-        return self.tmp
+def _kept_mask(paths: Sequence[str] | None, features: ClipFeatures) -> npt.NDArray[np.bool_]:
+    """Which of ``paths`` are present in ``features`` (the others were skipped by extract)."""
+    if paths is None:
+        return np.ones(len(features), dtype=bool)
+    skipped = list(getattr(features, "skipped", ()))
+    if not skipped:
+        return np.ones(len(paths), dtype=bool)
+    pending: dict[str, int] = {}
+    for path, _ in skipped:
+        pending[path] = pending.get(path, 0) + 1
+    mask = np.ones(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        if pending.get(path, 0) > 0:
+            pending[path] -= 1
+            mask[i] = False
+    return mask
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+
+def _take(features: ClipFeatures, indices: npt.ArrayLike) -> ClipFeatures:
+    idx = np.asarray(indices, dtype=np.int64)
+    return ClipFeatures.from_arrays(
+        [features.clip(int(i)) for i in idx],
+        paths=[features.paths[i] for i in idx] if features.paths else (),
+        params=features.params,
+    )
+
+
+def _take_data(data: ClipData, indices: npt.NDArray[np.int64]) -> ClipData:
+    if isinstance(data, ClipFeatures):
+        return _take(data, indices)
+    if isinstance(data, ClipSet):
+        return data.take(int(i) for i in indices)
+    return [data[int(i)] for i in indices]
+
+
+@contextlib.contextmanager
+def _global_rng_kept() -> Iterator[None]:
+    """Put the caller's global NumPy and ``random`` states back (backends may call keras.utils.set_random_seed)."""
+    numpy_state = np.random.get_state()  # noqa: NPY002 - the caller's legacy global state is what we protect
+    python_state = random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)  # noqa: NPY002
+        random.setstate(python_state)
+
+
+def _file_hash(path: str) -> str | None:
+    if "://" in path or not path:
+        return None
+    try:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError:
+        return None
+
+
+def _clip_records(paths: Sequence[str]) -> list[list[str | None]]:
+    records: list[list[str | None]] = []
+    for path in list(paths)[:MAX_RECORDED_CLIPS]:
+        if path:
+            records.append([path, _file_hash(path)])
+    return records
+
+
+def find_training_clips(model: Any, paths: Sequence[PathLike]) -> list[str]:
+    """Which of ``paths`` the model was trained (or calibrated) on, by content hash (or path when unhashed).
+
+    Use it before evaluating: metrics on training clips are optimistic. The
+    model records at most :data:`MAX_RECORDED_CLIPS` clips.
+
+    Parameters
+    ----------
+    model : detector with ``training_clips_``, or that list itself
+    paths : clip paths
+
+    Returns
+    -------
+    list of str
+        The given paths that are training clips, in input order.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf
+    >>> from soundanomaly.detectors import GaussianDetector
+    >>> for i in range(4):
+    ...     sf.write(f"n{i}.wav", np.random.default_rng(i).normal(0, 0.1, 16000), 16000)
+    >>> detector = GaussianDetector(threshold=5.0).fit([f"n{i}.wav" for i in range(3)])
+    >>> find_training_clips(detector, ["n0.wav", "n3.wav"])
+    ['n0.wav']
+    """
+    records = model if isinstance(model, list) else getattr(model, "training_clips_", None) or []
+    hashes = {r[1] for r in records if isinstance(r, list) and len(r) == 2 and r[1]}
+    names = {os.path.abspath(str(r[0])) for r in records if isinstance(r, list) and len(r) == 2 and not r[1]}
+    found = []
+    for item in paths:
+        path = os.fspath(item)
+        digest = _file_hash(path) if hashes else None
+        if (digest is not None and digest in hashes) or ("://" not in path and os.path.abspath(path) in names):
+            found.append(path)
+    return found
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    manifest_path = folder / "manifest.json"
+    try:
+        if not manifest_path.is_file():
+            raise ModelFormatError(f"{folder}: not a saved model (no manifest.json)")
+        if manifest_path.stat().st_size > _MAX_MANIFEST_BYTES:
+            raise ModelFormatError(f"{manifest_path}: too large for a model manifest")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelFormatError(f"{manifest_path}: cannot be read ({exc.strerror or exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFormatError(f"{manifest_path}: invalid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise ModelFormatError(f"{manifest_path}: must hold a JSON object, got a {type(manifest).__name__}")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFormatError(f"{manifest_path}: format_version must be an integer >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{folder}: model format version {version!r} is newer than this soundanomaly supports "
+            f"({FORMAT_VERSION}); upgrade soundanomaly"
+        )
+    required, optional = _MANIFEST_KEYS[version]
+    missing = required - set(manifest)
+    if missing:
+        raise ModelFormatError(f"{manifest_path}: missing key(s) {sorted(missing)}")
+    extra = set(manifest) - required - optional
+    if extra:
+        raise ModelFormatError(f"{manifest_path}: unknown key(s) {sorted(extra)}")
+    if not isinstance(manifest["detector"], str):
+        raise ModelFormatError(f"{manifest_path}: 'detector' must be a string")
+    threshold = manifest["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ModelFormatError(f"{manifest_path}: threshold must be a finite number, got {threshold!r}")
+    n_features = manifest["n_features_in"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ModelFormatError(f"{manifest_path}: n_features_in must be a positive integer, got {n_features!r}")
+    for key, kinds in (("extra", (dict,)), ("training_clips", (list,)), ("calibration", (dict,))):
+        value = manifest.get(key)
+        if value is not None and not isinstance(value, kinds):
+            raise ModelFormatError(f"{manifest_path}: {key!r} has the wrong type ({type(value).__name__})")
+    return manifest
+
+
+def _loaded_calibration(info: Any, detector: BaseDetector) -> Calibration | None:
+    if not isinstance(info, dict):
+        return None
+    scores = detector.holdout_scores_ if len(detector.holdout_scores_) else detector.train_scores_
+    try:
+        labels = detector.holdout_labels_ if len(detector.holdout_scores_) else None
+        return Calibration(
+            float(detector.threshold_),
+            str(info.get("strategy", "")),
+            sweep(scores, labels) if len(scores) else sweep([detector.threshold_]),
+            int(info.get("n_normal", 0)),
+            int(info.get("n_abnormal", 0)),
+            str(info.get("source", "")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"invalid saved calibration: {exc}") from exc
+
+
+def _read_state(
+    path: Path,
+    spec: dict[str, tuple[tuple[int | None, ...], bool]] | None,
+    base_spec: dict[str, tuple[tuple[int | None, ...], bool]],
+) -> dict[str, FloatArray]:
+    """Read ``state.npz`` safely: every header checked against ``spec`` before any payload is read."""
+    try:
+        if not path.is_file():
+            raise ModelFormatError(f"{path}: missing (the model folder is incomplete)")
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_STATE_MEMBERS:
+                raise ModelFormatError(f"{path}: {len(infos)} arrays; refusing (limit {MAX_STATE_MEMBERS})")
+            names = [info.filename for info in infos]
+            if len(set(names)) != len(names) or not all(n.endswith(".npy") for n in names):
+                raise ModelFormatError(f"{path}: members must be unique .npy arrays, got {names[:10]}")
+            keys = [n[: -len(".npy")] for n in names]
+            expected = spec if spec is not None else base_spec
+            if spec is not None:
+                unexpected = sorted(set(keys) - set(spec))
+                if unexpected:
+                    raise ModelFormatError(f"{path}: unexpected array(s) {unexpected}")
+            missing = sorted(k for k, (_, required) in expected.items() if required and k not in keys)
+            if missing:
+                raise ModelFormatError(f"{path}: missing array(s) {missing}")
+            headers = []
+            total = 0
+            for info, key in zip(infos, keys, strict=True):
+                with archive.open(info) as handle:
+                    shape, fortran, dtype, start = _npy_header(handle, path, key)
+                if key in expected:
+                    shape_spec: tuple[int | None, ...] | None = expected[key][0]
+                else:
+                    shape_spec = (None,) * len(shape) if spec is None else None
+                nbytes = _check_shape(path, key, shape, shape_spec, dtype, spec is None)
+                if info.file_size != start + nbytes:
+                    raise ModelFormatError(
+                        f"{path}: array {key!r} declares {nbytes} bytes but its member holds {info.file_size - start}"
+                    )
+                total += nbytes
+                if total > MAX_STATE_BYTES:
+                    raise ModelFormatError(f"{path}: arrays declare more than {MAX_STATE_BYTES} bytes; refusing")
+                headers.append((info, key, shape, fortran, dtype, nbytes))
+            state: dict[str, FloatArray] = {}
+            for info, key, shape, fortran, dtype, nbytes in headers:
+                with archive.open(info) as handle:
+                    _npy_header(handle, path, key)
+                    payload = handle.read(nbytes)
+                    if len(payload) != nbytes or handle.read(1):
+                        raise ModelFormatError(f"{path}: array {key!r} is truncated or too long")
+                array = np.frombuffer(payload, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+                if not np.isfinite(array).all():
+                    raise ModelFormatError(f"{path}: array {key!r} holds NaN or infinite values")
+                state[key] = np.array(array, dtype=dtype.newbyteorder("="), order="C")
+            return state
+    except ModelFormatError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as exc:
+        raise ModelFormatError(f"{path}: not a valid state archive ({type(exc).__name__}: {exc})") from exc
+
+
+def _npy_header(handle: Any, path: Path, key: str) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = npy.read_array_header_1_0(handle, max_header_size=10_000)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy.read_array_header_2_0(handle, max_header_size=10_000)
+        else:
+            raise ModelFormatError(f"{path}: array {key!r} has unsupported .npy version {version}")
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise ModelFormatError(f"{path}: array {key!r} has an invalid .npy header ({exc})") from exc
+    return tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype), int(handle.tell())
+
+
+def _check_shape(
+    path: Path,
+    key: str,
+    shape: tuple[int, ...],
+    expected: tuple[int | None, ...] | None,
+    dtype: np.dtype[Any],
+    loose: bool,
+) -> int:
+    if dtype.hasobject or dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise ModelFormatError(f"{path}: array {key!r} has dtype {dtype}; only float32/float64 arrays are read")
+    if expected is None or len(shape) != len(expected):
+        raise ModelFormatError(f"{path}: array {key!r} has shape {shape}, expected {expected}")
+    for size, want in zip(shape, expected, strict=True):
+        if want is not None and size != want:
+            raise ModelFormatError(f"{path}: array {key!r} has shape {shape}, expected {expected}")
+    elements = math.prod(shape)
+    if (loose or None in expected) and elements > MAX_FREE_ELEMENTS:
+        raise ModelFormatError(
+            f"{path}: array {key!r} declares {elements} elements; refusing (limit {MAX_FREE_ELEMENTS})"
+        )
+    return int(elements * dtype.itemsize)
+
+
+def load_model(path: PathLike, **options: Any) -> BaseDetector:
+    """Load any detector saved with :meth:`BaseDetector.save`, whatever its class.
+
+    Options go to :meth:`BaseDetector.load` (``features``, ``trust_endpoints``, parameter overrides).
+
+    Examples
+    --------
+    >>> from soundanomaly.detectors import GaussianDetector
+    >>> from soundanomaly.features import ClipFeatures
+    >>> rng = np.random.default_rng(0)
+    >>> train = ClipFeatures.from_arrays([rng.normal(size=(20, 4)).astype("float32") for _ in range(3)])
+    >>> path = GaussianDetector(threshold=3.0).fit(train).save("model")
+    >>> type(load_model(path)).__name__
+    'GaussianDetector'
+
+    """
+    return BaseDetector.load(path, **options)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import random
+import warnings
+from typing import Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -13,9 +16,12 @@ from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.images import SpectrogramImages
-from soundanomaly.typing import FloatArray
+from soundanomaly.typing import ClipData, FloatArray
 
-__all__ = ["SpectrogramCNNDetector", "build_cnn"]
+__all__ = ["SpectrogramCNNDetector", "balanced_threshold", "build_cnn", "stratified_holdout"]
+
+_log = logging.getLogger("soundanomaly.detectors.cnn")
+_EPS = 1e-7
 
 
 def build_cnn(height: int, width: int, *, learning_rate: float = 1e-3) -> Any:
@@ -42,25 +48,122 @@ def build_cnn(height: int, width: int, *, learning_rate: float = 1e-3) -> Any:
     return model
 
 
+def stratified_holdout(
+    labels: npt.ArrayLike, fraction: float, *, seed: int | None = 0
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Split clip indices into (train, held-out), keeping each class's share.
+
+    Each class gives ``round(fraction * n_class)`` clips, at least one, to the
+    held-out part, and keeps at least one for training. A class with a single
+    clip stays in training. Seeded: the same labels and seed give the same split.
+
+    Examples
+    --------
+    >>> train, held_out = stratified_holdout([0] * 8 + [1] * 4, 0.25, seed=0)
+    >>> len(train), len(held_out), sorted(int(i) >= 8 for i in held_out)
+    (9, 3, [False, False, True])
+
+    """
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held: list[npt.NDArray[np.intp]] = []
+    for value in np.unique(y):
+        members = np.flatnonzero(y == value)
+        if len(members) < 2 or fraction <= 0:
+            continue
+        n_held = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held.append(rng.permutation(members)[:n_held])
+    held_out = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.intp)
+    train = np.setdiff1d(np.arange(len(y)), held_out)
+    return train, held_out
+
+
+def balanced_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
+    """Probability threshold with the lowest balanced error (FPR + miss rate) on labelled clips.
+
+    Among the thresholds that tie for the lowest error, the middle of their
+    range is taken, in log-odds: when the classes separate, that is halfway
+    (in log-odds) between the highest normal and the lowest anomalous score,
+    which leaves the same margin on both sides.
+
+    Examples
+    --------
+    >>> round(balanced_threshold([0.001, 0.01, 0.9, 0.999], [0, 0, 1, 1]), 3)
+    0.5
+    >>> round(balanced_threshold([0.001, 0.01, 0.2, 0.3], [0, 0, 1, 1]), 3)
+    0.047
+
+    """
+    p = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
+    y = np.asarray(labels).astype(bool)
+    if y.all() or not y.any():
+        raise ParameterError("balanced_threshold needs both normal (0) and anomalous (1) clips")
+    z = np.log(p / (1 - p))
+    unique = np.unique(z)
+    candidates = np.concatenate([[unique[0] - 1.0], (unique[:-1] + unique[1:]) / 2, [unique[-1] + 1.0]])
+    fpr = (z[~y][None, :] > candidates[:, None]).mean(axis=1)
+    miss = (z[y][None, :] <= candidates[:, None]).mean(axis=1)
+    error = fpr + miss
+    best = np.flatnonzero(np.isclose(error, error.min(), rtol=0, atol=1e-12))
+    if np.all(np.diff(best) == 1):  # one run of equally good thresholds: the middle of the gap it spans
+        low = unique[best[0] - 1] if best[0] > 0 else unique[0] - 1.0
+        high = unique[best[-1]] if best[-1] < len(unique) else unique[-1] + 1.0
+        z_threshold = (low + high) / 2
+    else:
+        z_threshold = candidates[best[len(best) // 2]]
+    return float(1 / (1 + np.exp(-z_threshold)))
+
+
 class SpectrogramCNNDetector(BaseDetector):
     """Supervised image classifier on spectrogram images; score = P(anomaly).
 
     Unlike the autoencoder this route learns from labelled anomalies (as the
     reference's Rekognition Custom Labels model does). Scores are
-    probabilities in [0, 1], higher = more anomalous; the default threshold is
-    0.5. Needs the ``tf`` extra to train and to score.
+    probabilities in [0, 1], higher = more anomalous. Needs the ``tf`` extra
+    to train and to score.
+
+    **Default threshold.** :meth:`fit` holds out a stratified, seeded share
+    (``holdout``) of the labelled training clips, trains on the rest with
+    class weights that balance normal and anomalous clips, then sets
+    ``threshold_`` to the probability with the fewest errors (false-alarm
+    rate + miss rate) on the held-out clips, in the middle of the gap between
+    the classes when they separate (see :func:`balanced_threshold`). A fixed
+    ``threshold`` (e.g. 0.5) is used as given.
 
     Parameters
     ----------
     features : SpectrogramImages, default SpectrogramImages()
-    epochs : int, default 20
-    batch_size : int, default 32
-    learning_rate : float, default 1e-3
-    validation_split : float, default 0.1
+    epochs : int, default 30
+    batch_size : int, default 16
+    learning_rate : float, default 2e-3
+    holdout : float in [0, 0.5], default 0.2
+        Share of each class held out of training to calibrate ``threshold_``
+        (at least one clip per class when the class has two or more). The
+        held-out clips also give Keras' ``val_loss``. ``0`` trains on every
+        clip and, unless ``threshold`` is set, uses 0.5.
+    class_weight : {"balanced"} or None, default "balanced"
+        ``"balanced"`` weighs each class by ``n_clips / (2 * n_class)`` in the
+        loss, so the rarer anomalies count as much as the normal clips.
     seed : int or None, default 0
-    threshold : float or ThresholdCalibrator, default 0.5
+        Seeds the holdout, the weight initialisation and the shuffling. The
+        caller's global ``random`` and ``numpy.random`` states are left as
+        they were.
+    verbose : int, default 0
+        Keras' training output (0 = silent).
+    threshold : float, ThresholdCalibrator or None, default None
+        ``None``: calibrated on the held-out clips as described above. A
+        calibrator is run on the held-out clips' scores and labels.
     channel, chunk_size, progress
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
+
+    Attributes
+    ----------
+    threshold_ : float
+        Clips with ``score > threshold_`` are predicted anomalous.
+    holdout_scores_, holdout_labels_ : np.ndarray
+        Scores and labels of the held-out clips the threshold was chosen on.
+    history_ : dict
+        Keras' training history (``loss``, and ``val_loss`` on the held-out clips).
 
     Examples
     --------
@@ -68,8 +171,8 @@ class SpectrogramCNNDetector(BaseDetector):
     >>> clips = MIMII(synthetic.write_dataset("fans", ids=[0], n_normal=6, n_abnormal=6, duration=2.0))
     >>> detector = SpectrogramCNNDetector(epochs=2).fit(clips)
     >>> scores = detector.score(clips)
-    >>> bool(((scores >= 0) & (scores <= 1)).all()), detector.threshold_
-    (True, 0.5)
+    >>> bool(((scores >= 0) & (scores <= 1)).all()), 0 < detector.threshold_ < 1
+    (True, True)
     """
 
     supervised = True
@@ -78,14 +181,15 @@ class SpectrogramCNNDetector(BaseDetector):
         self,
         *,
         features: BaseFeatureExtractor | None = None,
-        epochs: int = 20,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
-        validation_split: float = 0.1,
+        epochs: int = 30,
+        batch_size: int = 16,
+        learning_rate: float = 2e-3,
+        holdout: float = 0.2,
+        class_weight: Literal["balanced"] | None = "balanced",
         seed: int | None = 0,
         verbose: int = 0,
         channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = 0.5,
+        threshold: float | ThresholdCalibrator | None = None,
         chunk_size: int = 64,
         progress: bool = False,
     ) -> None:
@@ -97,27 +201,58 @@ class SpectrogramCNNDetector(BaseDetector):
             progress=progress,
         )
         if not isinstance(self.features, SpectrogramImages):
-            raise ParameterError("SpectrogramCNNDetector needs SpectrogramImages features")
-        if not isinstance(epochs, int) or epochs < 1:
+            raise ParameterError(f"features: SpectrogramCNNDetector needs SpectrogramImages, got {features!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ParameterError(f"epochs must be a positive int, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ParameterError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 <= holdout <= 0.5:
+            raise ParameterError(f"holdout must be a number in [0, 0.5], got {holdout!r}")
+        if class_weight not in ("balanced", None):
+            raise ParameterError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ParameterError(f"seed must be an int or None, got {seed!r}")
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
-        self.validation_split = validation_split
+        self.holdout = holdout
+        self.class_weight = class_weight
         self.seed = seed
         self.verbose = verbose
 
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (JSON-serialisable)."""
+        params: dict[str, Any] = super().get_params()
         return {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
-            "validation_split": self.validation_split,
+            "holdout": self.holdout,
+            "class_weight": self.class_weight,
             "seed": self.seed,
             "verbose": self.verbose,
-            **super().get_params(),
+            **params,
         }
+
+    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None) -> Self:
+        """Train on labelled clips and set ``threshold_`` from the held-out ones.
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, or ClipFeatures (one image per clip)
+        labels : array-like of {0, 1}, optional
+            1 = anomaly. Defaults to ``data.labels`` for a ClipSet.
+
+        Returns
+        -------
+        self
+        """
+        super().fit(data, labels)
+        if self.threshold is None or isinstance(self.threshold, ThresholdCalibrator):
+            self.threshold_ = self.calibrated_threshold_
+        return self
 
     def _images(self, windows: FloatArray) -> FloatArray:
         height, width = self.image_shape_
@@ -126,31 +261,59 @@ class SpectrogramCNNDetector(BaseDetector):
         return windows.reshape(len(windows), height, width, 1)
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
-        import keras
-
-        assert labels is not None
+        if labels is None:
+            raise ParameterError(f"{type(self).__name__} is supervised: pass labels (1 = anomaly) or a ClipSet")
         if np.any(np.diff(features.offsets) != 1):
             raise ParameterError("SpectrogramCNNDetector expects one image per clip")
         assert isinstance(self.features, SpectrogramImages)
         height = self.features.size[1] if self.features.size else self.features.n_mels
         self.image_shape_ = (height, features.n_features // height)
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
-        model = build_cnn(*self.image_shape_, learning_rate=self.learning_rate)
         x = self._images(features.windows)
-        # shuffle once so Keras' validation split (the last rows) holds both classes
-        order = np.random.default_rng(self.seed).permutation(len(x))
-        history = model.fit(
-            x[order],
-            labels[order].astype(np.float32),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_split=self.validation_split if len(x) >= 10 else 0.0,
-            verbose=self.verbose,
-        )
+        y = np.asarray(labels).astype(np.float32)
+        train, held_out = stratified_holdout(labels, self.holdout, seed=self.seed)
+        if self.holdout > 0 and len(np.unique(labels[held_out])) < 2:
+            warnings.warn(
+                f"holdout: too few clips of a class to hold one out ({int((labels == 0).sum())} normal, "
+                f"{int((labels == 1).sum())} anomalous); threshold_ falls back to 0.5",
+                UserWarning,
+                stacklevel=3,
+            )
+        weights = None
+        if self.class_weight == "balanced":
+            counts = np.bincount(labels[train], minlength=2)
+            weights = {c: float(len(train) / (2 * counts[c])) for c in (0, 1) if counts[c]}
+        validation = (x[held_out], y[held_out]) if len(held_out) else None
+
+        with _seeded(self.seed):
+            model = build_cnn(*self.image_shape_, learning_rate=self.learning_rate)
+            history = model.fit(
+                x[train],
+                y[train],
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                class_weight=weights,
+                validation_data=validation,
+                shuffle=True,
+                verbose=self.verbose,
+            )
         self.history_: dict[str, list[float]] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.weights_: list[FloatArray] = [np.asarray(w, dtype=np.float32) for w in model.get_weights()]
         self._model = model
+
+        self.holdout_labels_ = labels[held_out].astype(np.int8)
+        self.holdout_scores_ = self._score_windows(features.windows[held_out])
+        self.calibrated_threshold_ = 0.5
+        if len(np.unique(self.holdout_labels_)) == 2:
+            if isinstance(self.threshold, ThresholdCalibrator):
+                self.calibrated_threshold_ = self.threshold.fit(self.holdout_scores_, self.holdout_labels_).threshold
+            else:
+                self.calibrated_threshold_ = balanced_threshold(self.holdout_scores_, self.holdout_labels_)
+        _log.info(
+            "threshold %.4g from %d held-out clips (%d anomalous)",
+            self.calibrated_threshold_,
+            len(held_out),
+            int(self.holdout_labels_.sum()),
+        )
 
     def _keras_model(self) -> Any:
         if getattr(self, "_model", None) is None:
@@ -161,6 +324,8 @@ class SpectrogramCNNDetector(BaseDetector):
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         model = self._keras_model()
         images = self._images(windows)
+        if len(images) == 0:
+            return np.empty(0, dtype=np.float64)
         out = [np.asarray(model(images[i : i + 256], training=False)) for i in range(0, len(images), 256)]
         return np.concatenate(out).reshape(-1).astype(np.float64)
 
@@ -172,8 +337,31 @@ class SpectrogramCNNDetector(BaseDetector):
         self._model = None
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"history": self.history_, "image_shape": list(self.image_shape_)}
+        return {
+            "history": self.history_,
+            "image_shape": list(self.image_shape_),
+            "holdout_clips": int(len(getattr(self, "holdout_labels_", ()))),
+        }
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         self.history_ = dict(extra.get("history", {}))
         self.image_shape_ = tuple(extra["image_shape"])
+
+
+class _seeded:  # noqa: N801 - used like a function
+    """Seed Python, NumPy and the Keras backend; put the caller's ``random``/``numpy.random`` states back after."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+
+    def __enter__(self) -> None:
+        self.python_state = random.getstate()
+        self.numpy_state = np.random.get_state()
+        if self.seed is not None:
+            import keras
+
+            keras.utils.set_random_seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        random.setstate(self.python_state)
+        np.random.set_state(self.numpy_state)

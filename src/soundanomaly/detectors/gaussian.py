@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
+from soundanomaly._validation import check_finite_float
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
-from soundanomaly.typing import FloatArray
+from soundanomaly.typing import FloatArray, PathLike
 
 __all__ = ["GaussianDetector"]
 
@@ -30,18 +29,27 @@ class GaussianDetector(BaseDetector):
     shrinkage : float in [0, 1], default 0.05
         Blend of the sample covariance with a scaled identity (keeps the
         precision matrix well conditioned on few clips).
-    features, channel, threshold, chunk_size, progress
-        See :class:`~soundanomaly.detectors.base.BaseDetector`.
+    features, channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+        See :class:`~soundanomaly.detectors.base.BaseDetector`: by default 20 %
+        of the clips are held out to calibrate ``threshold_`` to 1 % false alarms.
+
+    Raises
+    ------
+    ParameterError
+        From ``fit``, when the features barely vary (silent clips, a dead
+        microphone): every clip would score the same.
 
     Examples
     --------
     >>> import numpy as np
     >>> from soundanomaly.features import ClipFeatures
     >>> rng = np.random.default_rng(0)
-    >>> normal = ClipFeatures.from_arrays([rng.normal(size=(40, 8)).astype("float32") for _ in range(5)])
+    >>> normal = ClipFeatures.from_arrays([rng.normal(size=(40, 8)).astype("float32") for _ in range(500)])
     >>> shifted = ClipFeatures.from_arrays([rng.normal(3, 1, size=(40, 8)).astype("float32")])
     >>> detector = GaussianDetector().fit(normal)
-    >>> bool(detector.score(shifted)[0] > detector.score(normal).max())
+    >>> len(detector.train_scores_), len(detector.holdout_scores_), detector.calibration_.source
+    (400, 100, 'holdout')
+    >>> bool(detector.score(shifted)[0] > detector.threshold_)
     True
     >>> detector.predict(shifted).tolist()
     [1]
@@ -54,25 +62,44 @@ class GaussianDetector(BaseDetector):
         features: BaseFeatureExtractor | None = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
         chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
         progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
     ) -> None:
         super().__init__(
-            features=features, channel=channel, threshold=threshold, chunk_size=chunk_size, progress=progress
+            features=features,
+            channel=channel,
+            threshold=threshold,
+            holdout=holdout,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
+            progress=progress,
+            on_error=on_error,
+            random_state=random_state,
         )
-        if not 0.0 <= shrinkage <= 1.0:
+        if isinstance(shrinkage, bool) or not 0.0 <= check_finite_float(shrinkage, name="shrinkage") <= 1.0:
             raise ParameterError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
         self.shrinkage = shrinkage
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
-        return {"shrinkage": self.shrinkage, **super().get_params()}
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         x = features.windows.astype(np.float64)
         self.mean_ = x.mean(axis=0)
         cov = np.atleast_2d(np.cov(x, rowvar=False))
-        target = np.trace(cov) / len(cov) * np.eye(len(cov))
+        spread = float(np.trace(cov)) / len(cov)
+        scale = float(np.mean(self.mean_**2)) + 1.0
+        if not spread > 1e-10 * scale:
+            raise ParameterError(
+                f"training features barely vary (mean variance {spread:.3g}): silent clips or a dead microphone? "
+                "Every clip would score the same; train on recordings of the running machine"
+            )
+        target = spread * np.eye(len(cov))
         cov = (1 - self.shrinkage) * cov + self.shrinkage * target
         self.precision_ = np.linalg.pinv(cov)
 
@@ -82,6 +109,10 @@ class GaussianDetector(BaseDetector):
 
     def _get_state(self) -> dict[str, FloatArray]:
         return {"mean": self.mean_, "precision": self.precision_}
+
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
+        d = self.n_features_in_
+        return {"mean": (d,), "precision": (d, d)}
 
     def _set_state(self, state: dict[str, FloatArray]) -> None:
         self.mean_ = state["mean"].astype(np.float64)

@@ -3,32 +3,46 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.audio import Channel
-from soundanomaly.backends.rekognition import INFERENCE_UNIT_HOUR_USD, CustomLabels
+from soundanomaly.backends.rekognition import INFERENCE_UNIT_HOUR_USD, CustomLabels, check_image_size
 from soundanomaly.datasets.mimii import ClipSet
 from soundanomaly.detectors.base import BaseDetector
-from soundanomaly.exceptions import BackendError, ParameterError
+from soundanomaly.exceptions import BackendError, ModelFormatError, ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.images import SpectrogramImages, encode_png
 from soundanomaly.manifest import ManifestEntry, manifest_lines
-from soundanomaly.typing import ClipData, FloatArray
+from soundanomaly.typing import ClipData, FloatArray, PathLike
 
 __all__ = ["RekognitionDetector"]
+
+#: Where the requests go: taken from the caller only, never from a saved model folder.
+_CONNECTION = ("endpoint_url", "s3_endpoint_url", "region")
+_VERSION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:rekognition:[a-z0-9-]+:\d{12}:project/[\w.-]{1,255}/version/[\w.-]{1,255}/\d+$"
+)
 
 
 class RekognitionDetector(BaseDetector):
     """Spectrogram images classified by an Amazon Rekognition Custom Labels model.
 
-    ``fit`` uploads one spectrogram PNG per clip and a Ground Truth manifest
-    to S3, creates (or reuses) the project and trains a model version.
+    ``fit`` checks every image against Custom Labels' limits (64 to 4096
+    pixels a side, aspect ratio at most 20:1: with the default features,
+    clips of about 2.05 s to 41 s) and the bucket's region, then uploads one
+    spectrogram PNG per clip and a Ground Truth manifest to S3, creates (or
+    reuses) the project and trains a model version (about $1 per training
+    hour).
     Scoring needs the model running, which is billed per inference-unit hour:
     use ``with detector.running(): ...``, which always stops it. A clip's
     **score** is the confidence of the ``abnormal`` label in [0, 1]; a clip is
@@ -48,13 +62,17 @@ class RekognitionDetector(BaseDetector):
         Explicit test clips for the service's evaluation; default: the service
         splits off 20% of the training images (``AutoCreate``).
     features : SpectrogramImages, default SpectrogramImages()
-    max_concurrency : int, default 8
-        Parallel ``DetectCustomLabels`` calls while scoring.
+    max_concurrency : int, optional
+        Parallel ``DetectCustomLabels`` calls while scoring (default: 5 per
+        inference unit the model runs with, at most 32).
     max_retries : int, default 6
         Retries with backoff for throttled calls, after botocore's own.
     training_timeout_seconds : float, default 6 h
     boto_session, region, endpoint_url, s3_endpoint_url, rekognition_client, s3_client
         Client injection, see :class:`~soundanomaly.backends.rekognition.CustomLabels`.
+        A saved model folder is data: :meth:`load` never takes ``endpoint_url``,
+        ``s3_endpoint_url`` or ``region`` from it (pass them to :meth:`load`,
+        or ``trust_endpoints=True`` for a folder you wrote yourself).
     poll_seconds : float, default 30
     progress : bool, default True
 
@@ -85,7 +103,7 @@ class RekognitionDetector(BaseDetector):
         version_name: str | None = None,
         test_data: ClipSet | None = None,
         features: BaseFeatureExtractor | None = None,
-        max_concurrency: int = 8,
+        max_concurrency: int | None = None,
         max_retries: int = 6,
         training_timeout_seconds: float = 6 * 3600.0,
         boto_session: Any = None,
@@ -108,39 +126,67 @@ class RekognitionDetector(BaseDetector):
         )
         if not isinstance(self.features, SpectrogramImages):
             raise ParameterError("RekognitionDetector needs SpectrogramImages features")
-        if max_concurrency < 1:
+        if max_concurrency is not None and max_concurrency < 1:
             raise ParameterError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
         self.project_name = project_name
         self.bucket = bucket
-        self.prefix = prefix.strip("/")
+        self.prefix = prefix
         self.version_name = version_name
         self.test_data = test_data
         self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
         self.training_timeout_seconds = training_timeout_seconds
-        self.poll_seconds = poll_seconds
+        self.boto_session = boto_session
+        self.region = region
         self.endpoint_url = endpoint_url
         self.s3_endpoint_url = s3_endpoint_url
-        self.region = region
-        self.client = CustomLabels(
-            project_name,
-            boto_session=boto_session,
-            region=region,
-            endpoint_url=endpoint_url,
-            s3_endpoint_url=s3_endpoint_url,
-            rekognition_client=rekognition_client,
-            s3_client=s3_client,
-            poll_seconds=poll_seconds,
-            progress=progress,
-            max_retries=max_retries,
-        )
-        self.max_retries = max_retries
+        self.rekognition_client = rekognition_client
+        self.s3_client = s3_client
+        self.poll_seconds = poll_seconds
+        self._client: CustomLabels | None = None
+        self._client_key: tuple[Any, ...] = ()
         self._started_at: float | None = None
         self._units = 0
+
+    @property
+    def client(self) -> CustomLabels:
+        """The Custom Labels wrapper, built from the current connection attributes."""
+        key = (
+            self.project_name,
+            id(self.boto_session),
+            self.region,
+            self.endpoint_url,
+            self.s3_endpoint_url,
+            id(self.rekognition_client),
+            id(self.s3_client),
+        )
+        if self._client is None or key != self._client_key:
+            project_arn = self._client.project_arn if self._client is not None else getattr(self, "project_arn_", None)
+            self._client = CustomLabels(
+                self.project_name,
+                boto_session=self.boto_session,
+                region=self.region,
+                endpoint_url=self.endpoint_url,
+                s3_endpoint_url=self.s3_endpoint_url,
+                rekognition_client=self.rekognition_client,
+                s3_client=self.s3_client,
+                poll_seconds=self.poll_seconds,
+                progress=self.progress,
+                max_retries=self.max_retries,
+            )
+            self._client.project_arn = project_arn
+            self._client_key = key
+        self._client.poll_seconds, self._client.max_retries = self.poll_seconds, self.max_retries
+        return self._client
+
+    @property
+    def _prefix(self) -> str:
+        return self.prefix.strip("/")
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters that can be saved (clients and test clips are not)."""
         params = super().get_params()
-        params.pop("threshold")
+        params.pop("threshold", None)
         return {
             "project_name": self.project_name,
             "bucket": self.bucket,
@@ -157,39 +203,52 @@ class RekognitionDetector(BaseDetector):
         }
 
     # -- training ------------------------------------------------------------------------------------
-    def _png(self, window: FloatArray) -> bytes:
+    def _pixels(self, window: FloatArray, what: str = "image") -> npt.NDArray[np.uint8]:
         assert isinstance(self.features, SpectrogramImages)
         height = self.features.size[1] if self.features.size else self.features.n_mels
         pixels = np.round(window.reshape(height, -1) * 255.0).astype(np.uint8)
-        return encode_png(pixels)
+        check_image_size(pixels.shape[1], pixels.shape[0], what=what)
+        return pixels
+
+    def _png(self, window: FloatArray, what: str = "image") -> bytes:
+        return encode_png(self._pixels(window, what))
+
+    def _check_images(self, features: ClipFeatures) -> None:
+        """Every clip's image within Custom Labels' limits, before anything is uploaded."""
+        for i in range(len(features)):
+            self._pixels(features.clip(i)[0], features.paths[i] if features.paths else f"clip {i}")
 
     def _upload_images(self, features: ClipFeatures, labels: npt.NDArray[np.int8], folder: str) -> list[ManifestEntry]:
         entries = []
         for i in range(len(features)):
             label = "abnormal" if labels[i] else "normal"
             stem = features.paths[i].replace("\\", "/").split("/")[-3:] if features.paths else [f"clip{i:06d}"]
-            key = f"{self.prefix}/images/{folder}/{label}/{i:06d}_{'_'.join(stem).replace('.wav', '')}.png"
-            self.client.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=self._png(features.clip(i)[0]), ContentType="image/png"
-            )
+            key = f"{self._prefix}/images/{folder}/{label}/{i:06d}_{'_'.join(stem).replace('.wav', '')}.png"
+            self.client.put_object(self.bucket, key, self._png(features.clip(i)[0]), ContentType="image/png")
             entries.append(ManifestEntry(f"s3://{self.bucket}/{key}", label))
         return entries
 
     def _put_manifest(self, entries: list[ManifestEntry], name: str) -> str:
-        key = f"{self.prefix}/manifests/{name}.manifest"
-        self.client.s3.put_object(Bucket=self.bucket, Key=key, Body=manifest_lines(entries).encode())
+        key = f"{self._prefix}/manifests/{name}.manifest"
+        self.client.put_object(self.bucket, key, manifest_lines(entries).encode())
         return key
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         assert labels is not None
         if np.any(np.diff(features.offsets) != 1):
             raise ParameterError("RekognitionDetector expects one image per clip")
+        self._check_images(features)
+        test_features = None
+        if self.test_data is not None:
+            test_features = self.features.extract(self.test_data.paths, channel=self.channel, progress=self.progress)
+            self._check_images(test_features)
+        self.client.check_bucket_region(self.bucket)
         self.project_arn_ = self.client.ensure_project()
+        self.client.check_no_datasets()  # before uploading: manifests cannot train a project with datasets
         version = self.version_name or f"v{time.strftime('%Y%m%d-%H%M%S')}"
         train_key = self._put_manifest(self._upload_images(features, labels, version), f"{version}-train")
         test_key = None
-        if self.test_data is not None:
-            test_features = self.features.extract(self.test_data.paths, channel=self.channel, progress=self.progress)
+        if self.test_data is not None and test_features is not None:
             test_key = self._put_manifest(
                 self._upload_images(test_features, self.test_data.labels, f"{version}-test"), f"{version}-test"
             )
@@ -198,7 +257,7 @@ class RekognitionDetector(BaseDetector):
             bucket=self.bucket,
             train_manifest_key=train_key,
             test_manifest_key=test_key,
-            output_prefix=f"{self.prefix}/output/{version}",
+            output_prefix=f"{self._prefix}/output/{version}",
         )
         description = self.client.wait(
             self.version_arn_, "project_version_training_completed", timeout_seconds=self.training_timeout_seconds
@@ -266,6 +325,13 @@ class RekognitionDetector(BaseDetector):
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         return self._detect_many([self._png(window) for window in windows])
 
+    def concurrency(self) -> int:
+        """Parallel DetectCustomLabels calls: ``max_concurrency``, or 5 per running inference unit (at most 32)."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        units = self._units or int(self.client.describe_version(self.version_arn_).get("MinInferenceUnits") or 1)
+        return max(1, min(32, 5 * units))
+
     def _detect_many(self, images: list[bytes | str]) -> npt.NDArray[np.float64]:
         def one(image: bytes | str) -> float:
             labels = self.client.detect(self.version_arn_, image, min_confidence=0.0)
@@ -273,7 +339,7 @@ class RekognitionDetector(BaseDetector):
                 return labels["abnormal"] / 100.0
             return 1.0 - labels.get("normal", 100.0) / 100.0
 
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=self.concurrency()) as pool:
             return np.array(list(pool.map(one, images)), dtype=np.float64)
 
     def cleanup(self, *, delete_project: bool = True) -> None:
@@ -294,7 +360,67 @@ class RekognitionDetector(BaseDetector):
         }
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
+        # A model folder is data, not instructions: where requests go is the caller's choice only.
+        ignored = [name for name in _CONNECTION if getattr(self, name) is not None]
+        for name in _CONNECTION:
+            setattr(self, name, None)
+        if ignored:
+            warnings.warn(
+                f"ignored {', '.join(ignored)} stored in the model folder; pass them to RekognitionDetector.load() "
+                "(or trust_endpoints=True for a folder you wrote yourself)",
+                stacklevel=2,
+            )
+        version_arn = extra.get("version_arn")
+        if not isinstance(version_arn, str) or not _VERSION_ARN.match(version_arn):
+            raise ModelFormatError(f"the model folder's version_arn is not a Rekognition model ARN: {version_arn!r}")
         self.project_arn_ = extra["project_arn"]
-        self.version_arn_ = extra["version_arn"]
+        self.version_arn_ = version_arn
         self.evaluation_f1_ = extra.get("evaluation_f1")
-        self.client.project_arn = self.project_arn_
+        self._client = None
+
+    @classmethod
+    def load(
+        cls,
+        path: PathLike,
+        *,
+        features: BaseFeatureExtractor | None = None,
+        trust_endpoints: bool = False,
+        **connection: Any,
+    ) -> Self:
+        """Load a saved detector; connection settings come from the caller, not from the folder.
+
+        Parameters
+        ----------
+        path : path
+        features : BaseFeatureExtractor, optional
+        trust_endpoints : bool, default False
+            Use the ``endpoint_url``, ``s3_endpoint_url`` and ``region`` stored
+            in the folder (only for folders you wrote yourself). Otherwise
+            they are ignored (with a warning) and requests go to AWS as
+            configured by the caller.
+        **connection
+            ``boto_session``, ``region``, ``endpoint_url``, ``s3_endpoint_url``,
+            ``rekognition_client``, ``s3_client``: how to reach the service.
+
+        Examples
+        --------
+        >>> detector = RekognitionDetector.load("model", region="eu-west-1")  # doctest: +SKIP
+        """
+        allowed = {"boto_session", "rekognition_client", "s3_client", *_CONNECTION}
+        unknown = sorted(set(connection) - allowed)
+        if unknown:
+            raise ParameterError(f"unknown connection settings {unknown}; known: {sorted(allowed)}")
+        stored: dict[str, Any] = {}
+        if trust_endpoints:
+            try:
+                params = json.loads((Path(path) / "manifest.json").read_text()).get("params", {})
+            except (OSError, ValueError) as exc:
+                raise ModelFormatError(f"{path}: cannot read manifest.json ({exc})") from exc
+            stored = {name: params.get(name) for name in _CONNECTION}
+        with warnings.catch_warnings():
+            if trust_endpoints or connection:
+                warnings.simplefilter("ignore")  # the caller decides where requests go
+            detector = super().load(path, features=features)
+        for name, value in {**stored, **connection}.items():
+            setattr(detector, name, value)
+        return detector

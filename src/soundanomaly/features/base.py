@@ -5,23 +5,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._progress import progress as _progress
+from soundanomaly._progress import ProgressBar
 from soundanomaly.audio import Channel, _decode_samples, read_bytes
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
-__all__ = ["BaseFeatureExtractor", "ClipFeatures"]
+_LOG = logging.getLogger("soundanomaly.features")
+
+#: What :meth:`BaseFeatureExtractor.extract` does with a clip it cannot read.
+OnError = Literal["raise", "skip"]
+
+__all__ = ["BaseFeatureExtractor", "ClipFeatures", "check_rate_matches", "check_sample_rate"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,10 @@ class ClipFeatures:
         Source of each clip (empty strings for arrays).
     params : dict
         Parameters of the extractor that made these features.
+    skipped : tuple of (str, str)
+        ``(path, reason)`` of each clip that :meth:`BaseFeatureExtractor.extract`
+        left out because it could not be read (``on_error="skip"``); empty otherwise.
+        ``paths`` lists only the clips that are present.
 
     Examples
     --------
@@ -56,6 +66,7 @@ class ClipFeatures:
     offsets: npt.NDArray[np.int64]
     paths: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.windows.ndim != 2:
@@ -69,7 +80,12 @@ class ClipFeatures:
 
     @classmethod
     def from_arrays(
-        cls, arrays: Sequence[FloatArray], *, paths: Sequence[str] = (), params: dict[str, Any] | None = None
+        cls,
+        arrays: Sequence[FloatArray],
+        *,
+        paths: Sequence[str] = (),
+        params: dict[str, Any] | None = None,
+        skipped: Sequence[tuple[str, str]] = (),
     ) -> ClipFeatures:
         """Stack per-clip matrices of shape ``(n_windows_i, n_features)``."""
         if len(arrays) == 0:
@@ -80,7 +96,7 @@ class ClipFeatures:
         offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
         np.cumsum([len(a) for a in arrays], out=offsets[1:])
         windows = np.concatenate(arrays).astype(np.float32, copy=False)
-        return cls(windows, offsets, tuple(paths), dict(params or {}))
+        return cls(windows, offsets, tuple(paths), dict(params or {}), tuple((str(p), str(r)) for p, r in skipped))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -142,36 +158,51 @@ class BaseFeatureExtractor:
     def __hash__(self) -> int:
         return hash(json.dumps(self.params(), sort_keys=True))
 
+    @property
+    def target_sr(self) -> int | None:
+        """Rate (Hz) every clip is brought to before :meth:`transform`: the ``sr`` attribute, if any.
+
+        Extractors with an ``sr`` attribute (:class:`LogMelFrames`,
+        :class:`SpectrogramImages`) never compute features at another rate:
+        a file recorded at a different rate is resampled to ``sr`` with soxr
+        (high quality). Extractors without one get each file at its own rate.
+        """
+        rate = getattr(self, "sr", None)
+        return int(rate) if rate is not None else None
+
     def transform_file(self, path: PathLike, *, channel: Channel = 0) -> FloatArray:
         """Load one clip and return its features; errors name the file."""
         name = os.fspath(path)
         return self._transform_bytes(read_bytes(name), name, channel)
 
     def _transform_bytes(self, data: bytes, name: str, channel: Channel) -> FloatArray:
-        samples, gain, sr = _decode_samples(data, name=name, channel=channel)
-        shape = self._output_shape(len(samples)) if samples.ndim == 1 else None
         with _naming(name):
+            samples, gain, sr = _decode_samples(data, name=name, channel=channel, sr=self.target_sr)
+            shape = self._output_shape(len(samples)) if samples.ndim == 1 else None
             if shape is None:
-                return self.transform(_as_signal(samples, gain), sr)
+                return _checked_features(self.transform(_as_signal(samples, gain), sr))
             out = np.empty(shape, dtype=np.float32)
             self._transform_into(samples, gain, sr, out)
-            return out
+            return _checked_features(out)
 
     def extract(
         self,
-        paths: Sequence[PathLike],
+        paths: Sequence[PathLike] | PathLike,
         *,
         channel: Channel = 0,
         n_jobs: int = 1,
         cache_dir: PathLike | None = None,
-        progress: bool = True,
+        progress: bool | ProgressBar = True,
+        on_error: OnError = "raise",
     ) -> ClipFeatures:
         """Extract features of many clips.
 
         Parameters
         ----------
-        paths : sequence of str or os.PathLike
-            Local files or fsspec URLs.
+        paths : sequence of str or os.PathLike, or one path
+            Local files or ``s3://`` URLs (``http(s)://`` only inside
+            :func:`soundanomaly.audio.allow_http`). A single path counts as a
+            list of one.
         channel : int, ``"mean"`` or None, default 0
             Microphone to use (see :func:`soundanomaly.audio.load`).
         n_jobs : int >= 1, default 1
@@ -179,33 +210,82 @@ class BaseFeatureExtractor:
         cache_dir : path or None
             Store each clip's features in ``cache_dir``, keyed by a hash of the
             file's bytes and the extractor parameters, so re-runs are instant.
-        progress : bool, default True
-            Show a progress bar on stderr.
+        progress : bool or ProgressBar, default True
+            Show one progress bar on stderr for the whole call; or advance the
+            given :class:`~soundanomaly._progress.ProgressBar` (one bar across
+            several calls; it is not closed here).
+        on_error : {"raise", "skip"}, default "raise"
+            What to do with a clip that cannot be used (:class:`AudioError`:
+            missing, unreadable, truncated, too short, NaN/inf samples...).
+            ``"raise"`` stops at the first one; ``"skip"`` leaves it out, logs a
+            warning and lists it in :attr:`ClipFeatures.skipped`. If every clip
+            fails, an :class:`AudioError` is raised either way.
 
         Returns
         -------
         ClipFeatures
+            The clips that could be read, in input order.
+
+        Examples
+        --------
+        >>> import numpy as np, soundfile as sf
+        >>> sf.write("ok.wav", np.zeros(16000, np.float32), 16000)
+        >>> from pathlib import Path
+        >>> _ = Path("bad.wav").write_bytes(b"not audio")
+        >>> from soundanomaly.features import LogMelFrames
+        >>> features = LogMelFrames().extract(["ok.wav", "bad.wav"], on_error="skip", progress=False)
+        >>> features.paths, [path for path, _ in features.skipped]
+        (('ok.wav',), ['bad.wav'])
         """
-        names = [os.fspath(p) for p in paths]
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            paths = [os.fsdecode(paths)]
+        if on_error not in ("raise", "skip"):
+            raise ParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        try:
+            names = [os.fspath(p) for p in paths]
+        except TypeError as exc:
+            raise ParameterError(f"paths must be a sequence of str or os.PathLike ({exc})") from exc
         if not names:
             raise ParameterError("paths is empty: nothing to extract")
         if n_jobs == -1:
             n_jobs = os.cpu_count() or 1
-        if not isinstance(n_jobs, int) or n_jobs < 1:
+        if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
             raise ParameterError(f"n_jobs must be a positive int or -1, got {n_jobs!r}")
         cache = Path(cache_dir) if cache_dir is not None else None
         serial = n_jobs == 1 or len(names) < 2 * n_jobs
-        if serial and cache is None:
-            return self._extract_serial(names, channel, progress)
-        job = _Job(self, channel, cache)
-        if serial:
-            arrays = list(_progress(map(job, names), total=len(names), desc="features", enabled=progress))
-        else:
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                chunk = max(1, len(names) // (8 * n_jobs))
-                results = pool.map(job, names, chunksize=chunk)
-                arrays = list(_progress(results, total=len(names), desc="features", enabled=progress))
-        return ClipFeatures.from_arrays(arrays, paths=names, params=self.params())
+        bar = progress if isinstance(progress, ProgressBar) else None
+        owned = bar is None
+        if bar is None:
+            bar = ProgressBar(total=len(names), desc="features", enabled=bool(progress))
+        try:
+            if serial and cache is None:
+                return self._extract_serial(names, channel, bar, on_error)
+            job = _Job(self, channel, cache)
+            results: list[tuple[FloatArray | None, str]] = []
+            if serial:
+                for name in names:
+                    results.append(job(name))
+                    bar.update()
+            else:
+                with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                    chunk = max(1, len(names) // (8 * n_jobs))
+                    for result in pool.map(job, names, chunksize=chunk):
+                        results.append(result)
+                        bar.update()
+        finally:
+            if owned:
+                bar.close()
+        arrays: list[FloatArray] = []
+        kept: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        for name, (array, problem) in zip(names, results, strict=True):
+            if array is None:
+                _failed(name, problem, on_error, skipped)
+            else:
+                arrays.append(array)
+                kept.append(name)
+        _check_some_left(names, skipped)
+        return ClipFeatures.from_arrays(arrays, paths=kept, params=self.params(), skipped=skipped)
 
     def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
         """``(n_windows, n_features)`` a clip of ``n_samples`` yields, if known before computing it."""
@@ -219,7 +299,7 @@ class BaseFeatureExtractor:
         """
         out[...] = self.transform(_as_signal(samples, gain), sr)
 
-    def _extract_serial(self, names: list[str], channel: Channel, progress: bool) -> ClipFeatures:
+    def _extract_serial(self, names: list[str], channel: Channel, bar: ProgressBar, on_error: OnError) -> ClipFeatures:
         """One process, no cache: windows go straight into one growing matrix (no per-clip copies).
 
         Extractors that cannot tell their output shape up front (``_output_shape``
@@ -228,32 +308,108 @@ class BaseFeatureExtractor:
         offsets = np.zeros(len(names) + 1, dtype=np.int64)
         buffer: FloatArray | None = None
         arrays: list[FloatArray] = []  # clips after the first one of unknown shape
-        for i, name in enumerate(_progress(names, total=len(names), desc="features", enabled=progress)):
-            samples, gain, sr = _decode_samples(read_bytes(name), name=name, channel=channel)
-            shape = self._output_shape(len(samples)) if samples.ndim == 1 and not arrays else None
-            start = int(offsets[i])
-            with _naming(name):
-                if shape is None:
-                    arrays.append(self.transform(_as_signal(samples, gain), sr))
-                    offsets[i + 1] = start + len(arrays[-1])
-                    continue
-                n, width = shape
-                if buffer is None or start + n > len(buffer):
-                    grown = np.empty((max(start + n, (start + n) * len(names) // (i + 1) + n), width), np.float32)
-                    if buffer is not None:
-                        grown[:start] = buffer[:start]
-                    buffer = grown
-                self._transform_into(samples, gain, sr, buffer[start : start + n])
-            offsets[i + 1] = start + n
-        head = [] if buffer is None else [buffer[: offsets[len(names) - len(arrays)]]]
+        kept: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        for i, name in enumerate(names):
+            start = int(offsets[len(kept)])
+            try:
+                with _naming(name):
+                    data = read_bytes(name)
+                    samples, gain, sr = _decode_samples(data, name=name, channel=channel, sr=self.target_sr)
+                    shape = self._output_shape(len(samples)) if samples.ndim == 1 and not arrays else None
+                    if shape is None:
+                        arrays.append(_checked_features(self.transform(_as_signal(samples, gain), sr)))
+                        end = start + len(arrays[-1])
+                    else:
+                        n, width = shape
+                        if buffer is None or start + n > len(buffer):
+                            grown = np.empty(
+                                (max(start + n, (start + n) * len(names) // (i + 1) + n), width), np.float32
+                            )
+                            if buffer is not None:
+                                grown[:start] = buffer[:start]
+                            buffer = grown
+                        self._transform_into(samples, gain, sr, buffer[start : start + n])
+                        _checked_features(buffer[start : start + n])
+                        end = start + n
+            except AudioError as exc:
+                _failed(name, exc.problem, on_error, skipped, exc)
+                continue
+            finally:
+                bar.update()
+            kept.append(name)
+            offsets[len(kept)] = end
+        _check_some_left(names, skipped)
+        offsets = offsets[: len(kept) + 1]
+        head = [] if buffer is None else [buffer[: offsets[len(kept) - len(arrays)]]]
         windows = np.concatenate(head + arrays) if arrays else head[0]
-        return ClipFeatures(windows, offsets, tuple(names), self.params())
+        return ClipFeatures(windows, offsets, tuple(kept), self.params(), tuple(skipped))
 
     def cache_key(self, data: bytes, channel: Channel) -> str:
         """Hex key of a clip's bytes plus the parameters that shape its features."""
         digest = hashlib.blake2b(data, digest_size=20)
         digest.update(json.dumps({"params": self.params(), "channel": channel}, sort_keys=True).encode())
         return digest.hexdigest()
+
+
+def check_sample_rate(sr: Any) -> int:
+    """Validate an extractor's ``sr`` parameter: an int in the accepted range of header rates.
+
+    Examples
+    --------
+    >>> check_sample_rate(16000)
+    16000
+    >>> check_sample_rate(0)
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ParameterError: sr must be an int sample rate in [1000, 768000] Hz, got 0
+
+    """
+    from soundanomaly.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    if (
+        not isinstance(sr, (int, np.integer))
+        or isinstance(sr, (bool, np.bool_))
+        or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE
+    ):
+        raise ParameterError(f"sr must be an int sample rate in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sr!r}")
+    return int(sr)
+
+
+def check_rate_matches(given: Any, expected: int, owner: str) -> None:
+    """Refuse a signal at a rate other than the extractor's ``sr`` (features are only comparable at one rate)."""
+    if given != expected:
+        raise ParameterError(
+            f"sr={given!r} Hz but this {owner} computes features at {expected} Hz: resample the signal first "
+            f"(soundanomaly.audio.load(path, sr={expected})), or use transform_file()/extract(), which resample"
+        )
+
+
+def _failed(
+    name: str, problem: str, on_error: OnError, skipped: list[tuple[str, str]], exc: AudioError | None = None
+) -> None:
+    """Raise (``on_error="raise"``) or record and log a clip that could not be used."""
+    if on_error == "raise":
+        if exc is not None:
+            raise exc
+        raise AudioError(name, problem)
+    _LOG.warning("skipping %s: %s", name, problem)
+    skipped.append((name, problem))
+
+
+def _check_some_left(names: Sequence[str], skipped: Sequence[tuple[str, str]]) -> None:
+    if skipped and len(skipped) == len(names):
+        path, problem = skipped[0]
+        raise AudioError(path, f"none of the {len(names)} clip(s) could be used; the first failed with: {problem}")
+
+
+def _checked_features(features: FloatArray) -> FloatArray:
+    """Refuse a clip whose features are empty or not finite (fail closed: never a silent NaN score)."""
+    if features.ndim != 2 or len(features) == 0:
+        raise AudioError("<signal>", f"gave no feature vectors (shape {features.shape})")
+    if not np.isfinite(features).all():
+        raise AudioError("<signal>", "gave NaN or infinite features (samples of absurd magnitude?)")
+    return features
 
 
 def _as_signal(samples: npt.NDArray[Any], gain: float) -> FloatArray:
@@ -274,14 +430,32 @@ def _naming(name: str) -> Iterator[None]:
 
 
 class _Job:
-    """Picklable per-file work item for :meth:`BaseFeatureExtractor.extract`."""
+    """Picklable per-file work item for :meth:`BaseFeatureExtractor.extract`.
+
+    Returns ``(features, "")`` or ``(None, problem)``: library errors travel
+    back as text (an :class:`AudioError` does not survive pickling intact).
+    """
 
     def __init__(self, extractor: BaseFeatureExtractor, channel: Channel, cache: Path | None) -> None:
+        from soundanomaly.audio import _ALLOW_HTTP
+
         self.extractor = extractor
         self.channel = channel
         self.cache = cache
+        self.allow_http = _ALLOW_HTTP.get()
 
-    def __call__(self, name: str) -> FloatArray:
+    def __call__(self, name: str) -> tuple[FloatArray | None, str]:
+        from soundanomaly.audio import _ALLOW_HTTP
+
+        token = _ALLOW_HTTP.set(self.allow_http)
+        try:
+            return self._run(name), ""
+        except AudioError as exc:
+            return None, exc.problem
+        finally:
+            _ALLOW_HTTP.reset(token)
+
+    def _run(self, name: str) -> FloatArray:
         if self.cache is None:
             return self.extractor.transform_file(name, channel=self.channel)
         data = read_bytes(name)
@@ -289,13 +463,20 @@ class _Job:
         target = self.cache / key[:2] / f"{key}.npy"
         if target.exists():
             try:
-                return np.load(target)  # type: ignore[no-any-return]
+                cached = np.load(target, allow_pickle=False)
+                if cached.ndim == 2 and cached.dtype == np.float32 and len(cached) and np.isfinite(cached).all():
+                    return cached  # type: ignore[no-any-return]
             except (OSError, ValueError):
                 pass  # a damaged cache entry is recomputed below
         features = self.extractor._transform_bytes(data, name, self.channel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, features)
-        os.replace(tmp, target)
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npy.tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    np.save(handle, features)
+                os.replace(tmp, target)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         return features

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from soundanomaly._progress import progress as _progress
 from soundanomaly.exceptions import AudioError, ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor
+from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
 from soundanomaly.features.logmel import _log_mel_by_frame
 from soundanomaly.typing import FloatArray, PathLike
 
@@ -62,6 +62,11 @@ class SpectrogramImages(BaseFeatureExtractor):
     colormap : str or None, default None
         ``None``: grayscale, loud = dark. Else a matplotlib colormap name for
         RGB images (loud = the colormap's high end), written by :meth:`write_images` only.
+    sr : int, default 16000
+        Sample rate (Hz) the images are made at (saved with a model; a model
+        saved without it means 16000). Files at another rate are resampled to
+        it with soxr by :meth:`extract`, :meth:`transform_file` and
+        :meth:`write_images`; :meth:`image` refuses other rates.
 
     Examples
     --------
@@ -81,9 +86,10 @@ class SpectrogramImages(BaseFeatureExtractor):
         size: tuple[int, int] | None = None,
         scaling: Literal["minmax", "fixed"] = "minmax",
         colormap: str | None = None,
+        sr: int = 16000,
     ) -> None:
         for name, value in (("n_mels", n_mels), ("n_fft", n_fft), ("hop_length", hop_length)):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParameterError(f"{name} must be a positive int, got {value!r}")
         if size is not None and (len(size) != 2 or min(size) < 1):
             raise ParameterError(f"size must be (width, height) in pixels, got {size!r}")
@@ -95,6 +101,7 @@ class SpectrogramImages(BaseFeatureExtractor):
         self.size: tuple[int, int] | None = (int(size[0]), int(size[1])) if size is not None else None
         self.scaling = scaling
         self.colormap = colormap
+        self.sr = check_sample_rate(sr)
 
     def params(self) -> dict[str, Any]:
         """Parameters that define the images (JSON-serialisable)."""
@@ -106,10 +113,15 @@ class SpectrogramImages(BaseFeatureExtractor):
             "size": list(self.size) if self.size else None,
             "scaling": self.scaling,
             "colormap": self.colormap,
+            "sr": self.sr,
         }
 
     def image(self, signal: FloatArray, sr: int) -> npt.NDArray[np.uint8]:
-        """The grayscale image of one clip, shape ``(height, width)``, uint8, loud = dark."""
+        """The grayscale image of one clip, shape ``(height, width)``, uint8, loud = dark.
+
+        ``sr`` must equal :attr:`sr`.
+        """
+        check_rate_matches(sr, self.sr, type(self).__name__)
         signal = np.asarray(signal)
         if signal.ndim != 1:
             raise ParameterError(f"signal must be mono (1-D), got shape {signal.shape}")
@@ -173,7 +185,7 @@ class SpectrogramImages(BaseFeatureExtractor):
             raise ParameterError(f"got {len(names)} names for {len(paths)} paths")
         written = []
         for i, path in enumerate(_progress(paths, total=len(paths), desc="images", enabled=progress)):
-            signal, sr = load(path, channel=channel)
+            signal, sr = load(path, channel=channel, sr=self.sr)
             try:
                 data = self.png(signal, sr)
             except AudioError as exc:

@@ -24,7 +24,7 @@ import scipy.fft
 import scipy.signal
 
 from soundanomaly.exceptions import AudioError, ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor
+from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
 from soundanomaly.typing import FloatArray
 
 __all__ = ["LogMelFrames", "log_mel_spectrogram", "mel_basis"]
@@ -240,6 +240,12 @@ class LogMelFrames(BaseFeatureExtractor):
         FFT size in samples (64 ms at 16 kHz).
     hop_length : int > 0, default 512
         Samples between frames (32 ms at 16 kHz).
+    sr : int, default 16000
+        Sample rate (Hz) the features are computed at; part of :meth:`params`,
+        so it is saved with a model (a model saved without it means 16000).
+        :meth:`extract` and :meth:`transform_file` resample a file recorded
+        at another rate to ``sr`` with soxr, so a model never scores a clip at
+        a rate it was not made for. :meth:`transform` refuses other rates.
 
     Examples
     --------
@@ -250,7 +256,9 @@ class LogMelFrames(BaseFeatureExtractor):
     (309, 320)
     """
 
-    def __init__(self, *, n_mels: int = 64, frames: int = 5, n_fft: int = 1024, hop_length: int = 512) -> None:
+    def __init__(
+        self, *, n_mels: int = 64, frames: int = 5, n_fft: int = 1024, hop_length: int = 512, sr: int = 16000
+    ) -> None:
         for name, value in (("n_mels", n_mels), ("frames", frames), ("n_fft", n_fft), ("hop_length", hop_length)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ParameterError(f"{name} must be a positive int, got {value!r}")
@@ -258,6 +266,7 @@ class LogMelFrames(BaseFeatureExtractor):
         self.frames = int(frames)
         self.n_fft = int(n_fft)
         self.hop_length = int(hop_length)
+        self.sr = check_sample_rate(sr)
 
     @property
     def n_features(self) -> int:
@@ -277,6 +286,7 @@ class LogMelFrames(BaseFeatureExtractor):
             "frames": self.frames,
             "n_fft": self.n_fft,
             "hop_length": self.hop_length,
+            "sr": self.sr,
         }
 
     def transform(self, signal: FloatArray, sr: int) -> FloatArray:
@@ -285,8 +295,9 @@ class LogMelFrames(BaseFeatureExtractor):
         Parameters
         ----------
         signal : np.ndarray [shape=(n_samples,)], float
-        sr : int > 0
-            Sample rate in Hz.
+        sr : int
+            Sample rate in Hz; must equal :attr:`sr` (resample first, or use
+            :meth:`transform_file` / :meth:`extract`, which do).
 
         Returns
         -------
@@ -296,7 +307,10 @@ class LogMelFrames(BaseFeatureExtractor):
         ------
         AudioError
             If the clip is shorter than :attr:`min_samples`.
+        ParameterError
+            If ``sr`` differs from :attr:`sr`.
         """
+        check_rate_matches(sr, self.sr, type(self).__name__)
         signal = np.asarray(signal)
         if signal.ndim != 1:
             raise ParameterError(f"signal must be mono (1-D), got shape {signal.shape}")

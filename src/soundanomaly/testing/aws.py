@@ -20,7 +20,14 @@ import numpy as np
 
 from soundanomaly.typing import FloatArray
 
-__all__ = ["aws_environment", "play_training_job", "play_transform_job", "queue_endpoint_results"]
+__all__ = [
+    "aws_environment",
+    "container_python",
+    "play_training_job",
+    "play_transform_job",
+    "queue_endpoint_results",
+    "run_training_script",
+]
 
 _ENV_KEYS = (
     "AWS_ENDPOINT_URL",
@@ -130,15 +137,90 @@ def _download_prefix(s3: Any, uri: str, target: Path) -> None:
             s3.download_file(bucket, item["Key"], str(destination))
 
 
-def play_training_job(job_name: str, *, boto_session: Any = None, python: str = sys.executable) -> str:
+def container_python(py_version: str = "py310") -> str | None:
+    """A Python interpreter prepared like the SageMaker training image, or None.
+
+    Looks at ``$SOUNDANOMALY_CONTAINER_PYTHON``, then at ``.nox/container-image``
+    (built by ``nox -s container``: the image's Python with its pinned
+    TensorFlow and Keras). Returns None when neither exists or its Python
+    is not ``py_version``.
+
+    Examples
+    --------
+    >>> container_python("py999") is None
+    True
+    """
+    candidates = [os.environ.get("SOUNDANOMALY_CONTAINER_PYTHON", "")]
+    root = Path(__file__).resolve().parents[3]
+    candidates.append(str(root / ".nox" / "container-image" / "bin" / "python"))
+    wanted = f"{py_version[2]}.{py_version[3:]}" if py_version.startswith("py") else py_version
+    for candidate in filter(None, candidates):
+        if not os.access(candidate, os.X_OK):
+            continue
+        try:
+            found = subprocess.run(
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if found == wanted:
+            return candidate
+    return None
+
+
+def run_training_script(
+    code_dir: Path,
+    *,
+    train_dir: Path,
+    model_dir: Path,
+    checkpoint_dir: Path | None,
+    hyperparameters: dict[str, Any],
+    python: str = sys.executable,
+) -> subprocess.CompletedProcess[str]:
+    """Run a staged ``train.py`` the way the SageMaker training toolkit does.
+
+    ``SM_CHANNEL_TRAIN``, ``SM_MODEL_DIR``, ``SM_HPS`` and
+    ``SM_CHECKPOINT_DIR`` are set, hyperparameters are passed as ``--key
+    value`` flags, the working directory is the code folder and
+    ``PYTHONPATH`` holds only the staged copy (never the installed
+    package). ``python`` should be the image's interpreter (see
+    :func:`container_python`). Returns the finished process (not checked).
+    """
+    args = [item for key, value in hyperparameters.items() for item in (f"--{key}", str(value))]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV", "SM_"))}
+    env.update(
+        SM_CHANNEL_TRAIN=str(train_dir),
+        SM_MODEL_DIR=str(model_dir),
+        SM_HPS=json.dumps({k: str(v) for k, v in hyperparameters.items()}),
+        SM_CHECKPOINT_DIR=str(checkpoint_dir) if checkpoint_dir is not None else "/nonexistent/checkpoints",
+        PYTHONPATH=str(code_dir),
+        PYTHONNOUSERSITE="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    return subprocess.run(
+        [python, str(code_dir / "train.py"), *args], env=env, cwd=code_dir, capture_output=True, text=True
+    )
+
+
+def play_training_job(
+    job_name: str,
+    *,
+    boto_session: Any = None,
+    python: str = sys.executable,
+) -> str:
     """Do what the training container would have done for ``job_name``.
 
     Downloads every input channel (training data, the staged code, the SDK's
     drivers) the way SageMaker lays them out under ``/opt/ml/input/data``,
     runs the staged entry script with the ``SM_*`` environment and the job's
-    hyperparameters as flags, and uploads ``model.tar.gz`` to the S3 URI the
-    job reports. Returns the script's output. Raises ``RuntimeError`` if the
-    script fails.
+    hyperparameters as flags (:func:`run_training_script`), and uploads
+    ``model.tar.gz`` to the S3 URI the job reports. With a
+    ``CheckpointConfig``, the job's checkpoint S3 prefix is synced down
+    before and up after the run, as SageMaker does. Returns the script's
+    output. Raises ``RuntimeError`` if the script fails.
 
     Examples
     --------
@@ -164,20 +246,20 @@ def play_training_job(job_name: str, *, boto_session: Any = None, python: str = 
         if code is None or not (code / "train.py").is_file():
             raise RuntimeError(f"{job_name}: no staged train.py in the 'code' channel")
         model_dir = root / "model"
-        hyperparameters = job.get("HyperParameters", {})
-        args = [item for key, value in hyperparameters.items() for item in (f"--{key}", str(value))]
-        env = {
-            **os.environ,
-            "SM_CHANNEL_TRAIN": str(channels["train"]),
-            "SM_MODEL_DIR": str(model_dir),
-            "SM_HPS": json.dumps(hyperparameters),
-            "SM_CHECKPOINT_DIR": str(root / "checkpoints"),
-            "PYTHONPATH": str(code),  # the staged copy, not the installed package
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-        }
-        result = subprocess.run(
-            [python, str(code / "train.py"), *args], env=env, cwd=code, capture_output=True, text=True
+        checkpoint_uri = job.get("CheckpointConfig", {}).get("S3Uri")
+        checkpoints = root / "checkpoints"
+        if checkpoint_uri:
+            _download_prefix(s3, checkpoint_uri, checkpoints)  # SageMaker restores the prefix into the job
+        result = run_training_script(
+            code,
+            train_dir=channels["train"],
+            model_dir=model_dir,
+            checkpoint_dir=checkpoints,
+            hyperparameters=job.get("HyperParameters", {}),
+            python=python,
         )
+        if checkpoint_uri:
+            _upload_folder(s3, checkpoints, checkpoint_uri)
         if result.returncode != 0:
             raise RuntimeError(f"{job_name}: entry script failed:\n{result.stdout}\n{result.stderr}")
         buffer = io.BytesIO()
@@ -189,13 +271,21 @@ def play_training_job(job_name: str, *, boto_session: Any = None, python: str = 
         return result.stdout + result.stderr
 
 
+def _upload_folder(s3: Any, folder: Path, uri: str) -> None:
+    bucket, _, prefix = uri[5:].partition("/")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}")
+
+
 def play_transform_job(
     job_name: str, reconstruct: Callable[[FloatArray], FloatArray], *, boto_session: Any = None
 ) -> int:
     """Do a TF Serving batch transform container's work: one output line per JSON input line.
 
     ``reconstruct`` maps a ``(n, d)`` array to the model's output. Returns the
-    number of records processed.
+    number of records processed. As SageMaker does, a record larger than
+    the job's ``MaxPayloadInMB`` fails the job (``RuntimeError`` here).
 
     Examples
     --------
@@ -211,10 +301,16 @@ def play_transform_job(
     in_bucket, _, in_prefix = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"][5:].partition("/")
     out_bucket, _, out_prefix = job["TransformOutput"]["S3OutputPath"][5:].partition("/")
     records = 0
+    limit = int(job.get("MaxPayloadInMB", 6)) * 1024 * 1024
     for item in s3.list_objects_v2(Bucket=in_bucket, Prefix=in_prefix).get("Contents", []):
         body = s3.get_object(Bucket=in_bucket, Key=item["Key"])["Body"].read().decode()
         lines = []
         for line in body.splitlines():
+            if len(line.encode()) > limit:
+                raise RuntimeError(
+                    f"{job_name}: a record of {len(line.encode())} bytes in {item['Key']} exceeds "
+                    f"MaxPayloadInMB={job.get('MaxPayloadInMB', 6)}: ClientError: 413 payload too large"
+                )
             if line.strip():
                 instances = np.asarray(json.loads(line)["instances"], dtype=np.float32)
                 lines.append(json.dumps({"predictions": np.asarray(reconstruct(instances)).tolist()}))

@@ -8,6 +8,25 @@ manifests and images read from S3 (moto's server, through boto3), and a real
 model: training fits :func:`soundanomaly.detectors.cnn.build_cnn` on the
 manifest's images and ``DetectCustomLabels`` answers with its predictions.
 
+It is as strict as the service where the service's rules are documented:
+
+* ``DeleteProjectVersion`` and ``DeleteProject`` are asynchronous (DELETING,
+  gone after ``transition_seconds``); ``DeleteProject`` is refused while the
+  project has model versions; a model is deleted only when not running,
+  starting, stopping or training.
+* ``StopProjectVersion`` only stops a RUNNING model; ``StartProjectVersion``
+  needs TRAINING_COMPLETED or STOPPED.
+* ``CreateProjectVersion``: ``TrainingData`` and ``TestingData`` go together,
+  and only for a project without datasets (``CreateDataset``); a project with
+  datasets trains from them.
+* Images: at least 64 x 64 and at most 4096 x 4096 pixels, aspect ratio at
+  most 20:1. Training drops invalid or unreadable images and fails (as AWS's
+  ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST) when more than
+  ``max_invalid_share`` of them are invalid (AWS does not publish its
+  number); images may differ in size (``DetectCustomLabels`` resizes).
+* ``DescribeProjectVersions`` and ``DescribeProjects`` are paginated
+  (``page_size``, ``NextToken``).
+
 Point a real boto3 client at :attr:`FakeRekognition.url` (``endpoint_url=``);
 botocore still validates every request against the service model.
 
@@ -64,6 +83,38 @@ class _Version:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+#: The service's image limits (pixels; longer side / shorter side).
+MIN_IMAGE_PIXELS, MAX_IMAGE_PIXELS, MAX_ASPECT_RATIO = 64, 4096, 20.0
+
+
+def image_problem(height: int, width: int) -> str | None:
+    """Why Custom Labels refuses an image of this size, or None.
+
+    Examples
+    --------
+    >>> image_problem(64, 63)
+    'image is 63 x 64 pixels; Custom Labels needs 64 to 4096 pixels a side'
+    >>> image_problem(64, 1400)
+    'image is 1400 x 64 pixels; Custom Labels needs an aspect ratio of at most 20:1'
+    >>> image_problem(128, 313) is None
+    True
+    """
+    if min(height, width) < MIN_IMAGE_PIXELS or max(height, width) > MAX_IMAGE_PIXELS:
+        return (
+            f"image is {width} x {height} pixels; Custom Labels needs {MIN_IMAGE_PIXELS} to "
+            f"{MAX_IMAGE_PIXELS} pixels a side"
+        )
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        return f"image is {width} x {height} pixels; Custom Labels needs an aspect ratio of at most 20:1"
+    return None
+
+
+def _resize(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    rows = np.minimum((np.arange(shape[0]) * pixels.shape[0]) // shape[0], pixels.shape[0] - 1)
+    cols = np.minimum((np.arange(shape[1]) * pixels.shape[1]) // shape[1], pixels.shape[1] - 1)
+    return np.asarray(pixels[rows][:, cols])
+
+
 class FakeRekognition:
     """Rekognition Custom Labels on 127.0.0.1.
 
@@ -75,9 +126,16 @@ class FakeRekognition:
     epochs : int, default 8
         Training epochs of the real model fitted on the manifest's images.
     transition_seconds : float, default 0.05
-        How long STARTING and STOPPING last.
+        How long STARTING, STOPPING and the asynchronous deletions last.
     region, account : str
         Used in ARNs.
+    page_size : int, default 100
+        Results per page of ``DescribeProjectVersions``/``DescribeProjects``
+        (when the request gives no smaller ``MaxResults``).
+    max_invalid_share : float, default 0.2
+        Training fails when more than this share of a manifest's images
+        are missing or invalid (AWS drops invalid rows and fails above an
+        unpublished share).
 
     Attributes
     ----------
@@ -104,14 +162,19 @@ class FakeRekognition:
         transition_seconds: float = 0.05,
         region: str = "us-east-1",
         account: str = "123456789012",
+        page_size: int = 100,
+        max_invalid_share: float = 0.2,
     ) -> None:
         self._s3 = s3_client
+        self.page_size = page_size
+        self.max_invalid_share = max_invalid_share
         self.epochs = epochs
         self.transition_seconds = transition_seconds
         self.region = region
         self.account = account
         self.calls: list[str] = []
-        self.projects: dict[str, dict[str, Any]] = {}  # name -> {"arn", "created", "versions": {name: _Version}}
+        # name -> {"arn", "created", "status", "versions": {name: _Version}, "datasets": {arn: {...}}}
+        self.projects: dict[str, dict[str, Any]] = {}
         self._throttle = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -213,24 +276,93 @@ class FakeRekognition:
         if name in self.projects:
             raise ServiceError("ResourceInUseException", f"project {name} already exists")
         arn = f"arn:aws:rekognition:{self.region}:{self.account}:project/{name}/{int(time.time() * 1000)}"
-        self.projects[name] = {"arn": arn, "created": time.time(), "versions": {}}
+        self.projects[name] = {"arn": arn, "created": time.time(), "status": "CREATED", "versions": {}, "datasets": {}}
         return {"ProjectArn": arn}
+
+    def _page(self, request: dict[str, Any], items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        size = min(self.page_size, int(request.get("MaxResults") or self.page_size))
+        start = int(request.get("NextToken") or 0)
+        out: dict[str, Any] = {key: items[start : start + size]}
+        if start + size < len(items):
+            out["NextToken"] = str(start + size)
+        return out
 
     def _op_DescribeProjects(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         names = request.get("ProjectNames")
-        return {
-            "ProjectDescriptions": [
-                {"ProjectArn": p["arn"], "CreationTimestamp": p["created"], "Status": "CREATED"}
-                for name, p in self.projects.items()
-                if names is None or name in names
-            ]
-        }
+        items = [
+            {
+                "ProjectArn": p["arn"],
+                "CreationTimestamp": p["created"],
+                "Status": p["status"],
+                "Datasets": [
+                    {
+                        "DatasetArn": arn,
+                        "DatasetType": d["type"],
+                        "Status": d["status"],
+                        "CreationTimestamp": d["created"],
+                    }
+                    for arn, d in p["datasets"].items()
+                ],
+            }
+            for name, p in self.projects.items()
+            if names is None or name in names
+        ]
+        return self._page(request, items, "ProjectDescriptions")
+
+    def _dataset(self, arn: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        for project in self.projects.values():
+            if arn in project["datasets"]:
+                return project, project["datasets"][arn]
+        raise ServiceError("ResourceNotFoundException", f"dataset {arn} not found")
+
+    def _op_CreateDataset(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        project = self._project(request["ProjectArn"])
+        kind = request["DatasetType"]
+        if any(d["type"] == kind for d in project["datasets"].values()):
+            raise ServiceError("ResourceAlreadyExistsException", f"the project already has a {kind} dataset")
+        source = request.get("DatasetSource", {}).get("GroundTruthManifest", {}).get("S3Object")
+        arn = f"{project['arn'].rsplit('/', 1)[0]}/dataset/{kind.lower()}/{int(time.time() * 1000)}"
+        project["datasets"][arn] = {"type": kind, "status": "CREATE_COMPLETE", "created": time.time(), "source": source}
+        return {"DatasetArn": arn}
+
+    def _op_DescribeDataset(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        _, dataset = self._dataset(request["DatasetArn"])
+        return {"DatasetDescription": {"Status": dataset["status"], "CreationTimestamp": dataset["created"]}}
+
+    def _op_DeleteDataset(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        arn = request["DatasetArn"]
+        project, dataset = self._dataset(arn)
+        if dataset["status"] == "DELETE_IN_PROGRESS":
+            raise ServiceError("ResourceInUseException", f"dataset {arn} is being deleted")
+        dataset["status"] = "DELETE_IN_PROGRESS"
+        self._later(self.transition_seconds, lambda: project["datasets"].pop(arn, None))
+        return {}
 
     def _op_CreateProjectVersion(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         project = self._project(request["ProjectArn"])
         name = request["VersionName"]
         if name in project["versions"]:
             raise ServiceError("ResourceInUseException", f"model version {name} already exists")
+        if project["status"] != "CREATED":
+            raise ServiceError("ResourceInUseException", f"the project is {project['status']}")
+        has_manifests = "TrainingData" in request or "TestingData" in request
+        if has_manifests and project["datasets"]:
+            raise ServiceError(
+                "InvalidParameterException",
+                "TrainingData/TestingData given, but the project has datasets; "
+                "the project must not have any associated datasets",
+            )
+        if has_manifests and ("TrainingData" not in request or "TestingData" not in request):
+            raise ServiceError("InvalidParameterException", "TrainingData and TestingData must be given together")
+        if not has_manifests:
+            kinds = {d["type"]: d for d in project["datasets"].values()}
+            if "TRAIN" not in kinds or "TEST" not in kinds:
+                raise ServiceError("InvalidParameterException", "the project needs TRAIN and TEST datasets")
+            request = {
+                **request,
+                "TrainingData": {"Assets": [{"GroundTruthManifest": {"S3Object": kinds["TRAIN"]["source"]}}]},
+                "TestingData": {"Assets": [{"GroundTruthManifest": {"S3Object": kinds["TEST"]["source"]}}]},
+            }
         try:
             train = request["TrainingData"]["Assets"][0]["GroundTruthManifest"]["S3Object"]
         except (KeyError, IndexError) as exc:
@@ -266,9 +398,9 @@ class FakeRekognition:
             if version.f1 is not None:
                 item["EvaluationResult"] = {"F1Score": version.f1}
             out.append(item)
-        return {"ProjectVersionDescriptions": out}
+        return self._page(request, out, "ProjectVersionDescriptions")
 
-    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+    def _later(self, delay: float, fn: Callable[[], object]) -> None:
         def run() -> None:
             time.sleep(delay)
             with self._lock:
@@ -292,7 +424,7 @@ class FakeRekognition:
 
     def _op_StopProjectVersion(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         version = self._version(request["ProjectVersionArn"])
-        if version.status not in ("RUNNING", "STARTING"):
+        if version.status != "RUNNING":  # the API stops a running model; STARTING is refused
             raise ServiceError("ResourceInUseException", f"cannot stop a model that is {version.status}")
         version.status, version.status_message = "STOPPING", "The model is stopping."
 
@@ -320,10 +452,11 @@ class FakeRekognition:
             pixels = decode_png(data)
         except Exception as exc:
             raise ServiceError("InvalidImageFormatException", "the image is not a PNG or JPEG") from exc
+        problem = image_problem(*pixels.shape[:2])
+        if problem is not None:
+            raise ServiceError("InvalidImageFormatException", problem)
         if version.image_shape is not None and pixels.shape != version.image_shape:
-            raise ServiceError(
-                "InvalidParameterException", f"image is {pixels.shape}, model expects {version.image_shape}"
-            )
+            pixels = _resize(pixels, version.image_shape)  # the service resizes; our CNN has one input size
         with version.lock:
             p = float(np.asarray(version.model(pixels[None, :, :, None] / np.float32(255.0), training=False))[0, 0])
         minimum = float(request.get("MinConfidence", 50.0))
@@ -333,16 +466,20 @@ class FakeRekognition:
 
     def _op_DeleteProjectVersion(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         version = self._version(request["ProjectVersionArn"])
-        if version.status in ("RUNNING", "STARTING", "STOPPING", "TRAINING_IN_PROGRESS"):
+        if version.status in ("RUNNING", "STARTING", "STOPPING", "TRAINING_IN_PROGRESS", "DELETING"):
             raise ServiceError("ResourceInUseException", f"cannot delete a model that is {version.status}")
-        del self._project(version.project)["versions"][version.name]
+        version.status, version.status_message = "DELETING", "The model is being deleted."
+        versions = self._project(version.project)["versions"]
+        self._later(self.transition_seconds, lambda: versions.pop(version.name, None))  # asynchronous, as AWS
         return {"Status": "DELETING"}
 
     def _op_DeleteProject(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         project = self._project(request["ProjectArn"])
-        if project["versions"]:
+        if project["versions"]:  # DELETING versions count until they are gone
             raise ServiceError("ResourceInUseException", "delete the project's model versions first")
-        del self.projects[next(n for n, p in self.projects.items() if p is project)]
+        project["status"] = "DELETING"
+        name = next(n for n, p in self.projects.items() if p is project)
+        self._later(self.transition_seconds, lambda: self.projects.pop(name, None))
         return {"Status": "DELETING"}
 
     # -- the model ---------------------------------------------------------------------------------
@@ -356,16 +493,37 @@ class FakeRekognition:
         except Exception as exc:
             raise ServiceError("InvalidS3ObjectException", f"cannot read s3://{bucket}/{key}") from exc
 
-    def _load(self, manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        text = self._read_s3(manifest["Bucket"], manifest["Name"]).decode()
+    def _load(self, manifest: dict[str, Any], shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Images (resized to ``shape``, default the first valid image's) and labels; invalid rows dropped."""
+        try:
+            text = self._read_s3(manifest["Bucket"], manifest["Name"]).decode()
+        except ServiceError as exc:
+            raise ServiceError("InvalidS3ObjectException", "ERROR_MANIFEST_INACCESSIBLE_OR_UNSUPPORTED_FORMAT") from exc
         entries = read_manifest(f"s3://{manifest['Bucket']}/{manifest['Name']}", text=text)
-        images, labels = [], []
+        images, labels, problems = [], [], []
         for entry in entries:
             bucket, _, key = entry.source_ref[5:].partition("/")
-            images.append(decode_png(self._read_s3(bucket, key)))
+            try:
+                pixels = decode_png(self._read_s3(bucket, key))
+            except ServiceError as exc:
+                problems.append(exc.message)
+                continue
+            except Exception:
+                problems.append(f"{entry.source_ref}: not a PNG or JPEG image")
+                continue
+            problem = image_problem(*pixels.shape[:2])
+            if problem is not None:
+                problems.append(f"{entry.source_ref}: {problem}")
+                continue
+            shape = shape or (pixels.shape[0], pixels.shape[1])
+            images.append(_resize(pixels, shape))
             labels.append(1 if entry.class_name == "abnormal" else 0)
-        if len({image.shape for image in images}) != 1:
-            raise ServiceError("InvalidParameterException", "images differ in size")
+        if not images or len(problems) > self.max_invalid_share * len(entries):
+            detail = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
+            raise ServiceError(
+                "InvalidParameterException",
+                f"ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST: {len(problems)} of {len(entries)} rows invalid ({detail})",
+            )
         return np.stack(images)[..., None] / np.float32(255.0), np.array(labels)
 
     def _train(self, version: _Version, train: dict[str, Any], test: dict[str, Any] | None) -> None:
@@ -374,7 +532,7 @@ class FakeRekognition:
             if len(set(y.tolist())) < 2:
                 raise ServiceError("InvalidParameterException", "the training dataset needs at least two labels")
             if test is not None:
-                x_test, y_test = self._load(test)
+                x_test, y_test = self._load(test, (x.shape[1], x.shape[2]))
             else:  # AutoCreate: the service holds out 20 % of the training images
                 order = np.random.default_rng(0).permutation(len(x))
                 cut = max(1, len(x) // 5)

@@ -1,0 +1,226 @@
+"""``soundanomaly monitor`` and ``soundanomaly scan``: live monitoring and long recordings from the command line.
+
+``monitor MODEL SOURCE`` scores a WAV file (``--realtime`` paces it), a
+watched folder receiving clips, or raw PCM on stdin (``-``), printing one line
+per alert raised or cleared on stdout and a live status line on stderr (when
+it is a terminal). ``--jsonl`` appends every alert as a JSON line, flushed at
+once. Ctrl-C stops it cleanly: the JSONL file is complete, the summary printed,
+exit status 0.
+
+``scan MODEL long.wav`` scores a long recording in flat memory and prints an
+events table; ``--out DIR`` also writes ``events.csv``, ``scores.csv`` and
+``scan.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from soundanomaly.exceptions import ParameterError, SoundAnomalyError
+
+__all__ = ["add_commands"]
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``monitor`` and ``scan`` to the ``soundanomaly`` sub-command parsers.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``parser.add_subparsers()`` returned.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="soundanomaly")
+    >>> add_commands(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["monitor", "model", "-", "--rate", "16000", "--raise", "2", "4"])
+    >>> args.source, args.rate, args.raise_kn, args.window
+    ('-', 16000, [2, 4], 10.0)
+    """
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", help="model folder written by 'train' or 'demo'")
+        p.add_argument("--window", type=float, default=10.0, help="seconds of audio per score (default: 10)")
+        p.add_argument("--hop", type=float, default=1.0, help="seconds between scores (default: 1)")
+        p.add_argument("--threshold", type=float, help="alert threshold (default: the model's)")
+        p.add_argument("--raise", dest="raise_kn", type=int, nargs=2, default=[2, 3], metavar=("K", "N"),
+                       help="raise an alert when K of the last N windows are above the threshold (default: 2 3)")  # fmt: skip
+        p.add_argument("--clear", type=int, default=3, metavar="M", help="clear after M windows below (default: 3)")
+        p.add_argument("--channel", type=int, default=0, help="channel of multi-channel audio (default: 0)")
+
+    monitor = subparsers.add_parser(
+        "monitor", help="score live audio (WAV file, watched folder or raw PCM on stdin) and print alerts"
+    )
+    common(monitor)
+    monitor.add_argument("source", help="a WAV file, a folder receiving clips, or '-' for raw PCM on stdin")
+    monitor.add_argument("--jsonl", help="append alerts here as JSON lines (flushed at once)")
+    monitor.add_argument("--realtime", action="store_true", help="pace a WAV file as if it were being recorded")
+    monitor.add_argument("--rate", type=int, default=16000, help="stdin: sample rate in Hz (default: 16000)")
+    monitor.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="stdin: sample format")
+    monitor.add_argument("--channels", type=int, default=1, help="stdin: interleaved channels (default: 1)")
+    monitor.add_argument("--poll", type=float, default=1.0, help="folder: seconds between looks (default: 1)")
+    monitor.add_argument("--idle-timeout", type=float, help="folder: stop after this many seconds without a clip")
+    monitor.add_argument("--no-existing", action="store_true", help="folder: skip the clips already there")
+    monitor.set_defaults(func=_cmd_monitor)
+
+    scan = subparsers.add_parser("scan", help="score a long recording in flat memory: events table, CSVs and a plot")
+    common(scan)
+    scan.add_argument("recording", help="audio file (any length)")
+    scan.add_argument("--out", help="write events.csv, scores.csv and scan.png here")
+    scan.set_defaults(func=_cmd_scan)
+
+
+def _monitor_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    k, n = args.raise_kn
+    return {
+        "window_seconds": args.window,
+        "hop_seconds": args.hop,
+        "threshold": args.threshold,
+        "raise_k": k,
+        "raise_n": n,
+        "clear_m": args.clear,
+        "channel": args.channel,
+    }
+
+
+def _source(args: argparse.Namespace) -> Iterable[Any]:
+    from soundanomaly.monitor import FolderSource, PcmSource, WavFileSource
+
+    if args.source == "-":
+        return PcmSource(sys.stdin.buffer, sr=args.rate, format=args.format, channels=args.channels,
+                         channel=args.channel)  # fmt: skip
+    path = Path(args.source)
+    if path.is_dir():
+        return FolderSource(path, poll_seconds=args.poll, idle_timeout=args.idle_timeout,
+                            existing=not args.no_existing, channel=args.channel)  # fmt: skip
+    if not path.exists():
+        raise ParameterError(f"source {args.source!r}: no such file or folder (use '-' for stdin)")
+    return WavFileSource(path, realtime=args.realtime, channel=args.channel)
+
+
+def _event_line(kind: str, event: Any) -> str:
+    if kind == "raised":
+        return (
+            f"ALERT    start {event.start:9.2f} s  detected {event.detected_at:9.2f} s  "
+            f"score {event.peak_score:.4g} > threshold {event.threshold:.4g}"
+        )
+    if kind == "cleared":
+        return (
+            f"CLEARED  {event.start:9.2f} s - {event.end:9.2f} s  peak {event.peak_score:.4g} "
+            f"at {event.peak_time:.2f} s  ({event.n_windows} windows above)"
+        )
+    return f"ONGOING  since {event.start:9.2f} s  peak {event.peak_score:.4g} at {event.peak_time:.2f} s"
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from soundanomaly.monitor import Monitor
+
+    monitor = Monitor(args.model, **_monitor_kwargs(args))
+    source = _source(args)
+    status = sys.stderr.isatty()
+    jsonl: IO[str] | None = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None  # noqa: SIM115
+    n_windows = 0
+
+    def emit(kind: str, event: Any) -> None:
+        if status:
+            sys.stderr.write("\r\033[K")
+        print(_event_line(kind, event), flush=True)
+        if jsonl is not None:
+            jsonl.write(json.dumps({"type": kind, **event.to_dict()}) + "\n")
+            jsonl.flush()
+
+    interrupted = False
+    try:
+        try:
+            for window in monitor.run(source):
+                n_windows += 1
+                if window.raised is not None:
+                    emit("raised", window.raised)
+                if window.cleared is not None:
+                    emit("cleared", window.cleared)
+                if status:
+                    state = "ALERT" if monitor.alerter.active is not None else "ok"
+                    sys.stderr.write(
+                        f"\r\033[K{window.end:10.2f} s  score {window.score:10.4g}  "
+                        f"threshold {window.threshold:.4g}  {state}"
+                    )
+                    sys.stderr.flush()
+        except KeyboardInterrupt:
+            interrupted = True
+        for event in monitor.events:
+            if event.ongoing:
+                emit("ongoing", event)
+    finally:
+        if jsonl is not None:
+            jsonl.close()
+    if status:
+        sys.stderr.write("\r\033[K")
+    how = "stopped" if interrupted else "stream ended"
+    print(
+        f"{how} after {monitor.position:.1f} s of audio: {n_windows} windows, {len(monitor.events)} alert(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from soundanomaly.monitor import scan
+
+    result = scan(args.model, args.recording, **_monitor_kwargs(args))
+    bands = _event_bands(result, args)
+    print(f"{result.path}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}")
+    print(f"{'start [s]':>10} {'end [s]':>10} {'peak':>10} {'at [s]':>10}  top bands")
+    for event, top in zip(result.events, bands, strict=True):
+        end = "ongoing" if event.end is None else f"{event.end:.2f}"
+        print(f"{event.start:10.2f} {end:>10} {event.peak_score:10.4g} {event.peak_time:10.2f}  {top}")
+    if not result.events:
+        print("no events")
+    if args.out:
+        from soundanomaly import plots
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "events.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["start", "end", "detected_at", "peak_score", "peak_time", "threshold", "top_bands"])
+            for event, top in zip(result.events, bands, strict=True):
+                writer.writerow([f"{event.start:.3f}", "" if event.end is None else f"{event.end:.3f}",
+                                 f"{event.detected_at:.3f}", f"{event.peak_score:.6g}", f"{event.peak_time:.3f}",
+                                 f"{event.threshold:.6g}", top])  # fmt: skip
+        with open(out / "scores.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["start", "end", "score", "above"])
+            for row in result.to_rows():
+                writer.writerow([f"{row['start']:.3f}", f"{row['end']:.3f}", f"{row['score']:.6g}", int(row["above"])])
+        plots.save(result.plot(), out / "scan.png")
+        print(f"events.csv, scores.csv and scan.png written to {out}")
+    return 0
+
+
+def _event_bands(result: Any, args: argparse.Namespace) -> list[str]:
+    """Top deviating bands of each event's peak window ("" where the detector cannot explain)."""
+    import soundfile as sf
+
+    from soundanomaly.explain import explain
+    from soundanomaly.monitor import _load_model
+
+    if not result.events:
+        return []
+    detector = _load_model(args.model)
+    texts = []
+    for event in result.events:
+        stop = round(event.peak_time * result.sr)
+        start = max(0, stop - round(args.window * result.sr))
+        try:
+            segment, sr = sf.read(result.path, start=start, stop=stop, dtype="float32", always_2d=True)
+            top = explain(detector, segment[:, args.channel], sr).top_bands(3)
+            texts.append("; ".join(f"{b.low_hz:.0f}-{b.high_hz:.0f} Hz" for b in top))
+        except SoundAnomalyError:
+            texts.append("")
+    return texts
