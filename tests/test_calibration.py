@@ -86,3 +86,57 @@ def test_bad_scores() -> None:
         ThresholdCalibrator().fit([])
     with pytest.raises(ParameterError, match="labels"):
         ThresholdCalibrator().fit([0.1, 0.2], [0, 2])
+
+
+def test_too_few_normal_clips_for_the_target_warns() -> None:
+    from soundanomaly.exceptions import CalibrationWarning
+
+    with pytest.warns(CalibrationWarning, match="3 normal clip.*needs at least 99"):
+        cal = ThresholdCalibrator(target_fpr=0.01).fit([0.1, 0.2, 0.3])
+    assert cal.threshold == 0.3 and cal.n_normal == 3
+    ThresholdCalibrator(target_fpr=0.25).fit([0.1, 0.2, 0.3])  # 3 clips resolve 25 %: no warning
+
+
+@pytest.mark.parametrize(
+    "labels", [[0, 256, 1], [0, 1.5, 1], [0, 257, 0], [-1, 0, 1], ["normal", "bad", "abnormal"], [[0, 1, 1]]]
+)
+def test_labels_are_never_cast_silently(labels: object) -> None:
+    with pytest.raises(ParameterError, match="labels"):
+        ThresholdCalibrator("min_errors").fit([0.1, 0.2, 0.3], labels)  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="labels"):
+        sweep([0.1, 0.2, 0.3], labels)  # type: ignore[arg-type]
+
+
+def test_label_names_and_bools_are_accepted() -> None:
+    by_name = ThresholdCalibrator("min_errors").fit([0.1, 0.2, 0.9], ["normal", "normal", "abnormal"])
+    by_bool = ThresholdCalibrator("min_errors").fit([0.1, 0.2, 0.9], [False, False, True])
+    assert by_name.threshold == by_bool.threshold == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"target_fpr": "low"}, "target_fpr"),
+        ({"target_fpr": float("nan")}, "target_fpr"),
+        ({"strategy": 3}, "strategy"),
+    ],
+)
+def test_parameter_types(kwargs: dict[str, object], name: str) -> None:
+    with pytest.raises(ParameterError, match=name):
+        ThresholdCalibrator(**kwargs)  # type: ignore[arg-type]
+
+
+def test_scores_of_the_wrong_type() -> None:
+    with pytest.raises(ParameterError, match="scores"):
+        ThresholdCalibrator().fit(["high", "low"])  # type: ignore[list-item]
+
+
+def test_calibrator_is_a_clonable_parameter() -> None:
+    from sklearn.base import clone
+
+    calibrator = ThresholdCalibrator("target_fpr", target_fpr=0.05)
+    copy = clone(calibrator)
+    assert copy is not calibrator and copy == calibrator and copy.get_params()["target_fpr"] == 0.05
+    assert calibrator.set_params(target_fpr=0.1).target_fpr == 0.1
+    with pytest.raises(ParameterError, match="target_fpr"):
+        calibrator.set_params(target_fpr=2.0)

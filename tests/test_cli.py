@@ -130,3 +130,31 @@ def test_demo_cli_on_real_mimii(mimii_root: Path, tmp_path: Path) -> None:
     assert code == 0
     metrics = _check_report(out)
     assert metrics["split"] == {"train": 2, "validation": 1, "test": 11}
+
+
+class _ProtocolOnly:
+    """A detector written only to the protocol: score (higher = more anomalous) and threshold_."""
+
+    threshold_ = 0.0
+
+    def score(self, data: list[str]) -> list[float]:
+        return [1.0 if "abnormal" in str(path) else -1.5 for path in data]
+
+
+def test_score_and_evaluate_use_only_the_protocol(
+    tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import soundanomaly.detectors
+
+    monkeypatch.setattr(soundanomaly.detectors, "load_model", lambda path: _ProtocolOnly())
+    out = tmp_path / "s.csv"
+    assert main(["score", "any-model", str(tiny_root), "--csv", str(out), "-q"]) == 0
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 24
+    assert all((r["label"] == "anomaly") == ("abnormal" in r["path"]) for r in rows)
+    assert {r["resampled_from_hz"] for r in rows} == {""}  # the detector states no rate
+    assert {r["score"] for r in rows} == {"1", "-1.5"}  # numbers are not escaped as formulas
+    capsys.readouterr()
+    assert main(["evaluate", "any-model", str(tiny_root), "-q"]) == 0
+    assert "| all | 24 | 8 | 8 | 0 | 16 | 0 |" in capsys.readouterr().out

@@ -148,7 +148,7 @@ def _records(spec: list[tuple[str, str, int]]) -> ClipSet:
     return ClipSet(recs)
 
 
-def test_official_score_by_hand() -> None:
+def test_official_score_by_hand(tmp_path: Path) -> None:
     clips = _records(
         [("source", "normal", 4), ("source", "anomaly", 2), ("target", "normal", 4), ("target", "anomaly", 2)]
     )
@@ -172,6 +172,11 @@ def test_official_score_by_hand() -> None:
     assert per_domain.auc == {"source": 1.0, "target": 1.0}
     assert set(per_domain.pauc) == {"source", "target"}
     assert "fan | 00 | 1.000" in result.to_markdown()
+    files = write_submission(tmp_path, clips, scores, edition=2021)  # the 2021 format: one file per domain
+    assert [p.name for p in files] == [
+        "anomaly_score_fan_section_00_source_test.csv",
+        "anomaly_score_fan_section_00_target_test.csv",
+    ]
     assert result.to_dict()["official_score"] == pytest.approx(result.official)
 
 
@@ -241,5 +246,9 @@ def test_an_unlabelled_eval_set_is_scored_and_written_as_a_submission(tmp_path: 
     assert np.allclose([float(r[1]) for r in rows], scores, rtol=1e-6)
     decisions = [int(r[1]) for r in csv.reader(written[1].read_text().splitlines())]
     assert decisions == [int(s > detector.threshold_) for s in scores]
+    by_id = write_submission(tmp_path / "team2020", test, scores, decisions=[0, 1, 0, 1], edition=2020)
+    assert [p.name for p in by_id] == ["anomaly_score_fan_id_03.csv", "decision_result_fan_id_03.csv"]
+    with pytest.raises(ParameterError, match="no domain"):
+        write_submission(tmp_path / "team2021", test, scores, edition=2021)
     with pytest.raises(ParameterError, match="threshold or decisions"):
         write_submission(tmp_path / "team", test, scores, threshold=0.0, decisions=[0, 1, 0, 1])

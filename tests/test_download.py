@@ -172,6 +172,14 @@ def test_resumes_after_a_dropped_connection(server: Server, mimii_zip: bytes, tm
     assert ranges[0] is None and ranges[1] == f"bytes={len(mimii_zip) // 3}-"  # resumed, not restarted
     assert (tmp_path / ".downloads" / "6_dB_fan.zip").read_bytes() == mimii_zip
     assert len(MIMII(tmp_path)) == 8
+    # all ids, archive deleted: the markers say what the archive held, so no download again
+    n_requests = len(server.requests)
+    download_mimii(
+        tmp_path, machine="fan", snr=6, base_url=f"{server.base}/files", registry=registry, progress=False,
+        keep_archive=False,
+    )  # fmt: skip
+    assert not list((tmp_path / ".downloads").iterdir()) and len(server.requests) == n_requests
+    download_mimii(tmp_path, machine="fan", snr=6, base_url="http://127.0.0.1:9", registry=registry, progress=False)
 
 
 def test_restarts_when_the_server_ignores_range(server: Server, mimii_zip: bytes, tmp_path: Path) -> None:
@@ -329,15 +337,15 @@ def _dcase_zip() -> bytes:
 
 def test_download_dcase_reads_the_checksum_from_the_zenodo_record(server: Server, tmp_path: Path) -> None:
     data = _dcase_zip()
-    server.files["/records/7687464/files/dev_fan.zip"] = data
+    server.files["/records/7882613/files/dev_fan.zip"] = data
     record = {"files": [{"key": "dev_fan.zip", "size": len(data), "checksum": f"md5:{_md5(data)}"}]}
-    server.files["/api/records/7687464"] = json.dumps(record).encode()
+    server.files["/api/records/7882613"] = json.dumps(record).encode()
     folder = download_dcase(
         tmp_path,
         year=2023,
         machine="fan",
-        base_url=f"{server.base}/records/7687464/files",
-        api_url=f"{server.base}/api/records/7687464",
+        base_url=f"{server.base}/records/7882613/files",
+        api_url=f"{server.base}/api/records/7882613",
         progress=False,
     )
     clips = DCASE(folder)
@@ -369,7 +377,7 @@ def test_cli_downloads_trains_and_evaluates_a_dcase_folder(
     assert "fan section_00 source" in out and "fan section_00 target" in out
     metrics = json.loads(report.read_text())
     assert metrics["overall"]["n_clips"] == 12  # the test split only
-    assert metrics["overall"]["roc_auc"] >= 0.8
+    assert metrics["overall"]["roc_auc"] >= 0.7  # 0.89 measured; random is 0.5
 
 
 def test_cli_download_mimii_parser_and_errors(
@@ -386,3 +394,47 @@ def test_cli_download_mimii_parser_and_errors(
                  "--quiet", str(tmp_path)]) == 2  # fmt: skip
     assert "404" in capsys.readouterr().err
     np.testing.assert_equal(len(list(tmp_path.rglob("*.wav"))), 0)
+    offline = ["download", "mimii", "--machine", "fan", "--snr", "6", "--url", "http://127.0.0.1:9"]
+    assert main([*offline, "--ids", "0", "x2", str(tmp_path)]) == 2
+    assert "--ids takes machine ids" in capsys.readouterr().err
+    assert main([*offline, "--ids", "0", "2"]) == 2
+    assert "DIR is missing" in capsys.readouterr().err
+
+
+def test_cli_download_mimii_with_ids_before_dir(
+    server: Server,
+    mimii_zip: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from soundanomaly.cli import main
+
+    server.files["/files/6_dB_fan.zip"] = mimii_zip
+    monkeypatch.setitem(download.MIMII_REGISTRY, "6_dB_fan.zip", RemoteFile(_md5(mimii_zip), len(mimii_zip)))
+    assert main(["download", "mimii", "--machine", "fan", "--snr", "6", "--url", f"{server.base}/files",
+                 "--quiet", "--ids", "0", str(tmp_path)]) == 0  # fmt: skip
+    assert "ready in" in capsys.readouterr().out
+    assert {r.machine_id for r in MIMII(tmp_path)} == {0}
+
+
+def test_a_finished_file_is_checked_and_a_wrong_one_is_never_used(server: Server, tmp_path: Path) -> None:
+    payload = b"archive bytes" * 1000
+    server.files["/a.zip"] = payload
+    target = fetch(f"{server.base}/a.zip", tmp_path / "a.zip", md5=_md5(payload), progress=False)
+    n_requests = len(server.requests)
+    assert fetch(f"{server.base}/a.zip", target, md5=_md5(payload), progress=False) == target
+    assert len(server.requests) == n_requests  # verified on disk, not downloaded again
+    with pytest.raises(ChecksumError, match="delete it"):
+        fetch(f"{server.base}/a.zip", target, md5="f" * 32, progress=False)
+    assert target.read_bytes() == payload  # never deleted: it may be the user's
+
+
+def test_zenodo_record_without_the_file_asks_for_md5(server: Server, tmp_path: Path) -> None:
+    server.files["/api/records/1"] = json.dumps(
+        {"files": [{"key": "dev_pump.zip", "checksum": "md5:" + "0" * 32}]}
+    ).encode()
+    with pytest.raises(download.DownloadError, match="pass md5="):
+        download_dcase(tmp_path, year=2022, machine="fan", api_url=f"{server.base}/api/records/1", progress=False)
+    with pytest.raises(RemoteNotFoundError):
+        download_dcase(tmp_path, year=2022, machine="fan", api_url=f"{server.base}/api/records/2", progress=False)

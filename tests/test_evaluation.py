@@ -116,7 +116,9 @@ def test_bad_input() -> None:
         ([0, 1, 1], ["a", "b", "c"], 0.5, "scores must be"),
     ],
 )
-def test_evaluate_refuses_wrong_types(labels: list[object], scores: list[object], threshold: object, match: str) -> None:
+def test_evaluate_refuses_wrong_types(
+    labels: list[object], scores: list[object], threshold: object, match: str
+) -> None:
     with pytest.raises(ParameterError, match=match):
         Evaluator().evaluate(labels, scores, threshold=threshold)  # type: ignore[arg-type]
 

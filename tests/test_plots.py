@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +46,41 @@ def test_confusion_matrix_puts_anomaly_as_positive() -> None:
     fig = plots.plot_confusion_matrix(metrics)
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     assert texts == ["FN\n1", "FP\n1", "TN\n0", "TP\n1"]
+
+
+_BACKEND_CHECK = """
+import os, sys
+import matplotlib
+before = dict.__getitem__(matplotlib.rcParams, "backend")
+import soundanomaly.plots as plots
+after = dict.__getitem__(matplotlib.rcParams, "backend")
+assert after is before or after == before, (before, after)
+assert "matplotlib.pyplot" not in sys.modules, "importing soundanomaly.plots imported pyplot"
+fig = plots.plot_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+plots.save(fig, os.path.join(sys.argv[1], "roc.png"))
+assert "matplotlib.pyplot" not in sys.modules, "plotting without pyplot imported pyplot"
+assert dict.__getitem__(matplotlib.rcParams, "backend") is before or after == before
+print("backend", before if isinstance(before, str) else "auto")
+"""
+
+
+@pytest.mark.parametrize("backend", [None, "svg"])
+def test_import_does_not_choose_a_backend(tmp_path: Path, backend: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if backend:
+        env["MPLBACKEND"] = backend
+    done = subprocess.run(
+        [sys.executable, "-c", _BACKEND_CHECK, str(tmp_path)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"backend {backend or 'auto'}"
+    assert (tmp_path / "roc.png").read_bytes()[1:4] == b"PNG"
+
+
+def test_figures_go_through_pyplot_when_the_program_uses_it(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = plots.plot_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert fig.number in plt.get_fignums()  # so plt.show() and notebooks display it
+    plots.save(fig, tmp_path / "roc.png")
+    assert fig.number not in plt.get_fignums()

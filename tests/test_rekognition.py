@@ -24,7 +24,7 @@ import boto3
 
 from soundanomaly.backends.rekognition import CustomLabels
 from soundanomaly.datasets import MIMII, synthetic
-from soundanomaly.detectors import RekognitionDetector, load
+from soundanomaly.detectors import RekognitionDetector, load_model
 from soundanomaly.exceptions import BackendError, JobFailedError, ModelFormatError, ParameterError, ThrottlingError
 from soundanomaly.manifest import read_manifest
 from soundanomaly.testing import FakeRekognition, aws_environment
@@ -177,7 +177,7 @@ def test_a_few_missing_images_do_not_fail_training(aws: SimpleNamespace, clips: 
         return entries
 
     detector._upload_images = upload_then_lose_one  # type: ignore[method-assign]
-    detector.fit(clips)
+    detector.fit(clips.filter(ids=0))  # 12 images, 1 lost: 8 % invalid
     assert aws.fake.version_statuses()[detector.version_arn_] == "TRAINING_COMPLETED"
     detector.cleanup()
 
@@ -291,10 +291,11 @@ def test_s3_and_region_errors_are_mapped(aws: SimpleNamespace, monkeypatch: pyte
     with pytest.raises(BackendError, match="NoSuchBucket") as info:
         labels.put_object("no-such-bucket", "k", b"x")
     assert info.value.__cause__ is not None
-    monkeypatch.delenv("AWS_DEFAULT_REGION")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    with pytest.raises(ParameterError, match="no AWS region"):
-        CustomLabels("p", progress=False).describe_version("arn:aws:rekognition:us-east-1:1:project/p/version/v/1")
+    with monkeypatch.context() as env:
+        env.delenv("AWS_DEFAULT_REGION")
+        env.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        with pytest.raises(ParameterError, match="no AWS region"):
+            CustomLabels("p", progress=False).describe_version("arn:aws:rekognition:us-east-1:1:project/p/version/v/1")
 
 
 class _Listener:
@@ -336,8 +337,8 @@ def test_a_model_folder_never_chooses_the_endpoint(
         manifest = folder / "manifest.json"
         text = manifest.read_text().replace(aws.fake.url, listener.url)
         manifest.write_text(text.replace('"region": null', '"region": "eu-west-1"'))
-        with pytest.warns(UserWarning, match="ignored endpoint_url, region stored in the model folder"):
-            loaded = load(folder)
+        loaded = load_model(folder)
+        assert isinstance(loaded, RekognitionDetector)
         assert (loaded.endpoint_url, loaded.region) == (None, None)
         # where requests go is now the caller's configuration (here moto's server, which knows no such model)
         with pytest.raises(BackendError):

@@ -25,7 +25,7 @@ import boto3
 from soundanomaly.backends._aws import aws_call as _call
 from soundanomaly.backends.sagemaker import SageMakerBackend, _model_trainer, pack_requests
 from soundanomaly.datasets import MIMII
-from soundanomaly.detectors import AutoencoderDetector, load
+from soundanomaly.detectors import AutoencoderDetector, load_model
 from soundanomaly.exceptions import (
     BackendError,
     BackendTimeoutError,
@@ -293,7 +293,7 @@ def test_existing_prefix_used_as_is_and_spot_options(aws: SimpleNamespace, featu
 
 
 def test_saved_model_keeps_the_artifact(trained: AutoencoderDetector, tmp_path: Any) -> None:
-    loaded = load(trained.save(tmp_path / "model"))
+    loaded = load_model(trained.save(tmp_path / "model"))
     assert loaded.model_data_ == trained.model_data_  # type: ignore[attr-defined]
     assert loaded.get_params()["backend"] == "sagemaker"
 
@@ -372,15 +372,33 @@ def test_long_clips_are_split_into_records_under_the_payload_limit(
     out = backend.batch_transform(clips, trained.model_data_)
     for clip, result in zip(clips, out, strict=True):
         np.testing.assert_allclose(result, clip[:, ::-1], rtol=1e-6)
-    jobs = boto3.client("sagemaker").list_transform_jobs(SortBy="CreationTime", SortOrder="Descending")
-    job = boto3.client("sagemaker").describe_transform_job(
-        TransformJobName=jobs["TransformJobSummaries"][0]["TransformJobName"]
-    )
+    job = boto3.client("sagemaker").describe_transform_job(TransformJobName=backend.last_transform_job_name)
     assert job["MaxPayloadInMB"] == 5
     # the job's input and output are deleted afterwards
     assert boto3.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix="soundanomaly/transform/")["KeyCount"] == 0
-    with pytest.raises(RuntimeError, match="exceeds MaxPayloadInMB=1"):
-        backend.batch_transform(clips, trained.model_data_, record_bytes=2 * 1024 * 1024)
+
+
+def test_the_transform_stand_in_enforces_the_payload_limit(trained: AutoencoderDetector, aws: SimpleNamespace) -> None:
+    """A record over MaxPayloadInMB fails, as on SageMaker (the old one-line-per-clip layout did this)."""
+    s3, sm = boto3.client("s3"), boto3.client("sagemaker")
+    line = json.dumps({"instances": np.zeros((2000, 320)).tolist()})  # about 1.3 MB
+    s3.put_object(Bucket=aws.bucket, Key="big/input/part.jsonl", Body=line.encode())
+    sm.create_model(ModelName="big", ExecutionRoleArn=aws.role, PrimaryContainer={"Image": "x"})
+    try:
+        sm.create_transform_job(
+            TransformJobName="big",
+            ModelName="big",
+            MaxPayloadInMB=1,
+            TransformInput={
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{aws.bucket}/big/input/"}}
+            },
+            TransformOutput={"S3OutputPath": f"s3://{aws.bucket}/big/output/"},
+            TransformResources={"InstanceType": "ml.c5.xlarge", "InstanceCount": 1},
+        )
+        with pytest.raises(RuntimeError, match="exceeds MaxPayloadInMB=1"):
+            play_transform_job("big", lambda windows: windows)
+    finally:
+        sm.delete_model(ModelName="big")
 
 
 def test_windows_are_checked_before_anything_is_billed(trained: AutoencoderDetector) -> None:
@@ -410,23 +428,27 @@ def test_batch_score_reads_s3_with_the_backend_session(
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     backend = _backend(aws, boto_session=session)
     backend.reconstruct = trained.reconstruct
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")  # default credentials now fail
     trained.backend, original = backend, trained.backend
     try:
-        scores = trained.batch_score(f"s3://{aws.bucket}/session/")
+        with monkeypatch.context() as env:
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                env.delenv(key)
+            for key in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+                env.setenv(key, "/nonexistent")
+            env.setenv("AWS_EC2_METADATA_DISABLED", "true")  # default credentials (s3fs's) now do not exist
+            scores = trained.batch_score(f"s3://{aws.bucket}/session/")
     finally:
         trained.backend = original
     np.testing.assert_allclose(scores, trained.score(clips), rtol=1e-6)
 
 
 def test_no_region_is_a_clear_error(aws: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_DEFAULT_REGION")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    backend = SageMakerBackend(role=aws.role, bucket=aws.bucket, progress=False)
-    with pytest.raises(ParameterError, match="no AWS region"):
-        backend.upload_features(np.zeros((2, 4), np.float32))
+    with monkeypatch.context() as env:
+        env.delenv("AWS_DEFAULT_REGION")
+        env.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        backend = SageMakerBackend(role=aws.role, bucket=aws.bucket, progress=False)
+        with pytest.raises(ParameterError, match="no AWS region"):
+            backend.upload_features(np.zeros((2, 4), np.float32))
 
 
 def test_role_refused_by_the_sdk_is_mapped() -> None:

@@ -9,17 +9,33 @@ import argparse
 import sys
 from typing import Any
 
+from soundanomaly.exceptions import ParameterError
+
 __all__ = ["add_commands"]
+
+
+def _ids_and_dir(ids: list[str] | None, folder: str | None) -> tuple[list[int] | None, str]:
+    """Split ``--ids 0 2 DIR`` (argparse hands DIR to the greedy ``--ids``) into ids and the folder."""
+    values = list(ids or [])
+    if folder is None and values and not values[-1].lstrip("-").isdigit():
+        folder = values.pop()
+    if folder is None:
+        raise ParameterError("the data folder DIR is missing: soundanomaly download mimii --machine fan --snr 6 DIR")
+    bad = [v for v in values if not v.isdigit()]
+    if bad:
+        raise ParameterError(f"--ids takes machine ids such as 0 2 4 6, got {' '.join(bad)}")
+    return ([int(v) for v in values] if ids else None), folder
 
 
 def _cmd_mimii(args: argparse.Namespace) -> int:
     from soundanomaly.datasets.download import download_mimii
 
+    ids, folder_arg = _ids_and_dir(args.ids, args.dir)
     folder = download_mimii(
-        args.dir,
+        folder_arg,
         machine=args.machine,
         snr=args.snr,
-        ids=args.ids,
+        ids=ids,
         progress=not args.quiet,
         base_url=args.url,
         keep_archive=not args.delete_archive,
@@ -57,8 +73,8 @@ def add_commands(subparsers: Any) -> None:
     >>> parser = argparse.ArgumentParser(prog="soundanomaly")
     >>> add_commands(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["download", "mimii", "--machine", "fan", "--snr", "6", "--ids", "0", "2", "data"])
-    >>> args.machine, args.snr, args.ids, args.dir, args.url
-    ('fan', 6, [0, 2], 'data', None)
+    >>> args.machine, args.snr, args.url, _ids_and_dir(args.ids, args.dir)
+    ('fan', 6, None, ([0, 2], 'data'))
     """
     download = subparsers.add_parser(
         "download",
@@ -68,8 +84,13 @@ def add_commands(subparsers: Any) -> None:
     )
     which = download.add_subparsers(dest="dataset", required=True, metavar="DATASET")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("dir", metavar="DIR", help="data folder (the archive is kept in DIR/.downloads)")
+    def common(p: argparse.ArgumentParser, *, optional_dir: bool = False) -> None:
+        p.add_argument(
+            "dir",
+            metavar="DIR",
+            nargs="?" if optional_dir else None,
+            help="data folder (archives go in DIR/.downloads)",
+        )
         p.add_argument("--url", help="mirror: folder URL holding the archive (default: Zenodo)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--delete-archive", action="store_true", help="delete the zip after extracting")
@@ -77,13 +98,15 @@ def add_commands(subparsers: Any) -> None:
     mimii = which.add_parser(
         "mimii",
         help="MIMII (Zenodo record 3384388): one machine type at one SNR, only the ids asked for",
+        usage="soundanomaly download mimii [-h] --machine {fan,pump,slider,valve} --snr {-6,0,6} [--ids ID [ID ...]] "
+        "[--url URL] [--quiet] [--delete-archive] DIR",
         description="Download <snr>_dB_<machine>.zip from Zenodo record 3384388 (7-11 GB), verify its MD5 and "
         "extract the requested ids into DIR/<snr>_dB_<machine>/<machine>/id_NN/.",
     )
-    mimii.add_argument("--machine", required=True, choices=["fan", "pump", "slider", "valve"])
+    mimii.add_argument("--machine", required=True, choices=["fan", "pump", "slider", "valve"], help="machine type")
     mimii.add_argument("--snr", required=True, type=int, choices=[-6, 0, 6], help="SNR in dB")
-    mimii.add_argument("--ids", type=int, nargs="+", help="machine ids to extract, e.g. 0 2 (default: all)")
-    common(mimii)
+    mimii.add_argument("--ids", nargs="+", metavar="ID", help="machine ids to extract, e.g. 0 2 (default: all)")
+    common(mimii, optional_dir=True)  # DIR may follow --ids: split off in _cmd_mimii
     mimii.set_defaults(func=_cmd_mimii)
 
     dcase = which.add_parser(
@@ -92,7 +115,9 @@ def add_commands(subparsers: Any) -> None:
         description="Download a DCASE Task 2 development archive from Zenodo, verify its MD5 (from the Zenodo "
         "record, or --md5) and extract it into DIR/dcase<year>_dev/<machine>/.",
     )
-    dcase.add_argument("--year", required=True, type=int, choices=[2020, 2021, 2022, 2023, 2024])
+    dcase.add_argument(
+        "--year", required=True, type=int, choices=[2020, 2021, 2022, 2023, 2024], help="DCASE Task 2 edition"
+    )
     dcase.add_argument("--machine", required=True, help="machine type as DCASE spells it: fan, ToyCar, bearing, ...")
     dcase.add_argument("--md5", help="expected MD5 (default: read from the Zenodo record)")
     common(dcase)

@@ -8,7 +8,8 @@ What a clip may be (the rest is refused with :class:`AudioError` naming the file
 * a regular local file or an ``s3://`` URL; ``http(s)://`` only inside
   :func:`allow_http` (a URL is never fetched because a file or model named it);
 * at most :data:`MAX_CLIP_BYTES` bytes (FIFOs, devices such as ``/dev/zero``
-  and larger files are refused before reading);
+  and larger files are refused before reading), and at most
+  :data:`MAX_DECODED_BYTES` once decoded (checked from the header first);
 * a sample rate in [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] Hz;
 * finite samples of plausible magnitude (float files: at most
   :data:`MAX_ABS_SAMPLE`; larger values overflow the features).
@@ -36,6 +37,7 @@ from soundanomaly.typing import FloatArray, PathLike
 __all__ = [
     "MAX_ABS_SAMPLE",
     "MAX_CLIP_BYTES",
+    "MAX_DECODED_BYTES",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
     "Channel",
@@ -53,6 +55,8 @@ Channel: TypeAlias = int | Literal["mean"] | None
 
 #: Largest clip (bytes) :func:`read_bytes` reads by default: 2 GiB (a 10 s, 8-channel MIMII clip is 2.5 MB).
 MAX_CLIP_BYTES = 2 * 1024**3
+#: Most memory (bytes) one decoded clip may take as float32 (compressed files expand): 4 GiB.
+MAX_DECODED_BYTES = 4 * 1024**3
 #: Lowest and highest sample rates (Hz) accepted in a file header.
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
@@ -190,18 +194,24 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def _read_url(name: str, max_bytes: int) -> bytes:
+def _fsspec(purpose: str) -> Any:
+    """The fsspec module, or :class:`MissingDependencyError` naming the ``aws`` extra."""
     try:
         import fsspec
-    except ImportError as exc:  # pragma: no cover - fsspec ships with the aws extra
-        raise MissingDependencyError("fsspec", "aws", f"reading {name}") from exc
+    except ImportError as exc:  # pragma: no cover - fsspec ships with the aws extra (s3fs)
+        raise MissingDependencyError("fsspec", "aws", purpose) from exc
+    return fsspec
+
+
+def _read_url(name: str, max_bytes: int) -> bytes:
+    fsspec = _fsspec(f"reading {name}")
     try:
         with fsspec.open(name, "rb") as handle:
             data = bytes(handle.read(max_bytes + 1))
     except FileNotFoundError as exc:
         raise AudioError(name, "file not found") from exc
-    except ImportError as exc:
-        raise MissingDependencyError("s3fs", "aws", f"reading {name}") from exc
+    except ImportError as exc:  # s3fs for s3://, aiohttp for http(s)://
+        raise MissingDependencyError(exc.name or "s3fs", "aws", f"reading {name}") from exc
     except PermissionError as exc:
         raise AudioError(name, "permission denied") from exc
     except Exception as exc:  # any backend failure (credentials, network) names the clip
@@ -277,11 +287,20 @@ def decode(
     if fast is not None:
         return fast
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            rate = int(handle.samplerate)
+            _check_rate(name, rate)
+            needed = int(handle.frames) * int(handle.channels) * 4
+            if needed > MAX_DECODED_BYTES:
+                raise AudioError(
+                    name, f"decoded audio would take {needed} bytes (limit {MAX_DECODED_BYTES}): too long a clip"
+                )
+            samples = handle.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, AudioError):
+            raise
         reason = getattr(exc, "error_string", None) or str(exc)
         raise AudioError(name, f"not a readable audio file ({reason})") from exc
-    _check_rate(name, rate)
     if samples.shape[0] == 0:
         raise AudioError(name, "audio has zero length (no samples)")
     if not np.isfinite(samples).all():
@@ -368,7 +387,7 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
 
 
 def _decode_samples(
-    data: bytes, *, name: str = "<bytes>", channel: Channel = 0, sr: int | None = None
+    data: bytes, *, name: str = "<bytes>", channel: Channel = 0, sr: int | None = None, upsample: bool = True
 ) -> tuple[npt.NDArray[Any], float, int]:
     """Decode one channel without converting it: ``(samples, gain, sr)``, signal = ``samples * gain``.
 
@@ -377,14 +396,24 @@ def _decode_samples(
     (strided when the file has several channels) with ``gain = 1 / 32768``;
     consumers fold the gain into a later multiplication (the log-mel window)
     and save a full pass over the clip. Anything else is :func:`decode`'s
-    float32 signal (resampled to ``sr``) with ``gain = 1.0``. Errors as in :func:`decode`.
+    float32 signal (resampled to ``sr``) with ``gain = 1.0``. With
+    ``upsample=False`` a file recorded below ``sr`` is refused: its upper band
+    is missing, and features made from it are not comparable. Errors as in :func:`decode`.
     """
     _check_args(channel, sr)
     if isinstance(channel, int) and data:
         found = _pcm16_frames(name, data)
         if found is not None and (sr is None or found[1] == sr):
             return _pick(name, found[0], channel), _PCM16_SCALE, found[1]
-    signal, rate = decode(data, name=name, channel=channel, sr=sr)
+    signal, rate = decode(data, name=name, channel=channel)
+    if sr is not None and rate != sr:
+        if rate < sr and not upsample:
+            raise AudioError(
+                name,
+                f"recorded at {rate} Hz, below the {sr} Hz the model's features use: its band above {rate // 2} Hz "
+                f"is missing, so it cannot be scored like a {sr} Hz clip",
+            )
+        signal, rate = _resample(signal, rate, sr, name), sr
     return signal, 1.0, rate
 
 

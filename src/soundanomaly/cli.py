@@ -10,6 +10,7 @@ Status and warnings go to stderr through the ``soundanomaly`` logger
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import logging
 import math
@@ -136,13 +137,38 @@ def _silence_tensorflow() -> None:
 
 
 def _require_tensorflow(purpose: str) -> None:
-    """Fail before any work (feature extraction) when the ``tf`` extra is missing."""
+    """Fail before any work (feature extraction) when the ``tf`` extra is missing; then import it quietly."""
     import importlib.util
 
     from soundanomaly.exceptions import MissingDependencyError
 
     if importlib.util.find_spec("tensorflow") is None:
         raise MissingDependencyError("tensorflow", "tf", purpose)
+    _import_tensorflow_quietly()
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr (fd 2) muted.
+
+    Recent TensorFlow logs from C++ (absl) before ``TF_CPP_MIN_LOG_LEVEL`` is
+    honoured ("oneDNN custom operations are on", CUDA probes). Import errors
+    are not hidden: the import is simply retried, with stderr, where it is used.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreter): just import normally later
+        return
+    try:
+        os.dup2(devnull, 2)
+        with contextlib.suppress(Exception):  # a failing import is reported again, with stderr, where it is used
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # -- inputs and outputs --------------------------------------------------------------------------------
@@ -202,13 +228,13 @@ def _check_out_file(target: str | None, inputs: Sequence[str]) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import inspect
 
-    from soundanomaly.demo import run_demo
-
-    _require_tensorflow("the demo (it trains the autoencoder)")
     inputs = [args.data] if args.data else []
     if args.cache_dir:
         inputs.append(args.cache_dir)
     _check_out_folder(args.out, force=args.force, inputs=inputs)
+    _require_tensorflow("the demo (it trains the autoencoder)")
+    from soundanomaly.demo import run_demo
+
     synthetic = {"n_normal": args.normal_per_id, "n_abnormal": args.abnormal_per_id} if args.data is None else None
     options: dict[str, Any] = {}
     if "overwrite" in inspect.signature(run_demo).parameters:
@@ -321,15 +347,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.validation_fraction,
     )
     detector.fit(normal)
-    skipped = list(getattr(detector, "fit_skipped_", ()))
-    for path, reason in skipped:
-        _log.warning("skipped %s: %s", path, reason)
+    skipped = list(getattr(detector, "fit_skipped_", ()))  # each one was logged when it was skipped
     calibration = getattr(detector, "calibration_", None)
     held_out = len(getattr(detector, "holdout_scores_", ()))
     where = f"{held_out} held-out normal clips" if held_out else "the training clips (nothing held out)"
     if calibration is not None:
         _log.info("threshold %.6g (target_fpr=%g on %s)", detector.threshold_, args.target_fpr, where)
     detector.progress = False  # a saved model is quiet when loaded; the CLI draws its own bars
+    detector.on_error = "raise"  # --skip-errors is this run's choice, not the model's default
     saved = detector.save(args.out, overwrite=args.force, inputs=[args.data])
     _log.info("model saved to %s", saved)
     if skipped:
@@ -385,12 +410,14 @@ def _score_paths(detector: Any, paths: Sequence[str], *, skip_errors: bool, quie
     import numpy as np
 
     from soundanomaly._progress import ProgressBar
-    from soundanomaly.exceptions import AudioError, InvalidScoreError
+    from soundanomaly.exceptions import AudioError, InvalidScoreError, InvalidScoreWarning
 
     result = _Scored(len(paths))
 
     def run(chunk: Sequence[str]) -> Any:
-        scores = np.asarray(detector.score(list(chunk)), dtype=np.float64)
+        with warnings.catch_warnings():  # each clip without a valid score is reported below, once
+            warnings.simplefilter("ignore", InvalidScoreWarning)
+            scores = np.asarray(detector.score(list(chunk)), dtype=np.float64)
         if scores.shape != (len(chunk),):
             raise SoundAnomalyError(f"the detector returned {scores.shape} scores for {len(chunk)} clips")
         return scores
@@ -439,7 +466,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     inputs = [*paths, args.model]
     _check_out_file(args.csv, inputs)
     detector = load_model(args.model)
-    threshold = float(detector.threshold_)
+    threshold = _threshold(detector)
     with allow_http(args.allow_http):
         scored = _score_paths(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet, desc="scoring")
     model_rate = _model_rate(detector)
@@ -469,9 +496,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _write_csv(handle: Any, header: list[str], rows: list[list[str]], cell: Callable[[object], object]) -> None:
+    """Write rows; text columns (path, status, reason) go through ``cell`` (no spreadsheet formulas)."""
+    text = [header.index(name) for name in ("path", "status", "reason") if name in header]
     writer = csv.writer(handle)
     writer.writerow(header)
-    writer.writerows([[cell(value) for value in row] for row in rows])
+    writer.writerows([[cell(v) if i in text else v for i, v in enumerate(row)] for row in rows])
+
+
+def _threshold(detector: Any) -> float:
+    """The loaded detector's ``threshold_`` (protocol attribute), as a finite float."""
+    value = getattr(detector, "threshold_", None)
+    try:
+        threshold = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not math.isfinite(threshold):
+        raise SoundAnomalyError(f"the model has no usable threshold_ (got {value!r})")
+    return threshold
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -483,7 +524,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     inputs = [args.data, args.model]
     _check_out_file(args.json, inputs)
     detector = load_model(args.model)
-    threshold = float(detector.threshold_)
+    threshold = _threshold(detector)
     clips = open_dataset(args.data, split="test").filter(ids=args.ids, snr=args.snr)
     seen = _training_clips_in(detector, clips.paths)
     if seen:

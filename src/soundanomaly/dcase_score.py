@@ -319,6 +319,7 @@ def write_submission(
     *,
     threshold: float | None = None,
     decisions: npt.ArrayLike | None = None,
+    edition: int = 2023,
 ) -> list[Path]:
     """Write scores in the DCASE submission format, one pair of CSV files per machine type and section.
 
@@ -341,6 +342,10 @@ def write_submission(
     decisions : array-like of {0, 1}, optional
         The decisions themselves, instead of ``threshold``. With neither, only the
         anomaly-score files are written.
+    edition : int, default 2023
+        2022 and later: ``..._section_<xx>_test.csv``. 2021: one file per domain,
+        ``..._section_<xx>_source_test.csv`` / ``_target_test.csv``. 2020:
+        ``anomaly_score_<machine>_id_<xx>.csv``.
 
     Returns
     -------
@@ -377,17 +382,25 @@ def write_submission(
         flags = (s > threshold).astype(np.int8)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    groups: dict[tuple[str, int], list[int]] = {}
+    if edition == 2021 and any(r.domain not in ("source", "target") for r in clips):
+        raise ParameterError("edition 2021 writes one file per domain, but some clips have no domain")
+    groups: dict[str, list[int]] = {}
     for index, record in enumerate(clips):
-        groups.setdefault((record.machine, record.section), []).append(index)
+        if edition == 2020:
+            suffix = f"{record.machine}_id_{record.section:02d}"
+        elif edition == 2021:
+            suffix = f"{record.machine}_section_{record.section:02d}_{record.domain}_test"
+        else:
+            suffix = f"{record.machine}_section_{record.section:02d}_test"
+        groups.setdefault(suffix, []).append(index)
     written: list[Path] = []
-    for (machine, section), indices in sorted(groups.items()):
+    for suffix, indices in sorted(groups.items()):
         inputs = [clips[i].path for i in indices]
         kinds: list[tuple[str, Any]] = [("anomaly_score", s)]
         if flags is not None:
             kinds.append(("decision_result", flags))
         for kind, values in kinds:
-            path = out / f"{kind}_{machine}_section_{section:02d}_test.csv"
+            path = out / f"{kind}_{suffix}.csv"
             with atomic_file(path, newline="", inputs=inputs) as handle:
                 writer = csv.writer(handle, lineterminator="\n")
                 for i in indices:

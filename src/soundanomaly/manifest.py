@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from soundanomaly._safeio import atomic_file
-from soundanomaly.exceptions import ParameterError, SoundAnomalyError
+from soundanomaly.exceptions import MissingDependencyError, ParameterError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
 __all__ = ["ManifestEntry", "read_manifest", "write_manifest"]
@@ -89,10 +89,13 @@ def write_manifest(
     text = manifest_lines(entries, attribute=attribute, job_name=job_name)
     name = os.fspath(target)
     if "://" in name:
-        import fsspec
+        from soundanomaly.audio import _fsspec
 
-        with fsspec.open(name, "w") as handle:
-            handle.write(text)
+        try:
+            with _fsspec(f"writing {name}").open(name, "w") as handle:
+                handle.write(text)
+        except ImportError as exc:
+            raise MissingDependencyError("s3fs", "aws", f"writing {name}") from exc
     else:
         with atomic_file(name) as handle:
             handle.write(text)
@@ -113,13 +116,17 @@ def read_manifest(source: PathLike | str, *, text: str | None = None) -> list[Ma
     if text is None:
         try:
             if "://" in name:
-                import fsspec
+                from soundanomaly.audio import _fsspec
 
-                with fsspec.open(name, "r") as handle:
+                with _fsspec(f"reading {name}").open(name, "r") as handle:
                     text = str(handle.read())
             else:
                 with open(name, encoding="utf-8") as handle:
                     text = handle.read()
+        except MissingDependencyError:
+            raise
+        except ImportError as exc:
+            raise MissingDependencyError("s3fs", "aws", f"reading {name}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise SoundAnomalyError(f"{name}: cannot read the manifest ({exc})") from exc
     entries = []

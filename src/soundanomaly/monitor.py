@@ -44,7 +44,6 @@ import numpy.typing as npt
 import scipy.fft
 
 from soundanomaly.exceptions import AudioError, ParameterError
-from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.logmel import _AMIN, LogMelFrames, _mel_blocks, _window
 from soundanomaly.typing import FloatArray, PathLike
 
@@ -628,7 +627,7 @@ class Monitor:
                     f"needs at least {features.min_samples / self.sr_:.3f} s"
                 )
             hop = max(1, round(self.hop_seconds * self.sr_ / features.hop_length)) * features.hop_length
-            self._frames = _FramePipeline(features, self.sr_, window)
+            self._frames = _FramePipeline(features, self.sr_, window, self.detector)
         else:
             hop = max(1, round(self.hop_seconds * self.sr_))
         self._sizes = (window, min(hop, window))
@@ -652,11 +651,11 @@ class Monitor:
             if self._buffer.end < start + window:
                 break
             if self._frames is not None:
-                score = self._frames.score_window(self.detector, self._buffer, start)
+                score = self._frames.score_window(self._buffer, start)
             else:
                 samples = self._buffer.view(start, start + window)
                 vectors = self.detector.features.transform(np.array(samples), sr)
-                score = _clip_score(self.detector, self.detector._score_windows(vectors), vectors.shape[1])
+                score = _clip_score(self.detector, self.detector._score_windows(vectors))
             out.append(WindowScore(self._next_window, start / sr, (start + window) / sr, score, self.threshold,
                                    time.monotonic()))  # fmt: skip
             self._next_window += 1
@@ -675,12 +674,12 @@ def _load_model(path: PathLike) -> Any:
     return loader(path)
 
 
-def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64], width: int) -> float:
+def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
     """Reduce per-vector scores to the clip score exactly as ``detector.score`` does (its own reduction)."""
-    n = len(per_vector)
-    placeholder = np.broadcast_to(np.zeros((1, width), np.float32), (n, width))
-    features = ClipFeatures(placeholder, np.array([0, n], dtype=np.int64))
-    return float(detector._score_clips(features, lambda _windows: per_vector)[0])
+    reduce = getattr(detector, "_reduce", None)
+    if callable(reduce):
+        return float(reduce(per_vector, np.array([0, len(per_vector)], dtype=np.int64))[0])
+    return float(np.mean(per_vector))
 
 
 def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
@@ -691,13 +690,14 @@ def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
         array = array[:, channel]
     elif array.ndim != 1:
         raise ParameterError(f"block must be 1-D (n,) or 2-D (n, n_channels), got shape {array.shape}")
-    if array.dtype == np.int16:
+    kind = array.dtype.kind
+    if kind == "i" and array.dtype.itemsize == 2:
         scaled: FloatArray = np.multiply(array, 1.0 / 32768.0, dtype=np.float32)
         return scaled
-    if not np.issubdtype(array.dtype, np.number):
+    if kind not in "fiu":
         raise ParameterError(f"block must hold numbers, got dtype {array.dtype}")
     samples = np.asarray(array, dtype=np.float32)
-    if not np.isfinite(samples).all():
+    if kind == "f" and not np.isfinite(samples.sum()) and not np.isfinite(samples).all():
         raise AudioError("<stream>", "block contains NaN or infinite samples")
     return samples
 
@@ -747,9 +747,18 @@ class _FramePipeline:
     the window and are the stream's frames, computed once; the first and last
     few reach into the window's zero padding and are computed per window,
     exactly as :class:`LogMelFrames` does for a clip.
+
+    A feature vector made of interior frames keeps its values from window to
+    window except for the dB reference (the window's loudest bin), which
+    shifts all its values by the same amount. Its exact score is cached with
+    the reference it was computed at and reused while that reference holds;
+    when it changes, detectors with a closed form in the shift (the Gaussian:
+    a quadratic; the autoencoder: its first and last layers) update the score
+    from cached per-vector terms instead of re-scoring. Vectors touched by the
+    ``top_db`` floor at either reference are re-scored exactly.
     """
 
-    def __init__(self, features: LogMelFrames, sr: int, window: int) -> None:
+    def __init__(self, features: LogMelFrames, sr: int, window: int, detector: Any) -> None:
         self.features = features
         self.sr = sr
         self.hop = features.hop_length
@@ -757,24 +766,34 @@ class _FramePipeline:
         self.pad = self.n_fft // 2
         self.n_mels = features.n_mels
         self.n_stack = features.frames
+        self.width = self.n_mels * self.n_stack
         self.window = window
         self.n_frames = 1 + window // self.hop
         self.first = -(-self.pad // self.hop)  # first interior frame of a window
         self.last = min((window + self.pad - self.n_fft) // self.hop, self.n_frames - 1)
         self.n_vectors = self.n_frames - self.n_stack + 1
+        self.inner = (self.first, self.last - self.n_stack + 1)  # window-relative indices of interior vectors
+        self.edge_rows = np.array([*range(self.first), *range(self.last + 1, self.n_frames)], dtype=np.intp)
+        self.edge_vectors = np.array(
+            [i for i in range(self.n_vectors) if not self.inner[0] <= i <= self.inner[1]], dtype=np.intp
+        )
         self.taper = _window(self.n_fft, 1.0)
         self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
+        self.detector = detector
+        self.shift_model = _ShiftModel.for_detector(detector)
         # interior frame cache: rows are stream frames cache_start .. cache_start + cache_used - 1
         self.cache = np.empty((max(64, 2 * self.n_frames), self.n_mels), dtype=np.float32)
         self.cache_max = np.empty(len(self.cache), dtype=np.float32)
+        self.cache_min = np.empty(len(self.cache), dtype=np.float32)
         self.cache_start = self.first
         self.cache_used = 0
-        # cached vector scores of the previous window
-        self.prev_start_frame: int | None = None
-        self.prev_ref: np.float32 | None = None
-        self.prev_scores: npt.NDArray[np.float64] = np.empty(0)
+        # per interior vector of the previous window: reference, exact score there, min value, closed-form terms
+        self.prev_base: int | None = None
+        self.vec_ref = np.zeros(self.n_vectors, dtype=np.float32)
+        self.vec_score = np.zeros(self.n_vectors, dtype=np.float64)
+        self.vec_valid = np.zeros(self.n_vectors, dtype=bool)
+        self.vec_terms: list[npt.NDArray[np.float64]] = []
         self.db = np.empty((self.n_frames, self.n_mels), dtype=np.float32)
-        self.normalised = np.empty_like(self.db)
 
     def oldest_needed_sample(self) -> int:
         """Samples before this are never read again (the next stream frame starts here)."""
@@ -801,11 +820,12 @@ class _FramePipeline:
             return
         count = upto - nxt + 1
         if self.cache_used + count > len(self.cache):
-            grown = np.empty((max(2 * len(self.cache), self.cache_used + count), self.n_mels), dtype=np.float32)
-            grown[: self.cache_used] = self.cache[: self.cache_used]
-            grown_max = np.empty(len(grown), dtype=np.float32)
-            grown_max[: self.cache_used] = self.cache_max[: self.cache_used]
-            self.cache, self.cache_max = grown, grown_max
+            size = max(2 * len(self.cache), self.cache_used + count)
+            for name in ("cache", "cache_max", "cache_min"):
+                old = getattr(self, name)
+                grown = np.empty((size, *old.shape[1:]), dtype=np.float32)
+                grown[: self.cache_used] = old[: self.cache_used]
+                setattr(self, name, grown)
         lo = nxt * self.hop - self.pad
         samples = buffer.view(lo, upto * self.hop - self.pad + self.n_fft)
         step = samples.strides[0]
@@ -815,63 +835,220 @@ class _FramePipeline:
         db = self._log_mel(np.multiply(frames, self.taper))
         self.cache[self.cache_used : self.cache_used + count] = db
         self.cache_max[self.cache_used : self.cache_used + count] = db.max(axis=1)
+        self.cache_min[self.cache_used : self.cache_used + count] = db.min(axis=1)
         self.cache_used += count
 
-    def _edge_frames(self, buffer: _SampleBuffer, start: int) -> tuple[list[int], FloatArray]:
-        edges = [*range(self.first), *range(self.last + 1, self.n_frames)]
-        windowed = np.zeros((len(edges), self.n_fft), dtype=np.float32)
+    def _edge_frames(self, buffer: _SampleBuffer, start: int) -> FloatArray:
+        windowed = np.zeros((len(self.edge_rows), self.n_fft), dtype=np.float32)
         samples = buffer.view(start, start + self.window)
-        for row, i in enumerate(edges):
+        for row, i in enumerate(self.edge_rows.tolist()):
             lo = i * self.hop - self.pad
             windowed[row, max(0, -lo) : max(0, min(self.n_fft, self.window - lo))] = samples[
                 max(0, lo) : max(0, lo + self.n_fft)
             ]
         windowed *= self.taper
-        return edges, self._log_mel(windowed)
+        return self._log_mel(windowed)
 
-    def score_window(self, detector: Any, buffer: _SampleBuffer, start: int) -> float:
+    def _vectors(self, ref: np.float32, indices: npt.NDArray[np.intp]) -> FloatArray:
+        """Feature vectors ``indices`` of the window, referenced to ``ref`` and floored, as the clip scorer makes them."""
+        step = self.db.strides[1]
+        stacked = np.lib.stride_tricks.as_strided(  # vector i = frames i .. i + n_stack - 1, contiguous in db
+            self.db, shape=(self.n_vectors, self.width), strides=(self.n_mels * step, step), writeable=False
+        )
+        vectors = stacked[indices]
+        np.subtract(vectors, ref, out=vectors)
+        np.maximum(vectors, -_TOP_DB, out=vectors)
+        return vectors
+
+    def _shift_state(self, base: int) -> None:
+        """Move the per-vector caches to this window's indices (vector i was i + shift in the previous one)."""
+        lo, hi = self.inner
+        shift = -1 if self.prev_base is None else base - self.prev_base
+        valid = np.zeros(self.n_vectors, dtype=bool)
+        if 0 < shift <= hi - lo:
+            keep = slice(lo, hi - shift + 1)
+            moved = slice(lo + shift, hi + 1)
+            valid[keep] = self.vec_valid[moved]
+            self.vec_ref[keep] = self.vec_ref[moved]
+            self.vec_score[keep] = self.vec_score[moved]
+            for terms in self.vec_terms:
+                terms[keep] = terms[moved]
+        self.vec_valid = valid
+        self.prev_base = base
+
+    def score_window(self, buffer: _SampleBuffer, start: int) -> float:
         base = start // self.hop  # stream frame index of window frame 0
         lo, hi = base + self.first, base + self.last  # interior frames, as stream frames
         self._extend_cache(hi, buffer)
-        # drop cached frames no window needs any more (windows only move forward)
-        stale = lo - self.cache_start
+        stale = lo - self.cache_start  # cached frames no window needs any more (windows only move forward)
         if stale > 0 and stale >= len(self.cache) // 2:
             keep = self.cache_used - stale
-            self.cache[:keep] = self.cache[stale : self.cache_used]
-            self.cache_max[:keep] = self.cache_max[stale : self.cache_used]
+            for array in (self.cache, self.cache_max, self.cache_min):
+                array[:keep] = array[stale : self.cache_used]
             self.cache_start, self.cache_used = lo, keep
         a, b = lo - self.cache_start, hi - self.cache_start + 1
-        edges, edge_db = self._edge_frames(buffer, start)
         db = self.db
         db[self.first : self.last + 1] = self.cache[a:b]
-        db[edges] = edge_db
-        ref = max(self.cache_max[a:b].max(), edge_db.max()) if len(edges) else self.cache_max[a:b].max()
+        ref = self.cache_max[a:b].max()
+        if len(self.edge_rows):
+            edge_db = self._edge_frames(buffer, start)
+            db[self.edge_rows] = edge_db
+            ref = max(ref, edge_db.max())
         ref = np.float32(ref)
-        # vectors made only of interior frames keep their values while the reference does not change
-        first_inner, last_inner = self.first, self.last - self.n_stack + 1  # window-relative vector indices
+        self._shift_state(base)
         scores = np.empty(self.n_vectors, dtype=np.float64)
-        todo = np.ones(self.n_vectors, dtype=bool)
-        if self.prev_start_frame is not None and self.prev_ref == ref and last_inner >= first_inner:
-            shift = base - self.prev_start_frame
-            reuse_lo, reuse_hi = first_inner, last_inner - shift  # i here is i + shift in the previous window
-            if reuse_hi >= reuse_lo:
-                scores[reuse_lo : reuse_hi + 1] = self.prev_scores[reuse_lo + shift : reuse_hi + shift + 1]
-                todo[reuse_lo : reuse_hi + 1] = False
-        wanted = np.flatnonzero(todo)
+        first, last = self.inner
+        inner = slice(first, last + 1)
+        # minimum raw dB of each interior vector: the top_db floor is untouched while min - ref >= -top_db
+        frame_min = self.cache_min[a:b]
+        vec_min = np.lib.stride_tricks.sliding_window_view(frame_min, self.n_stack).min(axis=1)
+        valid = self.vec_valid[inner]
+        same = valid & (self.vec_ref[inner] == ref)  # cached exact score still holds
+        shifted = valid & ~same  # closed form in the reference shift, where the top_db floor is untouched
+        if self.shift_model is not None and shifted.any():
+            shifted &= (vec_min - ref >= -_TOP_DB) & (vec_min - self.vec_ref[inner] >= -_TOP_DB)
+        else:
+            shifted[:] = False
+        exact = np.flatnonzero(~(same | shifted)) + first
+        scores[inner][same] = self.vec_score[inner][same]  # scores[inner] is a view
+        if shifted.any():  # move these vectors' terms to the new reference once; later windows reuse them
+            idx = np.flatnonzero(shifted) + first
+            assert self.shift_model is not None
+            delta = ref.astype(np.float64) - self.vec_ref[idx].astype(np.float64)
+            moved = self.shift_model.shift([t[idx] for t in self.vec_terms], delta)
+            scores[idx] = self.vec_score[idx] = self.shift_model.scores(moved)
+            self.vec_ref[idx] = ref
+            for cached, new in zip(self.vec_terms, moved, strict=True):
+                cached[idx] = new
+        wanted = np.concatenate([self.edge_vectors, exact])
         if len(wanted):
-            normalised = np.subtract(db, ref, out=self.normalised)
-            np.maximum(normalised, -_TOP_DB, out=normalised)
-            step = normalised.strides[1]
-            vectors = np.lib.stride_tricks.as_strided(  # vector i = frames i .. i + n_stack - 1, contiguous
-                normalised, shape=(self.n_vectors, self.n_stack * self.n_mels), strides=(self.n_mels * step, step),
-                writeable=False,
-            )  # fmt: skip
-            if len(wanted) == self.n_vectors:
-                scores[:] = detector._score_windows(np.array(vectors))
-            else:
-                scores[wanted] = detector._score_windows(vectors[wanted])
-        self.prev_start_frame, self.prev_ref, self.prev_scores = base, ref, scores
-        return _clip_score(detector, scores, self.n_mels * self.n_stack)
+            vectors = self._vectors(ref, wanted)
+            model = self.shift_model
+            terms = model.terms(vectors) if model is not None and len(exact) else None
+            exact_scores = model.exact(terms) if model is not None and terms is not None else None
+            scores[wanted] = self.detector._score_windows(vectors) if exact_scores is None else exact_scores
+            if len(exact):  # cache the interior ones at this reference
+                n_edge = len(self.edge_vectors)
+                self.vec_ref[exact] = ref
+                self.vec_score[exact] = scores[exact]
+                self.vec_valid[exact] = True
+                if terms is not None:
+                    if not self.vec_terms:
+                        self.vec_terms = [np.zeros((self.n_vectors, *t.shape[1:])) for t in terms]
+                    for cached, new in zip(self.vec_terms, terms, strict=True):
+                        cached[exact] = new[n_edge:]
+        return _clip_score(self.detector, scores)
+
+
+class _ShiftModel:
+    """A detector's per-vector score from cached terms that follow a uniform shift ``x - delta`` in closed form."""
+
+    @staticmethod
+    def for_detector(detector: Any) -> _ShiftModel | None:
+        from soundanomaly.detectors.autoencoder import AutoencoderDetector
+        from soundanomaly.detectors.gaussian import GaussianDetector
+
+        cls = type(detector)
+        if isinstance(detector, GaussianDetector) and cls._score_windows is GaussianDetector._score_windows:
+            return _GaussianShift(detector)
+        if (
+            isinstance(detector, AutoencoderDetector)
+            and cls._score_windows is AutoencoderDetector._score_windows
+            and cls.reconstruct is AutoencoderDetector.reconstruct
+            and len(detector.weights_) >= 4
+        ):
+            return _AutoencoderShift(detector)
+        return None
+
+    def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:  # pragma: no cover - abstract
+        """Per-vector terms of ``vectors`` (n, D)."""
+        raise NotImplementedError
+
+    def shift(
+        self, terms: list[npt.NDArray[np.float64]], delta: npt.NDArray[np.float64]
+    ) -> list[npt.NDArray[np.float64]]:
+        """The terms of ``vectors - delta[:, None]``."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def scores(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        """Per-vector scores from the terms."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
+        """The detector's own scores, when the terms hold them with the same arithmetic (else None)."""
+        return None
+
+
+class _GaussianShift(_ShiftModel):
+    """``q = (x - mu)' P (x - mu)`` and ``p = 1' P (x - mu)``; shifting by ``d``: ``q - 2 d p + d^2 c``, ``p - d c``."""
+
+    def __init__(self, detector: Any) -> None:
+        self.mean = detector.mean_
+        self.precision = detector.precision_
+        self.total = float(self.precision.sum())  # c = 1' P 1
+
+    def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:
+        centred = vectors.astype(np.float64) - self.mean
+        projected = centred @ self.precision
+        return [np.einsum("ij,ij->i", projected, centred), projected.sum(axis=1)]
+
+    def shift(
+        self, terms: list[npt.NDArray[np.float64]], delta: npt.NDArray[np.float64]
+    ) -> list[npt.NDArray[np.float64]]:
+        quadratic, linear = terms
+        return [quadratic - 2.0 * delta * linear + delta * delta * self.total, linear - delta * self.total]
+
+    def scores(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        return np.asarray(terms[0] / len(self.mean), dtype=np.float64)
+
+    def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
+        # GaussianDetector._score_windows: einsum("ij,ij->i", centred @ precision, centred) / width, the same arithmetic
+        return self.scores(terms)
+
+
+class _AutoencoderShift(_ShiftModel):
+    """Reconstruction error from ``x W_in``, ``t = x - b_out``: ``|t|^2``, ``sum(t)``, ``W_out t``.
+
+    ``|x - f(x)|^2 = |t|^2 - 2 (W_out t) . h + h' (W_out W_out') h`` with ``h`` the last hidden layer,
+    computed from ``x W_in``. A shift by ``d`` moves every term in closed form (``x W_in - d W_in' 1``,
+    ``|t|^2 - 2 d sum(t) + d^2 D``, ``sum(t) - d D``, ``W_out t - d W_out 1``); only the small hidden
+    layers are recomputed.
+    """
+
+    def __init__(self, detector: Any) -> None:
+        weights = [np.asarray(w, dtype=np.float64) for w in detector.weights_]
+        self.w_in, self.b_in = weights[0], weights[1]
+        self.middle = [(weights[i], weights[i + 1]) for i in range(2, len(weights) - 2, 2)]
+        self.w_out, self.b_out = weights[-2], weights[-1]
+        self.in_sums = self.w_in.sum(axis=0)
+        self.out_sums = self.w_out.sum(axis=1)
+        self.gram = self.w_out @ self.w_out.T
+        self.width = len(self.b_out)
+
+    def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:
+        x = vectors.astype(np.float64)
+        t = x - self.b_out
+        return [x @ self.w_in, np.einsum("ij,ij->i", t, t), t.sum(axis=1), t @ self.w_out.T]
+
+    def shift(
+        self, terms: list[npt.NDArray[np.float64]], delta: npt.NDArray[np.float64]
+    ) -> list[npt.NDArray[np.float64]]:
+        first, squares, sums, projected = terms
+        d = delta[:, None]
+        return [
+            first - d * self.in_sums,
+            squares - 2.0 * delta * sums + delta * delta * self.width,
+            sums - delta * self.width,
+            projected - d * self.out_sums,
+        ]
+
+    def scores(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        first, squares, _, projected = terms
+        h = np.maximum(first + self.b_in, 0.0)
+        for weight, bias in self.middle:
+            h = np.maximum(h @ weight + bias, 0.0)
+        error = squares - 2.0 * np.einsum("ij,ij->i", projected, h) + np.einsum("ij,ij->i", h @ self.gram, h)
+        return np.asarray(np.maximum(error, 0.0) / self.width, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------------------------------

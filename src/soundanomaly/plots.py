@@ -1,20 +1,22 @@
-"""Plots for exploring machine sound and judging a detector (matplotlib, headless).
+"""Plots for exploring machine sound and judging a detector (matplotlib).
 
 Every function draws on ``ax`` when given, else on a new figure, and returns
 the :class:`matplotlib.figure.Figure`. Anomaly is the positive class in every
 plot; normal is drawn in blue, anomalous in red.
+
+Importing this module never chooses a matplotlib backend. When your program
+uses :mod:`matplotlib.pyplot` (a notebook, a script calling ``plt.show()``),
+new figures are made through pyplot, so they display with *your* backend;
+otherwise they are plain :class:`~matplotlib.figure.Figure` objects that need
+no backend at all (:func:`save` writes them to PNG, as the demo does).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
@@ -24,6 +26,7 @@ from soundanomaly.calibration import Calibration
 from soundanomaly.evaluation import Metrics, roc_curve
 
 __all__ = [
+    "new_figure",
     "plot_confusion_matrix",
     "plot_errors_vs_threshold",
     "plot_roc",
@@ -32,17 +35,36 @@ __all__ = [
     "plot_stft_window",
     "plot_threshold_sweep",
     "plot_waveforms",
+    "save",
 ]
 
 NORMAL_COLOUR = "#1f77b4"
 ANOMALY_COLOUR = "#d62728"
 
 
+def new_figure(figsize: tuple[float, float] = (7, 4)) -> Figure:
+    """A new figure with constrained layout, through pyplot only if the program already imported it.
+
+    Examples
+    --------
+    >>> fig = new_figure((4, 3))
+    >>> ax = fig.subplots()
+    >>> fig.get_size_inches().tolist()
+    [4.0, 3.0]
+
+    """
+    if "matplotlib.pyplot" in sys.modules:  # the program uses pyplot: let its backend show the figure
+        import matplotlib.pyplot as plt
+
+        return plt.figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
-    fig, new_ax = plt.subplots(figsize=figsize, layout="constrained")
-    return fig, new_ax
+    fig = new_figure(figsize)
+    return fig, fig.subplots()
 
 
 def plot_waveforms(
@@ -58,7 +80,8 @@ def plot_waveforms(
     2
 
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5), sharey=True, layout="constrained")
+    fig = new_figure((12, 3.5))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, signal, title, colour in zip(
         axes, (normal, abnormal), titles, (NORMAL_COLOUR, ANOMALY_COLOUR), strict=True
     ):
@@ -249,7 +272,20 @@ def plot_roc(labels: npt.ArrayLike, scores: npt.ArrayLike, *, max_fpr: float = 0
     return fig
 
 
-def save(fig: Figure, path: Any) -> None:
-    """Save ``fig`` as PNG (dpi 110) and close it."""
+def save(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Save ``fig`` as PNG (dpi 110) and release it (closing it in pyplot if pyplot holds it).
+
+    Examples
+    --------
+    >>> fig = plot_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    >>> save(fig, "roc.png")
+    >>> from pathlib import Path
+    >>> Path("roc.png").read_bytes()[1:4]
+    b'PNG'
+
+    """
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

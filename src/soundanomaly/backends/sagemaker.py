@@ -229,6 +229,7 @@ class SageMakerBackend:
         self._clients: dict[str, Any] = {}
         self.last_job_name: str | None = None
         self.last_checkpoint_uri: str | None = None
+        self.last_transform_job_name: str | None = None
         self._clip_folder: tempfile.TemporaryDirectory[str] | None = None
 
     # -- clients ------------------------------------------------------------------------------
@@ -660,6 +661,7 @@ class SageMakerBackend:
         width = _check_windows(clip_windows)
         run = uuid.uuid4().hex[:12]
         name = f"soundanomaly-transform-{run}"
+        self.last_transform_job_name = name
         base = f"{self.prefix}/transform/{run}"
         s3 = self.client("s3")
         files: list[tuple[str, list[tuple[int, int, int]]]] = []  # file, [(clip, start, stop) per record]

@@ -90,19 +90,49 @@ class DownloadError(SoundAnomalyError):
 
 
 class RemoteNotFoundError(DownloadError):
-    """The server answered 404 for the archive's URL (wrong ``base_url`` or file name)."""
+    """The server answered 404 for the archive's URL (wrong ``base_url`` or file name).
+
+    Examples
+    --------
+    >>> issubclass(RemoteNotFoundError, DownloadError)
+    True
+
+    """
 
 
 class ChecksumError(DownloadError):
-    """The downloaded file's MD5 differs from the registry's; the file was deleted, nothing extracted."""
+    """The downloaded file's MD5 differs from the registry's; the file was deleted, nothing extracted.
+
+    Examples
+    --------
+    >>> str(ChecksumError("6_dB_fan.zip: MD5 mismatch"))
+    '6_dB_fan.zip: MD5 mismatch'
+
+    """
 
 
 class DiskFullError(DownloadError, OSError):
-    """Not enough free space for the download or the extraction; nothing was extracted."""
+    """Not enough free space for the download or the extraction; nothing was extracted.
+
+    Examples
+    --------
+    >>> isinstance(DiskFullError("data: disk full"), OSError)
+    True
+
+    """
 
 
 class DownloadInterruptedError(DownloadError, KeyboardInterrupt):
-    """Ctrl-C during a download or an extraction; the partial download is kept, run again to resume."""
+    """Ctrl-C during a download or an extraction; the partial download is kept, run again to resume.
+
+    It is a :class:`KeyboardInterrupt` too, so code that stops on Ctrl-C still stops.
+
+    Examples
+    --------
+    >>> isinstance(DownloadInterruptedError("interrupted"), KeyboardInterrupt)
+    True
+
+    """
 
 
 @dataclass(frozen=True)
@@ -140,12 +170,13 @@ MIMII_REGISTRY: dict[str, RemoteFile] = {
     "6_dB_valve.zip": RemoteFile("fe5fb7c337cd701b1d31dc641e621892", _gb(6.9)),
 }
 
-#: DCASE Task 2 development sets on Zenodo: year -> (record id, archive name pattern).
+#: DCASE Task 2 development sets on Zenodo: year -> (record id, archive name pattern), as the organisers'
+#: baseline download scripts use them (2023: the re-issued record 7882613).
 DCASE_RECORDS: dict[int, tuple[str, str]] = {
     2020: ("3678171", "dev_data_{machine}.zip"),
     2021: ("4562016", "dev_data_{machine}.zip"),
     2022: ("6355122", "dev_{machine}.zip"),
-    2023: ("7687464", "dev_{machine}.zip"),
+    2023: ("7882613", "dev_{machine}.zip"),
     2024: ("10902294", "dev_{machine}.zip"),
 }
 
@@ -166,13 +197,14 @@ class _ByteProgress:
 
     def __init__(self, name: str, *, total: int | None, start: int, enabled: bool) -> None:
         self.name, self.total, self.done, self.enabled = name, total, start, enabled
-        self._first = start
+        self.moved = 0  # bytes transferred by this call (for the rate)
         self._t0 = time.monotonic()
         self._last = 0.0
         self._tty = enabled and sys.stderr.isatty()
 
     def update(self, n: int) -> None:
         self.done += n
+        self.moved += n
         now = time.monotonic()
         if self._tty and now - self._last > 0.1:
             self._last = now
@@ -184,7 +216,7 @@ class _ByteProgress:
 
     def _draw(self, prefix: str, end: str) -> None:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
-        rate = (self.done - self._first) / elapsed
+        rate = self.moved / elapsed
         total = f" / {_size_text(self.total)}" if self.total else ""
         eta = ""
         if self.total and rate > 0 and self.done < self.total:
@@ -338,17 +370,17 @@ def fetch(
             return target
         raise ChecksumError(f"{target}: exists but its MD5 is not {md5}; delete it to download it again")
     part = target.with_name(target.name + ".part")
-    bar: _ByteProgress | None = None
+    have = part.stat().st_size if part.exists() else 0
+    bar = _ByteProgress(target.name, total=size, start=have, enabled=progress)
     try:
-        bar = _transfer(url, part, size=size, progress=progress, retries=retries, timeout=timeout)
+        _transfer(url, part, bar, size=size, retries=retries, timeout=timeout)
     except KeyboardInterrupt as exc:
         have = part.stat().st_size if part.exists() else 0
         raise DownloadInterruptedError(
             f"{target.name}: interrupted after {_size_text(have)}; {part} is kept, run the same command again to resume"
         ) from exc
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     try:
         actual = _md5(part, progress=progress)
     except KeyboardInterrupt as exc:
@@ -364,12 +396,9 @@ def fetch(
     return target
 
 
-def _transfer(
-    url: str, part: Path, *, size: int | None, progress: bool, retries: int, timeout: float
-) -> _ByteProgress | None:
-    """Fill ``part`` with the whole remote file; returns the progress bar to close."""
+def _transfer(url: str, part: Path, bar: _ByteProgress, *, size: int | None, retries: int, timeout: float) -> None:
+    """Fill ``part`` with the whole remote file, advancing ``bar``."""
     failures = 0
-    bar: _ByteProgress | None = None
     checked_space = False
     while True:
         offset = part.stat().st_size if part.exists() else 0
@@ -382,7 +411,7 @@ def _transfer(
                     f"{url}: not found (HTTP 404); check the file name and --url/base_url"
                 ) from exc
             if exc.code == 416 and offset:
-                return bar  # the .part already holds the whole file: verify it
+                return  # the .part already holds the whole file: verify it
             if exc.code in (408, 429, 500, 502, 503, 504) and failures < retries:
                 failures += 1
                 _wait(failures, url, f"HTTP {exc.code}")
@@ -409,8 +438,7 @@ def _transfer(
             if not checked_space:
                 _check_space(part.parent, (total or 0) - offset, f"downloading {part.name[:-5]}")
                 checked_space = True
-            if bar is None:
-                bar = _ByteProgress(part.name[:-5], total=total, start=offset, enabled=progress)
+            bar.total, bar.done = total, offset
             try:
                 with open(part, "ab" if offset else "wb") as handle:
                     while chunk := response.read(_CHUNK):
@@ -439,7 +467,7 @@ def _transfer(
                 logger.warning("%s: connection closed after %d of %d bytes; resuming", url, offset + got, total)
                 continue
             raise DownloadError(f"{url}: transfer keeps stopping short; run again to resume")
-        return bar
+        return
 
 
 def _wait(failures: int, url: str, why: str) -> None:
@@ -484,13 +512,14 @@ def _extract(
     md5: str,
     source: str,
     progress: bool,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Extract ``members`` (zip entry, path relative to ``final``) into a temporary sibling, then rename it."""
     from soundanomaly._progress import ProgressBar
 
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists() and _marker_md5(final) == md5:
-        _repair(archive, members, final, md5=md5, source=source)
+        _repair(archive, members, final, md5=md5, source=source, extra=extra)
         return
     if final.exists():
         raise SoundAnomalyError(
@@ -511,7 +540,7 @@ def _extract(
                     shutil.copyfileobj(src, out, _CHUNK)
                 files[relative] = info.file_size
                 bar.update()
-        marker = {"kind": "download", "source": source, "md5": md5, "files": files}
+        marker = {"kind": "download", "source": source, "md5": md5, **(extra or {}), "files": files}
         (tmp / MARKER).write_text(json.dumps(marker))  # last: a folder without it is incomplete
         os.chmod(tmp, 0o777 & ~_umask())
         os.replace(tmp, final)
@@ -529,7 +558,13 @@ def _extract(
 
 
 def _repair(
-    archive: zipfile.ZipFile, members: Sequence[tuple[zipfile.ZipInfo, str]], final: Path, *, md5: str, source: str
+    archive: zipfile.ZipFile,
+    members: Sequence[tuple[zipfile.ZipInfo, str]],
+    final: Path,
+    *,
+    md5: str,
+    source: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Re-extract the missing or damaged files of a folder an earlier extraction completed (marker first removed)."""
     logger.warning("%s: some extracted files are missing or damaged; extracting them again", final)
@@ -555,7 +590,7 @@ def _repair(
         raise DownloadInterruptedError(f"{final}: repair interrupted; run again") from exc
     except OSError as exc:
         raise SoundAnomalyError(f"{final}: cannot extract ({exc.strerror or exc})") from exc
-    marker = {"kind": "download", "source": source, "md5": md5, "files": files}
+    marker = {"kind": "download", "source": source, "md5": md5, **(extra or {}), "files": files}
     (final / MARKER).write_text(json.dumps(marker))
 
 
@@ -649,8 +684,12 @@ def download_mimii(
     base = Path(root)
     data = base / f"{snr}_dB_{machine}"
     machine_dir = data / machine
-    if wanted is not None and all(_complete(machine_dir / f"id_{i:02d}", entry.md5) for i in wanted):
-        logger.info("%s: ids %s already downloaded and complete", data, wanted)
+    # "all ids" (ids=None) are known from the marker of any id folder extracted before, without the archive
+    wanted_now = _archive_ids(machine_dir, entry.md5) if wanted is None else wanted
+    if wanted_now and all(_complete(machine_dir / f"id_{i:02d}", entry.md5) for i in wanted_now):
+        logger.info("%s: ids %s already downloaded and complete", data, wanted_now)
+        if not keep_archive:
+            _drop_archive(base / ".downloads" / name)
         return data
     archive_path = fetch(
         f"{(base_url or MIMII_URL).rstrip('/')}/{name}",
@@ -681,11 +720,34 @@ def download_mimii(
             final = machine_dir / f"id_{machine_id:02d}"
             if _complete(final, entry.md5):
                 continue
-            _extract(archive, by_id[machine_id], final, md5=entry.md5, source=name, progress=progress)
+            _extract(
+                archive,
+                by_id[machine_id],
+                final,
+                md5=entry.md5,
+                source=name,
+                progress=progress,
+                extra={"archive_ids": sorted(by_id)},
+            )
     if not keep_archive:
-        archive_path.unlink()
-        _stamp(archive_path).unlink(missing_ok=True)
+        _drop_archive(archive_path)
     return data
+
+
+def _drop_archive(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _stamp(path).unlink(missing_ok=True)
+
+
+def _archive_ids(machine_dir: Path, md5: str) -> list[int]:
+    """The ids the archive holds, as recorded in the marker of any id folder extracted from it (else [])."""
+    for marker in sorted(machine_dir.glob(f"id_*/{MARKER}")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            content = json.loads(marker.read_text())
+            ids = content.get("archive_ids")
+            if content.get("md5") == md5 and isinstance(ids, list) and all(isinstance(i, int) for i in ids):
+                return [int(i) for i in ids]
+    return []
 
 
 def _check_id(value: Any) -> int:
@@ -777,18 +839,19 @@ def download_dcase(
     name = pattern.format(machine=machine)
     data = Path(root) / f"dcase{year}_dev"
     final = data / machine
+    archive_name = Path(root) / ".downloads" / f"dcase{year}_{name}"
+    known = md5.lower() if md5 is not None else _marker_md5(final)
+    if known is not None and _complete(final, known):
+        if not keep_archive:
+            _drop_archive(archive_name)
+        return data
     if md5 is not None:
         entry = RemoteFile(md5.lower(), 0)
-        if _complete(final, entry.md5):
-            return data
     else:
-        marker_md5 = _marker_md5(final)
-        if marker_md5 is not None and _complete(final, marker_md5):
-            return data
         entry = _zenodo_md5(api_url or f"{_ZENODO}/api/records/{record}", name, timeout)
     archive_path = fetch(
         f"{(base_url or f'{_ZENODO}/records/{record}/files').rstrip('/')}/{name}",
-        Path(root) / ".downloads" / f"dcase{year}_{name}",
+        archive_name,
         md5=entry.md5,
         size=entry.size or None,
         progress=progress,
@@ -807,8 +870,7 @@ def download_dcase(
             raise DownloadError(f"{archive_path}: holds no {machine}/<train|test>/*.wav clips")
         _extract(archive, members, final, md5=entry.md5, source=name, progress=progress)
     if not keep_archive:
-        archive_path.unlink()
-        _stamp(archive_path).unlink(missing_ok=True)
+        _drop_archive(archive_path)
     return data
 
 

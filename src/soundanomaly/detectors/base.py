@@ -32,6 +32,7 @@ from soundanomaly.audio import Channel
 from soundanomaly.calibration import Calibration, ThresholdCalibrator, sweep
 from soundanomaly.datasets.mimii import ClipSet
 from soundanomaly.exceptions import (
+    AudioError,
     CalibrationWarning,
     InvalidScoreError,
     InvalidScoreWarning,
@@ -250,8 +251,10 @@ class BaseDetector:
 
     Parameters
     ----------
-    features : BaseFeatureExtractor or FeatureExtractor, default LogMelFrames()
-        Any object with ``transform(signal, sr)`` and ``params()`` works.
+    features : BaseFeatureExtractor or FeatureExtractor, optional
+        Any object with ``transform(signal, sr)`` and ``params()`` works;
+        ``None`` means ``LogMelFrames()`` (``get_params`` reports None; the
+        ``features`` attribute is the extractor in use).
     channel : int, "mean" or None, default 0
         Microphone used when given clip paths.
     threshold : float, ThresholdCalibrator or None, default None
@@ -413,7 +416,7 @@ class BaseDetector:
             callable(getattr(features, "transform", None)) and callable(getattr(features, "params", None))
         ):
             raise ParameterError(f"features must have transform(signal, sr) and params(), got {features!r}")
-        self.features = features if features is not None else self._default_features()
+        self.features = features
         self.channel = channel
         self.threshold = threshold
         self.holdout = holdout
@@ -428,8 +431,28 @@ class BaseDetector:
     # -- what subclasses write -------------------------------------------------
     @classmethod
     def _default_features(cls) -> Any:
-        """The extractor used for ``features=None`` (left out of ``repr``)."""
+        """The extractor used for ``features=None``."""
         return LogMelFrames()
+
+    @property
+    def features(self) -> Any:
+        """The feature extractor in use (the default one when the ``features`` parameter is None).
+
+        ``get_params()["features"]`` reports the parameter as given (None for
+        the default), as scikit-learn expects.
+
+        Examples
+        --------
+        >>> from soundanomaly.detectors import GaussianDetector
+        >>> type(GaussianDetector().features).__name__, GaussianDetector().get_params()["features"]
+        ('LogMelFrames', None)
+        """
+        raw = self.__dict__.get("_features")
+        return raw if raw is not None else self._default_features()
+
+    @features.setter
+    def features(self, value: Any) -> None:
+        self.__dict__["_features"] = value
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
         """Learn from features; ``labels`` (1 = anomaly) are given to supervised detectors only."""
@@ -477,7 +500,10 @@ class BaseDetector:
         return names
 
     def _signature_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names() if hasattr(self, name)}
+        params = {name: getattr(self, name) for name in self._param_names() if hasattr(self, name)}
+        if "features" in params:
+            params["features"] = self.__dict__.get("_features")  # as given: None means the default extractor
+        return params
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters, read from the ``__init__`` signature (scikit-learn convention).
@@ -542,8 +568,6 @@ class BaseDetector:
             parts = []
             for name, value in self._signature_params().items():
                 default = signature.parameters[name].default
-                if name == "features" and default is None:
-                    default = self._default_features()
                 try:
                     same = value is default or bool(value == default)
                 except Exception:  # odd objects: show them
@@ -714,18 +738,25 @@ class BaseDetector:
                 with ProgressBar(total=len(paths), desc="scoring", enabled=bool(self.progress)) as bar:
                     for start in range(0, len(paths), self.chunk_size):
                         chunk = paths[start : start + self.chunk_size]
-                        features = self._checked(self._extract(chunk, bar))
+                        try:
+                            features = self._checked(self._extract(chunk, bar))
+                        except AudioError as exc:
+                            if self.on_error == "raise":
+                                raise
+                            for i in range(start, start + len(chunk)):  # every clip of the chunk failed
+                                status[i] = f"skipped: {exc.problem}"
+                            continue
                         kept = _kept_mask(chunk, features)
                         present = np.flatnonzero(kept) + start
                         reasons = iter(reason for _, reason in getattr(features, "skipped", ()))
-                        for i in np.flatnonzero(~kept) + start:
-                            status[i] = f"skipped: {next(reasons, 'unreadable')}"
+                        for j in (np.flatnonzero(~kept) + start).tolist():
+                            status[j] = f"skipped: {next(reasons, 'unreadable')}"
                         window_scores = _checked_window_scores(score_windows, features.windows)
                         scores[present] = self._reduce(window_scores, features.offsets)
-                        self._raise_invalid(scores[present], [names[i] for i in present])
-        for i in np.flatnonzero(~np.isfinite(scores)):
-            if status[i] == _STATUS_OK:
-                status[i] = _STATUS_INVALID
+                        self._raise_invalid(scores[present], [names[j] for j in present.tolist()])
+        for j in np.flatnonzero(~np.isfinite(scores)).tolist():
+            if status[j] == _STATUS_OK:
+                status[j] = _STATUS_INVALID
         self._raise_invalid(scores, names)
         self.last_status_ = tuple(status)
         bad = [s for s in status if s != _STATUS_OK]
@@ -965,15 +996,18 @@ class BaseDetector:
                 kwargs["threshold"] = ThresholdCalibrator(**kwargs["threshold"]["ThresholdCalibrator"])
             except (KeyError, TypeError, ParameterError) as exc:
                 raise ModelFormatError(f"{folder}: invalid saved threshold calibrator") from exc
-        if "features" in detector_cls._param_names():
-            kwargs["features"] = saved_features
+        if "features" in detector_cls._param_names():  # None when it is the default extractor, as a user would write
+            default = detector_cls._default_features()
+            same = _extractor_params(default) == _extractor_params(saved_features)
+            kwargs["features"] = None if same else saved_features
         try:
             detector = detector_cls(**kwargs)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise ModelFormatError(f"{folder}: the saved parameters are not valid for {name}: {exc}") from exc
         if params:
             detector.set_params(**params)
-        detector.features = saved_features
+        if "features" not in detector_cls._param_names():
+            detector.features = saved_features
         detector.n_features_in_ = manifest["n_features_in"]
         detector.threshold_ = float(manifest["threshold"])
         try:
@@ -1099,9 +1133,10 @@ class BaseDetector:
         return paths
 
     def _extractor(self) -> BaseFeatureExtractor:
-        if isinstance(self.features, BaseFeatureExtractor):
-            return self.features
-        return _ProtocolExtractor(self.features)
+        extractor = self.features
+        if isinstance(extractor, BaseFeatureExtractor):
+            return extractor
+        return _ProtocolExtractor(extractor)
 
     def _extract(self, paths: list[str], bar: ProgressBar) -> ClipFeatures:
         extractor = self._extractor()
@@ -1400,7 +1435,9 @@ def _npy_header(handle: Any, path: Path, key: str) -> tuple[tuple[int, ...], boo
             shape, fortran, dtype = npy.read_array_header_2_0(handle, max_header_size=10_000)
         else:
             raise ModelFormatError(f"{path}: array {key!r} has unsupported .npy version {version}")
-    except (ValueError, SyntaxError, TypeError) as exc:
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # untrusted bytes: numpy's parser raises ValueError, SyntaxError, TokenError...
         raise ModelFormatError(f"{path}: array {key!r} has an invalid .npy header ({exc})") from exc
     return tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype), int(handle.tell())
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft
 import scipy.signal
 
 from soundanomaly.audio import Channel
@@ -26,7 +27,7 @@ from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.logmel import _log_mel_by_frame
 from soundanomaly.features.multichannel import MultiChannel
-from soundanomaly.typing import FloatArray
+from soundanomaly.typing import FloatArray, PathLike
 
 __all__ = ["ClipStatistics", "ClipStatsDetector", "ledoit_wolf"]
 
@@ -34,27 +35,46 @@ Method = Literal["mahalanobis", "knn"]
 
 
 @functools.lru_cache(maxsize=16)
-def _band_pooling(n_bins: int, sr: int, n_bands: int, fmin: float) -> FloatArray:
-    """``(n_bins, n_bands)`` averaging matrix from Welch bins to log-spaced bands (each band >= 1 bin)."""
+def _band_ranges(n_bins: int, sr: int, n_bands: int, fmin: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """First and end Welch bin of each log-spaced band; a band narrower than a bin takes its nearest bin."""
     freqs = np.linspace(0.0, sr / 2, n_bins)
-    step = freqs[1]
-    edges = np.geomspace(max(fmin, step), sr / 2, n_bands + 1)
-    pool = np.zeros((n_bins, n_bands), dtype=np.float32)
-    for band in range(n_bands):
-        lo, hi = edges[band], edges[band + 1]
-        members = np.flatnonzero((freqs >= lo) & (freqs < hi))
-        if len(members) == 0:  # narrower than one bin: take the nearest bin
-            members = np.array([int(np.argmin(np.abs(freqs - np.sqrt(lo * hi))))])
-        pool[members, band] = 1.0 / len(members)
-    pool.setflags(write=False)
-    return pool
+    edges = np.geomspace(max(fmin, freqs[1]), sr / 2, n_bands + 1)
+    lo = np.searchsorted(freqs, edges[:-1], side="left")
+    hi = np.searchsorted(freqs, edges[1:], side="left")
+    hi[-1] = n_bins
+    nearest = np.clip(np.searchsorted(freqs, np.sqrt(edges[:-1] * edges[1:])), 0, n_bins - 1)
+    empty = hi <= lo
+    lo[empty], hi[empty] = nearest[empty], nearest[empty] + 1
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n: int) -> FloatArray:
+    window = np.asarray(scipy.signal.get_window("hann", n), dtype=np.float32)
+    window.setflags(write=False)
+    return window
+
+
+def _welch(x: FloatArray, n_fft: int) -> npt.NDArray[np.float64]:
+    """Mean periodogram of half-overlapping Hann segments (Welch's method, unscaled), float32 FFTs."""
+    hop = n_fft // 2
+    n_segments = 1 + (len(x) - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(
+        x, shape=(n_segments, n_fft), strides=(hop * x.strides[0], x.strides[0]), writeable=False
+    )
+    segments = frames - frames.mean(axis=1, keepdims=True)  # detrend="constant", as scipy's welch
+    segments *= _hann(n_fft)
+    spectrum = scipy.fft.rfft(segments, axis=1)
+    return np.asarray((spectrum.real**2 + spectrum.imag**2).mean(axis=0), dtype=np.float64)
 
 
 class ClipStatistics(BaseFeatureExtractor):
     """One vector per clip: a fine log-frequency Welch spectrum plus log-mel mean and spread.
 
     * ``n_bands`` values: the Welch power spectrum (``n_fft`` samples per
-      segment, half overlap, Hann; 3.9 Hz resolution at 16 kHz) averaged into
+      segment, half overlap, Hann) averaged into
       log-spaced bands from ``fmin`` to Nyquist, in dB, minus the clip's mean
       (so loudness does not matter, the spectrum's shape does). Bands are as
       narrow as the FFT bins at low frequencies, where the machine tones are.
@@ -66,10 +86,10 @@ class ClipStatistics(BaseFeatureExtractor):
 
     Parameters
     ----------
-    n_fft : int, default 4096
-        Welch segment length in samples.
-    n_bands : int, default 256
-        Log-spaced spectrum bands.
+    n_fft : int, default 8192
+        Welch segment length in samples (1.95 Hz resolution at 16 kHz).
+    n_bands : int, default 1024
+        Log-spaced spectrum bands (0.65 % wide each from 10 Hz to 8 kHz).
     fmin : float, default 10
         Lowest band edge in Hz.
     n_mels : int, default 64
@@ -80,10 +100,10 @@ class ClipStatistics(BaseFeatureExtractor):
     >>> import numpy as np
     >>> clip = np.random.default_rng(0).normal(size=32000).astype("float32")
     >>> ClipStatistics().transform(clip, 16000).shape
-    (1, 384)
+    (1, 1152)
     """
 
-    def __init__(self, *, n_fft: int = 4096, n_bands: int = 256, fmin: float = 10.0, n_mels: int = 64) -> None:
+    def __init__(self, *, n_fft: int = 8192, n_bands: int = 1024, fmin: float = 10.0, n_mels: int = 64) -> None:
         for name, value in (("n_fft", n_fft), ("n_bands", n_bands)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 2:
                 raise ParameterError(f"{name} must be an int >= 2, got {value!r}")
@@ -127,8 +147,10 @@ class ClipStatistics(BaseFeatureExtractor):
             raise ParameterError(f"signal must be mono (1-D), got shape {x.shape}; wrap the extractor in MultiChannel")
         if len(x) < self.n_fft:
             raise AudioError("<signal>", f"clip too short for clip statistics: {len(x)} < n_fft={self.n_fft} samples")
-        _, psd = scipy.signal.welch(x, fs=sr, nperseg=self.n_fft, noverlap=self.n_fft // 2, window="hann")
-        bands = np.asarray(psd, dtype=np.float32) @ _band_pooling(len(psd), sr, self.n_bands, self.fmin)
+        psd = _welch(x, self.n_fft)
+        lo, hi = _band_ranges(len(psd), sr, self.n_bands, self.fmin)
+        cumulative = np.concatenate([[0.0], np.cumsum(psd, dtype=np.float64)])
+        bands = (cumulative[hi] - cumulative[lo]) / (hi - lo)  # mean power of each band's bins
         spectrum = 10.0 * np.log10(np.maximum(bands, 1e-20))
         spectrum -= spectrum.mean()
         parts = [spectrum]
@@ -189,13 +211,15 @@ class ClipStatsDetector(BaseDetector):
 
     Parameters
     ----------
-    method : {"mahalanobis", "knn"}, default "mahalanobis"
+    method : {"knn", "mahalanobis"}, default "knn"
+        ``"knn"`` is as accurate on the benchmark and cheaper to fit with the
+        default 1152 features; ``"mahalanobis"`` suits fewer features and many clips.
     n_neighbors : int >= 1, default 3
         Neighbours averaged by ``"knn"``.
     shrinkage : float in [0, 1] or None, default None
         Covariance shrinkage towards a scaled identity; ``None`` picks it by Ledoit-Wolf.
-    features : BaseFeatureExtractor, default ClipStatistics()
-    channel, threshold, chunk_size, progress
+    features : extractor, default ClipStatistics()
+    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -212,7 +236,7 @@ class ClipStatsDetector(BaseDetector):
     >>> odd = ClipFeatures.from_arrays([rng.normal(2, 1, size=(1, 16)).astype("float32")])
     >>> for method in ("mahalanobis", "knn"):
     ...     detector = ClipStatsDetector(method=method, threshold=1.0).fit(normal)
-    ...     print(method, bool(detector.score(odd)[0] > np.percentile(detector.train_scores_, 95)))
+    ...     print(method, bool(detector.score(odd)[0] > detector.train_scores_.max()))
     mahalanobis True
     knn True
     """
@@ -220,21 +244,33 @@ class ClipStatsDetector(BaseDetector):
     def __init__(
         self,
         *,
-        method: Method = "mahalanobis",
+        method: Method = "knn",
         n_neighbors: int = 3,
         shrinkage: float | None = None,
-        features: BaseFeatureExtractor | None = None,
+        features: Any = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
         chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
         progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
     ) -> None:
         super().__init__(
-            features=features if features is not None else ClipStatistics(),
+            features=features,
             channel=channel,
             threshold=threshold,
+            holdout=holdout,
+            aggregate=aggregate,
             chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
             progress=progress,
+            on_error=on_error,
+            random_state=random_state,
         )
         if method not in ("mahalanobis", "knn"):
             raise ParameterError(f"method must be 'mahalanobis' or 'knn', got {method!r}")
@@ -246,14 +282,9 @@ class ClipStatsDetector(BaseDetector):
         self.n_neighbors = n_neighbors
         self.shrinkage = shrinkage
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
-        return {
-            "method": self.method,
-            "n_neighbors": self.n_neighbors,
-            "shrinkage": self.shrinkage,
-            **super().get_params(),
-        }
+    @classmethod
+    def _default_features(cls) -> Any:
+        return ClipStatistics()
 
     def _standardise(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         return np.asarray((windows.astype(np.float64) - self.mean_) / self.scale_)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 import random
 import warnings
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly.calibration import Calibration, ThresholdCalibrator, sweep
 from soundanomaly.detectors.base import BaseDetector
-from soundanomaly.exceptions import ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
+from soundanomaly.exceptions import CalibrationWarning, ParameterError
+from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.images import SpectrogramImages
-from soundanomaly.typing import ClipData, FloatArray
+from soundanomaly.typing import FloatArray, PathLike
 
-__all__ = ["SpectrogramCNNDetector", "balanced_threshold", "build_cnn", "stratified_holdout"]
+__all__ = ["SpectrogramCNNDetector", "balanced_threshold", "build_cnn"]
 
 _log = logging.getLogger("soundanomaly.detectors.cnn")
 _EPS = 1e-7
@@ -46,36 +46,6 @@ def build_cnn(height: int, width: int, *, learning_rate: float = 1e-3) -> Any:
     model = keras.Model(inputs, outputs, name="spectrogram_cnn")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="binary_crossentropy")
     return model
-
-
-def stratified_holdout(
-    labels: npt.ArrayLike, fraction: float, *, seed: int | None = 0
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Split clip indices into (train, held-out), keeping each class's share.
-
-    Each class gives ``round(fraction * n_class)`` clips, at least one, to the
-    held-out part, and keeps at least one for training. A class with a single
-    clip stays in training. Seeded: the same labels and seed give the same split.
-
-    Examples
-    --------
-    >>> train, held_out = stratified_holdout([0] * 8 + [1] * 4, 0.25, seed=0)
-    >>> len(train), len(held_out), sorted(int(i) >= 8 for i in held_out)
-    (9, 3, [False, False, True])
-
-    """
-    y = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    held: list[npt.NDArray[np.intp]] = []
-    for value in np.unique(y):
-        members = np.flatnonzero(y == value)
-        if len(members) < 2 or fraction <= 0:
-            continue
-        n_held = min(max(1, round(fraction * len(members))), len(members) - 1)
-        held.append(rng.permutation(members)[:n_held])
-    held_out = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.intp)
-    train = np.setdiff1d(np.arange(len(y)), held_out)
-    return train, held_out
 
 
 def balanced_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
@@ -123,37 +93,32 @@ class SpectrogramCNNDetector(BaseDetector):
     to train and to score.
 
     **Default threshold.** :meth:`fit` holds out a stratified, seeded share
-    (``holdout``) of the labelled training clips, trains on the rest with
-    class weights that balance normal and anomalous clips, then sets
-    ``threshold_`` to the probability with the fewest errors (false-alarm
+    (``holdout``, seeded by ``random_state``) of the labelled clips, trains on
+    the rest with class weights that balance normal and anomalous clips, then
+    sets ``threshold_`` to the probability with the fewest errors (false-alarm
     rate + miss rate) on the held-out clips, in the middle of the gap between
-    the classes when they separate (see :func:`balanced_threshold`). A fixed
-    ``threshold`` (e.g. 0.5) is used as given.
+    the classes when they separate (:func:`balanced_threshold`). A fixed
+    ``threshold`` (e.g. 0.5) is used as given; a
+    :class:`~soundanomaly.calibration.ThresholdCalibrator` runs on the
+    held-out scores and labels.
 
     Parameters
     ----------
     features : SpectrogramImages, default SpectrogramImages()
-    epochs : int, default 30
-    batch_size : int, default 16
-    learning_rate : float, default 2e-3
-    holdout : float in [0, 0.5], default 0.2
-        Share of each class held out of training to calibrate ``threshold_``
-        (at least one clip per class when the class has two or more). The
-        held-out clips also give Keras' ``val_loss``. ``0`` trains on every
-        clip and, unless ``threshold`` is set, uses 0.5.
+    epochs : int, default 40
+    batch_size : int, default 8
+    learning_rate : float, default 3e-3
     class_weight : {"balanced"} or None, default "balanced"
         ``"balanced"`` weighs each class by ``n_clips / (2 * n_class)`` in the
         loss, so the rarer anomalies count as much as the normal clips.
     seed : int or None, default 0
-        Seeds the holdout, the weight initialisation and the shuffling. The
-        caller's global ``random`` and ``numpy.random`` states are left as
-        they were.
+        Seeds the weight initialisation and the shuffling. The caller's global
+        ``random`` and ``numpy.random`` states are left as they were.
     verbose : int, default 0
         Keras' training output (0 = silent).
     threshold : float, ThresholdCalibrator or None, default None
-        ``None``: calibrated on the held-out clips as described above. A
-        calibrator is run on the held-out clips' scores and labels.
-    channel, chunk_size, progress
+        ``None``: calibrated on the held-out clips as described above.
+    channel, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -163,7 +128,7 @@ class SpectrogramCNNDetector(BaseDetector):
     holdout_scores_, holdout_labels_ : np.ndarray
         Scores and labels of the held-out clips the threshold was chosen on.
     history_ : dict
-        Keras' training history (``loss``, and ``val_loss`` on the held-out clips).
+        Keras' training history (``loss`` per epoch).
 
     Examples
     --------
@@ -173,6 +138,8 @@ class SpectrogramCNNDetector(BaseDetector):
     >>> scores = detector.score(clips)
     >>> bool(((scores >= 0) & (scores <= 1)).all()), 0 < detector.threshold_ < 1
     (True, True)
+    >>> detector.calibration_.source, detector.calibration_.strategy
+    ('holdout', 'balanced_error')
     """
 
     supervised = True
@@ -180,27 +147,38 @@ class SpectrogramCNNDetector(BaseDetector):
     def __init__(
         self,
         *,
-        features: BaseFeatureExtractor | None = None,
-        epochs: int = 30,
-        batch_size: int = 16,
-        learning_rate: float = 2e-3,
-        holdout: float = 0.2,
+        features: SpectrogramImages | None = None,
+        epochs: int = 40,
+        batch_size: int = 8,
+        learning_rate: float = 3e-3,
         class_weight: Literal["balanced"] | None = "balanced",
         seed: int | None = 0,
         verbose: int = 0,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
         chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
         progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
     ) -> None:
         super().__init__(
-            features=features if features is not None else SpectrogramImages(),
+            features=features,
             channel=channel,
             threshold=threshold,
+            holdout=holdout,
+            aggregate=aggregate,
             chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
             progress=progress,
+            on_error=on_error,
+            random_state=random_state,
         )
-        if not isinstance(self.features, SpectrogramImages):
+        if features is not None and not isinstance(features, SpectrogramImages):
             raise ParameterError(f"features: SpectrogramCNNDetector needs SpectrogramImages, got {features!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ParameterError(f"epochs must be a positive int, got {epochs!r}")
@@ -208,8 +186,6 @@ class SpectrogramCNNDetector(BaseDetector):
             raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
             raise ParameterError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 <= holdout <= 0.5:
-            raise ParameterError(f"holdout must be a number in [0, 0.5], got {holdout!r}")
         if class_weight not in ("balanced", None):
             raise ParameterError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -217,42 +193,13 @@ class SpectrogramCNNDetector(BaseDetector):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
-        self.holdout = holdout
         self.class_weight = class_weight
         self.seed = seed
         self.verbose = verbose
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
-        params: dict[str, Any] = super().get_params()
-        return {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "holdout": self.holdout,
-            "class_weight": self.class_weight,
-            "seed": self.seed,
-            "verbose": self.verbose,
-            **params,
-        }
-
-    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None) -> Self:
-        """Train on labelled clips and set ``threshold_`` from the held-out ones.
-
-        Parameters
-        ----------
-        data : ClipSet, sequence of paths, or ClipFeatures (one image per clip)
-        labels : array-like of {0, 1}, optional
-            1 = anomaly. Defaults to ``data.labels`` for a ClipSet.
-
-        Returns
-        -------
-        self
-        """
-        super().fit(data, labels)
-        if self.threshold is None or isinstance(self.threshold, ThresholdCalibrator):
-            self.threshold_ = self.calibrated_threshold_
-        return self
+    @classmethod
+    def _default_features(cls) -> Any:
+        return SpectrogramImages()
 
     def _images(self, windows: FloatArray) -> FloatArray:
         height, width = self.image_shape_
@@ -265,34 +212,24 @@ class SpectrogramCNNDetector(BaseDetector):
             raise ParameterError(f"{type(self).__name__} is supervised: pass labels (1 = anomaly) or a ClipSet")
         if np.any(np.diff(features.offsets) != 1):
             raise ParameterError("SpectrogramCNNDetector expects one image per clip")
-        assert isinstance(self.features, SpectrogramImages)
-        height = self.features.size[1] if self.features.size else self.features.n_mels
+        extractor = self.features
+        assert isinstance(extractor, SpectrogramImages)
+        height = extractor.size[1] if extractor.size else extractor.n_mels
         self.image_shape_ = (height, features.n_features // height)
         x = self._images(features.windows)
         y = np.asarray(labels).astype(np.float32)
-        train, held_out = stratified_holdout(labels, self.holdout, seed=self.seed)
-        if self.holdout > 0 and len(np.unique(labels[held_out])) < 2:
-            warnings.warn(
-                f"holdout: too few clips of a class to hold one out ({int((labels == 0).sum())} normal, "
-                f"{int((labels == 1).sum())} anomalous); threshold_ falls back to 0.5",
-                UserWarning,
-                stacklevel=3,
-            )
         weights = None
         if self.class_weight == "balanced":
-            counts = np.bincount(labels[train], minlength=2)
-            weights = {c: float(len(train) / (2 * counts[c])) for c in (0, 1) if counts[c]}
-        validation = (x[held_out], y[held_out]) if len(held_out) else None
-
+            counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2)
+            weights = {c: float(len(y) / (2 * counts[c])) for c in (0, 1) if counts[c]}
         with _seeded(self.seed):
             model = build_cnn(*self.image_shape_, learning_rate=self.learning_rate)
             history = model.fit(
-                x[train],
-                y[train],
+                x,
+                y,
                 epochs=self.epochs,
                 batch_size=self.batch_size,
                 class_weight=weights,
-                validation_data=validation,
                 shuffle=True,
                 verbose=self.verbose,
             )
@@ -300,20 +237,27 @@ class SpectrogramCNNDetector(BaseDetector):
         self.weights_: list[FloatArray] = [np.asarray(w, dtype=np.float32) for w in model.get_weights()]
         self._model = model
 
-        self.holdout_labels_ = labels[held_out].astype(np.int8)
-        self.holdout_scores_ = self._score_windows(features.windows[held_out])
-        self.calibrated_threshold_ = 0.5
-        if len(np.unique(self.holdout_labels_)) == 2:
-            if isinstance(self.threshold, ThresholdCalibrator):
-                self.calibrated_threshold_ = self.threshold.fit(self.holdout_scores_, self.holdout_labels_).threshold
-            else:
-                self.calibrated_threshold_ = balanced_threshold(self.holdout_scores_, self.holdout_labels_)
-        _log.info(
-            "threshold %.4g from %d held-out clips (%d anomalous)",
-            self.calibrated_threshold_,
-            len(held_out),
-            int(self.holdout_labels_.sum()),
+    def _set_default_threshold(self, calibrating: bool, train_labels: npt.NDArray[np.int8] | None) -> None:
+        if not calibrating or isinstance(self.threshold, ThresholdCalibrator):
+            super()._set_default_threshold(calibrating, train_labels)
+            return
+        scores, labels, source = self.holdout_scores_, self.holdout_labels_, "holdout"
+        if labels is None or len(np.unique(labels)) < 2:
+            scores, labels, source = self.train_scores_, train_labels, "training"
+            warnings.warn(
+                f"{type(self).__name__}: no held-out clips of both classes (holdout={self.holdout}); the threshold "
+                "comes from the training scores (optimistic). Recalibrate with calibrate(labelled_clips).",
+                CalibrationWarning,
+                stacklevel=4,
+            )
+        assert labels is not None
+        threshold = balanced_threshold(scores, labels)
+        n_abnormal = int(np.sum(labels))
+        self.calibration_ = Calibration(
+            threshold, "balanced_error", sweep(scores, labels), len(labels) - n_abnormal, n_abnormal, source
         )
+        self.threshold_ = threshold
+        _log.info("threshold %.4g from %d %s clips (%d anomalous)", threshold, len(labels), source, n_abnormal)
 
     def _keras_model(self) -> Any:
         if getattr(self, "_model", None) is None:
@@ -337,11 +281,7 @@ class SpectrogramCNNDetector(BaseDetector):
         self._model = None
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {
-            "history": self.history_,
-            "image_shape": list(self.image_shape_),
-            "holdout_clips": int(len(getattr(self, "holdout_labels_", ()))),
-        }
+        return {"history": self.history_, "image_shape": list(self.image_shape_)}
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         self.history_ = dict(extra.get("history", {}))
@@ -356,7 +296,7 @@ class _seeded:  # noqa: N801 - used like a function
 
     def __enter__(self) -> None:
         self.python_state = random.getstate()
-        self.numpy_state = np.random.get_state()
+        self.numpy_state = np.random.get_state()  # noqa: NPY002 - saved to be put back
         if self.seed is not None:
             import keras
 
@@ -364,4 +304,4 @@ class _seeded:  # noqa: N801 - used like a function
 
     def __exit__(self, *exc: object) -> None:
         random.setstate(self.python_state)
-        np.random.set_state(self.numpy_state)
+        np.random.set_state(self.numpy_state)  # noqa: NPY002

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,12 +20,10 @@ from soundanomaly.exceptions import BackendError, ModelFormatError, ParameterErr
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.images import SpectrogramImages, encode_png
 from soundanomaly.manifest import ManifestEntry, manifest_lines
-from soundanomaly.typing import ClipData, FloatArray, PathLike
+from soundanomaly.typing import ClipData, FloatArray
 
 __all__ = ["RekognitionDetector"]
 
-#: Where the requests go: taken from the caller only, never from a saved model folder.
-_CONNECTION = ("endpoint_url", "s3_endpoint_url", "region")
 _VERSION_ARN = re.compile(
     r"^arn:aws[a-z-]*:rekognition:[a-z0-9-]+:\d{12}:project/[\w.-]{1,255}/version/[\w.-]{1,255}/\d+$"
 )
@@ -70,9 +65,9 @@ class RekognitionDetector(BaseDetector):
     training_timeout_seconds : float, default 6 h
     boto_session, region, endpoint_url, s3_endpoint_url, rekognition_client, s3_client
         Client injection, see :class:`~soundanomaly.backends.rekognition.CustomLabels`.
-        A saved model folder is data: :meth:`load` never takes ``endpoint_url``,
-        ``s3_endpoint_url`` or ``region`` from it (pass them to :meth:`load`,
-        or ``trust_endpoints=True`` for a folder you wrote yourself).
+        A saved model folder is data: loading never takes ``endpoint_url``,
+        ``s3_endpoint_url`` or ``region`` from it (pass them to ``load``, or
+        ``trust_endpoints=True`` for a folder you wrote yourself).
     poll_seconds : float, default 30
     progress : bool, default True
 
@@ -182,25 +177,6 @@ class RekognitionDetector(BaseDetector):
     @property
     def _prefix(self) -> str:
         return self.prefix.strip("/")
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters that can be saved (clients and test clips are not)."""
-        params = super().get_params()
-        params.pop("threshold", None)
-        return {
-            "project_name": self.project_name,
-            "bucket": self.bucket,
-            "prefix": self.prefix,
-            "version_name": self.version_name,
-            "max_concurrency": self.max_concurrency,
-            "max_retries": self.max_retries,
-            "training_timeout_seconds": self.training_timeout_seconds,
-            "region": self.region,
-            "endpoint_url": self.endpoint_url,
-            "s3_endpoint_url": self.s3_endpoint_url,
-            "poll_seconds": self.poll_seconds,
-            **params,
-        }
 
     # -- training ------------------------------------------------------------------------------------
     def _pixels(self, window: FloatArray, what: str = "image") -> npt.NDArray[np.uint8]:
@@ -359,17 +335,12 @@ class RekognitionDetector(BaseDetector):
             "evaluation_f1": self.evaluation_f1_,
         }
 
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
+        return {}  # no arrays: the model lives in the service
+
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
-        # A model folder is data, not instructions: where requests go is the caller's choice only.
-        ignored = [name for name in _CONNECTION if getattr(self, name) is not None]
-        for name in _CONNECTION:
-            setattr(self, name, None)
-        if ignored:
-            warnings.warn(
-                f"ignored {', '.join(ignored)} stored in the model folder; pass them to RekognitionDetector.load() "
-                "(or trust_endpoints=True for a folder you wrote yourself)",
-                stacklevel=2,
-            )
+        # A model folder is data, not instructions: BaseDetector.load drops the saved endpoint_url,
+        # s3_endpoint_url and region unless trust_endpoints=True; the ARNs must at least be ARNs.
         version_arn = extra.get("version_arn")
         if not isinstance(version_arn, str) or not _VERSION_ARN.match(version_arn):
             raise ModelFormatError(f"the model folder's version_arn is not a Rekognition model ARN: {version_arn!r}")
@@ -377,50 +348,3 @@ class RekognitionDetector(BaseDetector):
         self.version_arn_ = version_arn
         self.evaluation_f1_ = extra.get("evaluation_f1")
         self._client = None
-
-    @classmethod
-    def load(
-        cls,
-        path: PathLike,
-        *,
-        features: BaseFeatureExtractor | None = None,
-        trust_endpoints: bool = False,
-        **connection: Any,
-    ) -> Self:
-        """Load a saved detector; connection settings come from the caller, not from the folder.
-
-        Parameters
-        ----------
-        path : path
-        features : BaseFeatureExtractor, optional
-        trust_endpoints : bool, default False
-            Use the ``endpoint_url``, ``s3_endpoint_url`` and ``region`` stored
-            in the folder (only for folders you wrote yourself). Otherwise
-            they are ignored (with a warning) and requests go to AWS as
-            configured by the caller.
-        **connection
-            ``boto_session``, ``region``, ``endpoint_url``, ``s3_endpoint_url``,
-            ``rekognition_client``, ``s3_client``: how to reach the service.
-
-        Examples
-        --------
-        >>> detector = RekognitionDetector.load("model", region="eu-west-1")  # doctest: +SKIP
-        """
-        allowed = {"boto_session", "rekognition_client", "s3_client", *_CONNECTION}
-        unknown = sorted(set(connection) - allowed)
-        if unknown:
-            raise ParameterError(f"unknown connection settings {unknown}; known: {sorted(allowed)}")
-        stored: dict[str, Any] = {}
-        if trust_endpoints:
-            try:
-                params = json.loads((Path(path) / "manifest.json").read_text()).get("params", {})
-            except (OSError, ValueError) as exc:
-                raise ModelFormatError(f"{path}: cannot read manifest.json ({exc})") from exc
-            stored = {name: params.get(name) for name in _CONNECTION}
-        with warnings.catch_warnings():
-            if trust_endpoints or connection:
-                warnings.simplefilter("ignore")  # the caller decides where requests go
-            detector = super().load(path, features=features)
-        for name, value in {**stored, **connection}.items():
-            setattr(detector, name, value)
-        return detector

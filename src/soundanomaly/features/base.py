@@ -164,8 +164,10 @@ class BaseFeatureExtractor:
 
         Extractors with an ``sr`` attribute (:class:`LogMelFrames`,
         :class:`SpectrogramImages`) never compute features at another rate:
-        a file recorded at a different rate is resampled to ``sr`` with soxr
-        (high quality). Extractors without one get each file at its own rate.
+        a file recorded at a higher rate is resampled to ``sr`` with soxr
+        (high quality); a file recorded at a lower rate is refused with an
+        :class:`AudioError` (its upper band is missing: its features would not
+        be comparable). Extractors without one get each file at its own rate.
         """
         rate = getattr(self, "sr", None)
         return int(rate) if rate is not None else None
@@ -177,7 +179,7 @@ class BaseFeatureExtractor:
 
     def _transform_bytes(self, data: bytes, name: str, channel: Channel) -> FloatArray:
         with _naming(name):
-            samples, gain, sr = _decode_samples(data, name=name, channel=channel, sr=self.target_sr)
+            samples, gain, sr = _decode_samples(data, name=name, channel=channel, sr=self.target_sr, upsample=False)
             shape = self._output_shape(len(samples)) if samples.ndim == 1 else None
             if shape is None:
                 return _checked_features(self.transform(_as_signal(samples, gain), sr))
@@ -315,7 +317,9 @@ class BaseFeatureExtractor:
             try:
                 with _naming(name):
                     data = read_bytes(name)
-                    samples, gain, sr = _decode_samples(data, name=name, channel=channel, sr=self.target_sr)
+                    samples, gain, sr = _decode_samples(
+                        data, name=name, channel=channel, sr=self.target_sr, upsample=False
+                    )
                     shape = self._output_shape(len(samples)) if samples.ndim == 1 and not arrays else None
                     if shape is None:
                         arrays.append(_checked_features(self.transform(_as_signal(samples, gain), sr)))

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly._progress import progress as _progress
-from soundanomaly.exceptions import AudioError, ParameterError
+from soundanomaly.exceptions import AudioError, MissingDependencyError, ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
 from soundanomaly.features.logmel import _log_mel_by_frame
 from soundanomaly.typing import FloatArray, PathLike
@@ -64,9 +64,9 @@ class SpectrogramImages(BaseFeatureExtractor):
         RGB images (loud = the colormap's high end), written by :meth:`write_images` only.
     sr : int, default 16000
         Sample rate (Hz) the images are made at (saved with a model; a model
-        saved without it means 16000). Files at another rate are resampled to
-        it with soxr by :meth:`extract`, :meth:`transform_file` and
-        :meth:`write_images`; :meth:`image` refuses other rates.
+        saved without it means 16000). Files at a higher rate are resampled to
+        it with soxr by :meth:`extract` and :meth:`transform_file` (lower
+        rates are refused) and by :meth:`write_images`; :meth:`image` refuses other rates.
 
     Examples
     --------
@@ -206,10 +206,13 @@ def _default_name(path: str) -> str:
 
 def _write_bytes(target: str, data: bytes) -> None:
     if "://" in target:
-        import fsspec
+        from soundanomaly.audio import _fsspec
 
-        with fsspec.open(target, "wb") as handle:
-            handle.write(data)
+        try:
+            with _fsspec(f"writing {target}").open(target, "wb") as handle:
+                handle.write(data)
+        except ImportError as exc:
+            raise MissingDependencyError("s3fs", "aws", f"writing {target}") from exc
         return
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     tmp = f"{target}.tmp"

@@ -244,8 +244,9 @@ class LogMelFrames(BaseFeatureExtractor):
         Sample rate (Hz) the features are computed at; part of :meth:`params`,
         so it is saved with a model (a model saved without it means 16000).
         :meth:`extract` and :meth:`transform_file` resample a file recorded
-        at another rate to ``sr`` with soxr, so a model never scores a clip at
-        a rate it was not made for. :meth:`transform` refuses other rates.
+        at a higher rate to ``sr`` with soxr and refuse one recorded at a lower
+        rate (its upper band is missing), so a model never scores a clip at a
+        rate it was not made for. :meth:`transform` refuses other rates.
 
     Examples
     --------

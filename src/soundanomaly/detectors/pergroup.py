@@ -1,0 +1,401 @@
+"""One model per machine: fit a detector per machine id (or section) and route each clip to its own.
+
+Machines of one type still differ (model, speed, mounting): a single model
+pooled over all of them must call "normal" everything any of them sounds like,
+which hides faults that make one machine sound like another. :class:`PerGroup`
+fits a clone of a detector per group, calibrates each clone's threshold on
+its own held-out clips, and routes each clip to its group's model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from soundanomaly.audio import Channel
+from soundanomaly.calibration import Calibration, ThresholdCalibrator
+from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.detectors import base as _base
+from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.exceptions import ModelFormatError, ParameterError
+from soundanomaly.features.base import ClipFeatures
+from soundanomaly.typing import ClipData, FloatArray, PathLike
+
+__all__ = ["PerGroup", "clip_groups", "group_of_path"]
+
+GroupBy = Literal["machine_id", "machine"]
+_MIMII_ID = re.compile(r"(?:^|/)([^/]+)/id_(\d+)/(?:normal|abnormal)/[^/]+$")
+_SECTION = re.compile(r"(?:^|_)section_(\d+)_")
+
+
+def group_of_path(path: str, group_by: GroupBy = "machine_id") -> str | None:
+    """The group key a clip's path implies, or None.
+
+    MIMII layout ``.../<machine>/id_NN/<normal|abnormal>/<file>`` gives
+    ``"<machine>/id_NN"`` (the key :meth:`BaseDetector.fit` makes from a
+    ClipSet); DCASE layout ``.../<machine>/<train|test>/section_NN_...wav``
+    gives ``"<machine>/section_NN"``. With ``group_by="machine"`` only the
+    machine type is kept.
+
+    Examples
+    --------
+    >>> group_of_path("6_dB_fan/fan/id_02/normal/00000001.wav")
+    'fan/id_02'
+    >>> group_of_path("dev/pump/test/section_01_source_test_anomaly_0003.wav")
+    'pump/section_01'
+    >>> group_of_path("6_dB_fan/fan/id_02/normal/00000001.wav", "machine")
+    'fan'
+    >>> group_of_path("clip.wav") is None
+    True
+    """
+    text = str(path).replace("\\", "/")
+    found = _MIMII_ID.search(text)
+    if found:
+        machine, key = found.group(1), f"id_{int(found.group(2)):02d}"
+    else:
+        parts = PurePosixPath(text).parts
+        section = _SECTION.search("_" + parts[-1]) if parts else None
+        if section is None or len(parts) < 3:
+            return None
+        machine, key = parts[-3], f"section_{int(section.group(1)):02d}"
+    return machine if group_by == "machine" else f"{machine}/{key}"
+
+
+def clip_groups(
+    data: ClipData, groups: Sequence[str] | None = None, *, group_by: GroupBy = "machine_id"
+) -> npt.NDArray[np.str_]:
+    """Per-clip group keys: ``groups`` if given, else from a ClipSet's records or the clips' paths.
+
+    Raises
+    ------
+    ParameterError
+        A clip's group cannot be told (pass ``groups=``), or ``groups`` has the wrong length.
+
+    Examples
+    --------
+    >>> from soundanomaly.datasets import ClipRecord, ClipSet
+    >>> clips = ClipSet([ClipRecord("x/fan/id_00/normal/a.wav", "fan", 0, 6.0, "normal")])
+    >>> clip_groups(clips).tolist(), clip_groups(["x/pump/id_04/abnormal/b.wav"]).tolist()
+    (['fan/id_00'], ['pump/id_04'])
+    """
+    if group_by not in ("machine_id", "machine"):
+        raise ParameterError(f"group_by must be 'machine_id' or 'machine', got {group_by!r}")
+    n = len(data)
+    if groups is not None:
+        out = [str(g) for g in groups]
+        if len(out) != n:
+            raise ParameterError(f"got {len(out)} groups for {n} clips")
+        return np.asarray(out, dtype=str)
+    if isinstance(data, ClipSet):
+        keys = [r.machine if group_by == "machine" else f"{r.machine}/id_{r.machine_id:02d}" for r in data]
+        return np.asarray(keys, dtype=str)
+    paths = list(data.paths) if isinstance(data, ClipFeatures) else [str(p) for p in data]
+    if not paths:
+        raise ParameterError("these features carry no paths, so their machine ids are unknown; pass groups=")
+    out = []
+    for path in paths:
+        key = group_of_path(path, group_by)
+        if key is None:
+            raise ParameterError(
+                f"cannot tell the machine id of {path!r} (not a MIMII/DCASE path); pass groups= or a ClipSet"
+            )
+        out.append(key)
+    return np.asarray(out, dtype=str)
+
+
+def _subset(data: ClipData, indices: npt.NDArray[np.int64]) -> ClipData:
+    if isinstance(data, ClipFeatures):
+        return _base._take(data, indices)
+    if isinstance(data, ClipSet):
+        return data.take(int(i) for i in indices)
+    return [data[int(i)] for i in indices]
+
+
+class PerGroup(BaseDetector):
+    """One clone of ``detector`` per machine id (or section); each clip is scored by its group's model.
+
+    Each group's model is fitted on that group's clips only and calibrates its
+    own threshold (its own hold-out, as the wrapped detector does). A clip's
+    **score** is its group model's score minus that model's threshold, so
+    ``threshold_`` is 0 and ``predict`` flags a clip exactly when its own
+    model would; scores of different groups are comparable around 0.
+
+    Groups come from ``groups=`` (fit and score), a ClipSet's records
+    (``"<machine>/id_NN"``, as :meth:`BaseDetector.fit` makes them), or the
+    clips' MIMII/DCASE paths (see :func:`group_of_path`). A clip of a group
+    not seen in fit raises :class:`~soundanomaly.exceptions.ParameterError`.
+
+    Saved and loaded as one model folder (every group's parameters, state and
+    threshold inside); ``soundanomaly.detectors.load`` returns a PerGroup.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        The template; it is cloned (``type(detector)(**params)``), never fitted itself.
+    group_by : {"machine_id", "machine"}, default "machine_id"
+        Key used from paths/records.
+    features, channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+        Base parameters of the wrapper itself; the group models use the
+        template's. ``features`` defaults to the template's (what a saved model records).
+
+    Attributes
+    ----------
+    models_ : dict of str to BaseDetector
+        The fitted model of each group.
+    groups_ : list of str
+        The groups seen in fit, sorted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from soundanomaly.detectors.gaussian import GaussianDetector
+    >>> from soundanomaly.features import ClipFeatures
+    >>> rng = np.random.default_rng(0)
+    >>> clips = [rng.normal(i % 2 * 5, 1, size=(10, 4)).astype("float32") for i in range(40)]
+    >>> train = ClipFeatures.from_arrays(clips)
+    >>> ids = ["fan/id_00", "fan/id_02"] * 20
+    >>> model = PerGroup(GaussianDetector(threshold=3.0)).fit(train, groups=ids)
+    >>> model.groups_
+    ['fan/id_00', 'fan/id_02']
+    >>> odd = ClipFeatures.from_arrays([np.full((10, 4), 5.0, "float32")])  # id_02's sound, claimed by id_00
+    >>> model.predict(odd, groups=["fan/id_00"]).tolist(), model.predict(odd, groups=["fan/id_02"]).tolist()
+    ([1], [0])
+    """
+
+    def __init__(
+        self,
+        detector: BaseDetector | None = None,
+        *,
+        group_by: GroupBy = "machine_id",
+        features: Any = None,
+        channel: Channel = 0,
+        threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
+        chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
+    ) -> None:
+        if detector is not None and not isinstance(detector, BaseDetector):
+            raise ParameterError(f"detector must be a detector (BaseDetector), got {detector!r}")
+        if isinstance(detector, PerGroup):
+            raise ParameterError("detector must not itself be a PerGroup")
+        if group_by not in ("machine_id", "machine"):
+            raise ParameterError(f"group_by must be 'machine_id' or 'machine', got {group_by!r}")
+        super().__init__(
+            features=features if features is not None or detector is None else detector.features,
+            channel=channel,
+            threshold=threshold,
+            holdout=holdout,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
+            progress=progress,
+            on_error=on_error,
+            random_state=random_state,
+        )
+        self.detector = detector
+        self.group_by = group_by
+
+    # -- fitting ------------------------------------------------------------------
+    def _new_model(self) -> BaseDetector:
+        if self.detector is None:
+            raise ParameterError("PerGroup needs a detector to clone, e.g. PerGroup(GaussianDetector())")
+        params = self.detector._signature_params()
+        return type(self.detector)(**params)
+
+    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None) -> Self:
+        """Fit one model per group.
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, or ClipFeatures
+        labels : array-like of {0, 1}, optional
+            Passed on per group (supervised detectors; unsupervised ones leave abnormal clips out).
+        groups : sequence of str, optional
+            Per-clip group keys; default from a ClipSet or the paths.
+
+        Returns
+        -------
+        self
+        """
+        self._check_data(data)
+        keys = clip_groups(data, groups, group_by=self.group_by)
+        y = None if labels is None else np.asarray(labels)
+        if y is not None and len(y) != len(keys):
+            raise ParameterError(f"got {len(y)} labels for {len(keys)} clips")
+        self.models_: dict[str, BaseDetector] = {}
+        train_parts, holdout_parts = [], []
+        for key in sorted(set(keys.tolist())):
+            members = np.flatnonzero(keys == key).astype(np.int64)
+            model = self._new_model()
+            try:
+                model.fit(_subset(data, members), None if y is None else y[members])
+            except ParameterError as exc:
+                raise ParameterError(f"group {key!r} ({len(members)} clips): {exc}") from exc
+            self.models_[key] = model
+            train_parts.append(model.train_scores_ - model.threshold_)
+            holdout_parts.append(getattr(model, "holdout_scores_", np.empty(0)) - model.threshold_)
+        self.groups_ = sorted(self.models_)
+        first = self.models_[self.groups_[0]]
+        self.features = first.features
+        self.n_features_in_ = first.n_features_in_
+        self.train_scores_ = np.concatenate(train_parts).astype(np.float64)
+        self.holdout_scores_ = np.concatenate(holdout_parts).astype(np.float64)
+        self.holdout_labels_ = None
+        self.threshold_ = 0.0
+        self.calibration_ = None
+        self.training_clips_ = [c for g in self.groups_ for c in getattr(self.models_[g], "training_clips_", [])]
+        self.fit_skipped_ = tuple(s for g in self.groups_ for s in getattr(self.models_[g], "fit_skipped_", ()))
+        return self
+
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
+        raise NotImplementedError("PerGroup.fit fits its group models itself")
+
+    def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        raise ParameterError("PerGroup scores whole clips routed by group; call score()")
+
+    # -- scoring ------------------------------------------------------------------
+    def _routes(self, data: ClipData, groups: Sequence[str] | None) -> list[tuple[str, npt.NDArray[np.int64]]]:
+        keys = clip_groups(data, groups, group_by=self.group_by)
+        unknown = sorted(set(keys.tolist()) - set(self.models_))
+        if unknown:
+            raise ParameterError(f"no model for group(s) {unknown}; this model knows {self.groups_}")
+        return [(key, np.flatnonzero(keys == key).astype(np.int64)) for key in self.groups_ if (keys == key).any()]
+
+    def score(self, data: ClipData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
+        """Each clip's score from its group's model, minus that model's threshold (higher = more anomalous).
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, or ClipFeatures
+        groups : sequence of str, optional
+            Per-clip group keys; default from a ClipSet or the paths.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_clips,)], float64
+        """
+        self._check_fitted()
+        self._check_data(data)
+        scores = np.full(len(data), np.nan)
+        status = ["ok"] * len(data)
+        for key, members in self._routes(data, groups):
+            model = self.models_[key]
+            scores[members] = model.score(_subset(data, members)) - model.threshold_
+            for i, s in zip(members, getattr(model, "last_status_", ()), strict=False):
+                status[int(i)] = s
+        self.last_status_ = tuple(status)
+        return scores
+
+    def predict(self, data: ClipData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.int8]:
+        """1 = anomaly: the clip's score is above its own group's threshold (or NaN)."""
+        scores = self.score(data, groups=groups)
+        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
+
+    def calibrate_groups(
+        self,
+        data: ClipData,
+        *,
+        calibrator: ThresholdCalibrator | None = None,
+        labels: npt.ArrayLike | None = None,
+        groups: Sequence[str] | None = None,
+    ) -> dict[str, Calibration]:
+        """Recalibrate each group's threshold on that group's clips (e.g. held-out normal ones).
+
+        :meth:`calibrate` instead moves one threshold over the (already
+        per-group-centred) scores of all clips.
+
+        Returns
+        -------
+        dict of str to Calibration
+            Per group present in ``data``.
+        """
+        self._check_fitted()
+        y = None if labels is None else np.asarray(labels)
+        if y is None and isinstance(data, ClipSet):
+            y = data.labels
+        out = {}
+        for key, members in self._routes(data, groups):
+            out[key] = self.models_[key].calibrate(
+                _subset(data, members), calibrator=calibrator, labels=None if y is None else y[members]
+            )
+        return out
+
+    # -- persistence --------------------------------------------------------------
+    def _manifest_extra(self) -> dict[str, Any]:
+        models = []
+        for key in self.groups_:
+            model = self.models_[key]
+            calibration = getattr(model, "calibration_", None)
+            models.append(
+                {
+                    "group": key,
+                    "detector": type(model).__name__,
+                    "params": model._persisted_params(),
+                    "features": _base._extractor_params(model.features),
+                    "threshold": float(model.threshold_),
+                    "n_features_in": int(model.n_features_in_),
+                    "extra": model._manifest_extra(),
+                    "calibration": None if calibration is None else calibration.to_dict(),
+                }
+            )
+        return {"group_by": self.group_by, "models": models}
+
+    def _get_state(self) -> dict[str, FloatArray]:
+        state: dict[str, FloatArray] = {}
+        for i, key in enumerate(self.groups_):
+            model = self.models_[key]
+            for name, value in model._get_state().items():
+                state[f"g{i}__{name}"] = value
+            state[f"g{i}__train_scores"] = np.asarray(model.train_scores_, np.float64)
+            state[f"g{i}__holdout_scores"] = np.asarray(getattr(model, "holdout_scores_", np.empty(0)), np.float64)
+        return state
+
+    def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
+        import importlib
+
+        self.models_ = {}
+        self._calibrations: dict[str, Any] = {}
+        for entry in extra["models"]:
+            name = entry["detector"]
+            if name not in _base._DETECTORS and name in _base._BUILTIN_DETECTORS:
+                importlib.import_module(_base._BUILTIN_DETECTORS[name])  # fixed list, as BaseDetector.load does
+            cls = _base._DETECTORS.get(name)
+            if cls is None or issubclass(cls, PerGroup):
+                raise ModelFormatError(f"group {entry['group']!r} holds an unknown detector {name!r}")
+            features = _base.features_from_params(entry["features"])
+            params = {k: v for k, v in entry["params"].items() if k not in cls._untrusted_params}
+            if isinstance(params.get("threshold"), dict):
+                params["threshold"] = ThresholdCalibrator(**params["threshold"]["ThresholdCalibrator"])
+            model = cls(**params, features=features) if "features" in cls._param_names() else cls(**params)
+            model.features = features
+            model.threshold_ = float(entry["threshold"])
+            model.n_features_in_ = int(entry["n_features_in"])
+            model._load_manifest_extra(entry.get("extra") or {})
+            self._calibrations[str(entry["group"])] = entry.get("calibration")  # rebuilt in _set_state
+            self.models_[str(entry["group"])] = model
+        self.groups_ = sorted(self.models_)
+        if self.detector is None and self.models_:
+            first = self.models_[self.groups_[0]]
+            self.detector = type(first)(**first._signature_params())  # an unfitted template, for refitting
+
+    def _set_state(self, state: dict[str, FloatArray]) -> None:
+        for i, key in enumerate(self.groups_):
+            prefix = f"g{i}__"
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            model = self.models_[key]
+            model.train_scores_ = own.pop("train_scores").astype(np.float64)
+            model.holdout_scores_ = own.pop("holdout_scores", np.empty(0)).astype(np.float64)
+            model.holdout_labels_ = None
+            model._set_state(own)
+            model.calibration_ = _base._loaded_calibration(self._calibrations.get(key), model)

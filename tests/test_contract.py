@@ -1,0 +1,173 @@
+"""One contract, every detector: each goes through the same ``run(detector, train, test)``.
+
+Adding a detector is one line in ``DETECTORS`` (supervised ones get labelled training clips).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from soundanomaly.calibration import Calibration, ThresholdCalibrator
+from soundanomaly.datasets import ClipSet
+from soundanomaly.detectors import AutoencoderDetector, BaseDetector, GaussianDetector, load_model
+from soundanomaly.evaluation import Evaluator, roc_auc
+from soundanomaly.exceptions import CalibrationWarning, ParameterError
+from soundanomaly.features import ClipFeatures, LogMelFrames
+from soundanomaly.typing import Detector, FittedDetector
+
+
+class ProtocolOnlyDetector:
+    """A user's detector written to the ``Detector`` protocol only (no soundanomaly base class)."""
+
+    supervised = False
+
+    def __init__(self) -> None:
+        self.extractor = LogMelFrames()
+
+    def _features(self, data: Any) -> ClipFeatures:
+        if isinstance(data, ClipFeatures):
+            return data
+        paths = data.paths if isinstance(data, ClipSet) else [os.fspath(p) for p in data]
+        return self.extractor.extract(paths, progress=False)
+
+    def fit(self, data: Any, labels: npt.ArrayLike | None = None) -> ProtocolOnlyDetector:
+        windows = self._features(data).windows
+        self.centre_, self.spread_ = windows.mean(axis=0), windows.std(axis=0) + 1e-6
+        self.threshold_ = float(np.max(self.score(data)))
+        return self
+
+    def score(self, data: Any) -> npt.NDArray[np.float64]:
+        features = self._features(data)
+        distance = (((features.windows - self.centre_) / self.spread_) ** 2).mean(axis=1)
+        return features.mean_per_clip(distance)
+
+    def decision_function(self, data: Any) -> npt.NDArray[np.float64]:
+        return self.score(data)
+
+    def predict(self, data: Any) -> npt.NDArray[np.int8]:
+        scores = self.score(data)
+        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
+
+    def calibrate(
+        self, data: Any, *, calibrator: ThresholdCalibrator | None = None, labels: npt.ArrayLike | None = None
+    ) -> Calibration:
+        result = (calibrator or ThresholdCalibrator()).fit(self.score(data), labels)
+        self.threshold_ = result.threshold
+        return result
+
+
+DETECTORS = [
+    pytest.param(lambda: GaussianDetector(), id="gaussian"),
+    pytest.param(
+        lambda: AutoencoderDetector(epochs=30, batch_size=64, learning_rate=3e-3),
+        id="autoencoder",
+        marks=pytest.mark.tf,
+    ),
+    pytest.param(lambda: ProtocolOnlyDetector(), id="protocol-only"),
+]
+
+
+def split(clips: ClipSet, *, supervised: bool) -> tuple[ClipSet, ClipSet]:
+    """Train: 6 normal clips per machine (plus 2 abnormal if supervised); test: every other clip."""
+    train_idx = []
+    for machine_id in sorted({r.machine_id for r in clips}):
+        normal = [i for i, r in enumerate(clips) if r.machine_id == machine_id and r.label == "normal"]
+        abnormal = [i for i, r in enumerate(clips) if r.machine_id == machine_id and r.label == "abnormal"]
+        train_idx += normal[:6] + (abnormal[:2] if supervised else [])
+    test_idx = [i for i in range(len(clips)) if i not in set(train_idx)]
+    return clips.take(train_idx), clips.take(test_idx)
+
+
+def run(detector: Any, train: ClipSet, test: ClipSet, *, tmp_path: Path | None = None) -> None:
+    """What every detector owes its users, whatever it is."""
+    assert isinstance(detector, Detector)
+    assert isinstance(detector.supervised, bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)  # a handful of held-out clips cannot resolve 1 %
+        assert detector.fit(train) is detector
+    assert isinstance(detector, FittedDetector)
+    assert isinstance(detector.threshold_, float) and np.isfinite(detector.threshold_)
+
+    scores = detector.score(test)
+    assert scores.shape == (len(test),) and scores.dtype == np.float64 and np.isfinite(scores).all()
+    np.testing.assert_array_equal(detector.decision_function(test), scores)
+    labels = detector.predict(test)
+    assert labels.dtype == np.int8
+    np.testing.assert_array_equal(labels, (scores > detector.threshold_).astype(np.int8))
+    # the same clips as paths, Path objects or features score the same
+    np.testing.assert_allclose(detector.score(test.paths), scores, rtol=1e-6)
+    np.testing.assert_allclose(detector.score([Path(p) for p in test.paths]), scores, rtol=1e-6)
+    extractor = getattr(detector, "features", None) or getattr(detector, "extractor", None)
+    if extractor is not None:
+        np.testing.assert_allclose(detector.score(extractor.extract(test.paths, progress=False)), scores, rtol=1e-6)
+    # higher = more anomalous: the synthetic faults are found
+    assert roc_auc(test.labels, scores) >= 0.8
+
+    report = Evaluator().evaluate(test.labels, scores, threshold=detector.threshold_, groups=test.groups)
+    assert 0.0 <= report.overall.recall <= 1.0
+
+    normal = test.filter(label="normal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        calibration = detector.calibrate(normal, calibrator=ThresholdCalibrator(target_fpr=0.25))
+    assert detector.threshold_ == calibration.threshold
+    assert np.mean(detector.score(normal) > detector.threshold_) <= 0.25
+
+    if isinstance(detector, BaseDetector):  # what the base class adds for every subclass
+        with pytest.raises(ParameterError, match=r"ClipFeatures\.from_arrays"):
+            detector.score([np.zeros((3, 4), np.float32)])
+        assert isinstance(detector.training_clips_, list) and len(detector.training_clips_) == len(train)
+        if tmp_path is not None and not detector.supervised:
+            loaded = load_model(detector.save(tmp_path / "model"))
+            np.testing.assert_array_equal(loaded.score(test), detector.score(test))
+            assert loaded.threshold_ == detector.threshold_
+
+
+@pytest.mark.parametrize("factory", DETECTORS)
+def test_contract(factory: Callable[[], Any], tiny: ClipSet, tmp_path: Path) -> None:
+    detector = factory()
+    train, test = split(tiny, supervised=bool(detector.supervised))
+    run(detector, train, test, tmp_path=tmp_path)
+
+
+def test_unsupervised_detectors_take_a_labelled_clipset(tiny: ClipSet) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        with pytest.warns(UserWarning, match="normal sound only"):
+            detector = GaussianDetector().fit(tiny)
+    assert len(detector.training_clips_) == len(tiny.filter(label="normal"))
+
+
+def test_protocol_only_feature_extractor_works_in_a_detector_and_loads(tiny: ClipSet, tmp_path: Path) -> None:
+    from soundanomaly.detectors import register_extractor
+
+    class BandEnergy:
+        """Written to the FeatureExtractor protocol only."""
+
+        def __init__(self, *, bands: int = 8) -> None:
+            self.bands = bands
+
+        def transform(self, signal: npt.NDArray[np.float32], sr: int) -> npt.NDArray[np.float32]:
+            frames = signal[: len(signal) // 1024 * 1024].reshape(-1, 1024)
+            spectrum = np.abs(np.fft.rfft(frames, axis=1))[:, 1:]
+            bands = np.array_split(spectrum, self.bands, axis=1)
+            return np.log1p(np.stack([b.mean(axis=1) for b in bands], axis=1)).astype(np.float32)
+
+        def params(self) -> dict[str, Any]:
+            return {"name": "BandEnergy", "bands": self.bands}
+
+    train, test = split(tiny, supervised=False)
+    detector = GaussianDetector(features=BandEnergy(bands=6), threshold=3.0).fit(train)
+    scores = detector.score(test)
+    assert scores.shape == (len(test),) and np.isfinite(scores).all()
+    register_extractor(BandEnergy)
+    loaded = load_model(detector.save(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.score(test), scores)
