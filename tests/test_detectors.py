@@ -421,3 +421,36 @@ def test_calibrate_sets_threshold(tiny: MIMII) -> None:
         detector.calibrate(tiny.filter(label="normal", ids=2))
     fixed = GaussianDetector(threshold=1.5).fit(tiny.filter(label="normal", ids=0))
     assert fixed.threshold_ == 1.5
+
+
+def test_supervised_detectors_hold_out_stratified() -> None:
+    seen: dict[str, object] = {}
+
+    class Supervised(GaussianDetector):
+        supervised = True
+
+        def _fit(self, features: ClipFeatures, labels: object = None) -> None:
+            seen["labels"] = labels
+            super()._fit(features)
+
+    data = ClipFeatures.from_arrays(list(gaussian_clips(20, seed=0, dims=4)) + list(gaussian_clips(10, seed=1, dims=4)))
+    labels = [0] * 20 + [1] * 10
+    detector = quiet_fit(Supervised(), data, labels=labels)
+    assert isinstance(seen["labels"], np.ndarray) and seen["labels"].tolist().count(1) == 8
+    assert detector.calibration_ is not None
+    assert (detector.calibration_.n_normal, detector.calibration_.n_abnormal) == (4, 2)
+    with pytest.raises(ParameterError, match="both normal"):
+        Supervised().fit(data, labels=[0] * 30)
+    with pytest.raises(ParameterError, match="supervised: pass labels"):
+        Supervised().fit(data)
+
+
+def test_fit_skips_unreadable_training_clips_on_request(tiny: MIMII, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    paths = [*tiny.filter(label="normal", ids=0).paths, str(broken)]
+    with pytest.raises(AudioError, match=r"broken\.wav"):
+        GaussianDetector(threshold=5.0).fit(paths)
+    detector = GaussianDetector(threshold=5.0, on_error="skip").fit(paths)
+    assert [p for p, _ in detector.fit_skipped_] == [str(broken)]
+    assert len(detector.training_clips_) == 8

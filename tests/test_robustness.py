@@ -75,6 +75,12 @@ def _one_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
 
 
 # -- the API: every crafted input gives a SoundAnomalyError naming the problem ---------------------------------
+def _detector(**params: object) -> object:
+    from soundanomaly.detectors import GaussianDetector
+
+    return GaussianDetector(**params)  # type: ignore[arg-type]
+
+
 def _fifo(tmp: Path) -> str:
     path = tmp / "pipe.wav"
     os.mkfifo(path)
@@ -111,6 +117,12 @@ API_CASES: dict[str, tuple[Callable[[Path], object], type[SoundAnomalyError], st
         "class-name",
     ),
     "manifest file missing": (lambda t: read_manifest(t / "none.manifest"), SoundAnomalyError, "cannot read"),
+    "detector chunk_size 2.5": (
+        lambda t: _detector(chunk_size=2.5),
+        ParameterError,
+        "chunk_size must be a positive int",
+    ),
+    "detector threshold 'high'": (lambda t: _detector(threshold="high"), ParameterError, "threshold"),
     "extractor sr 0": (lambda t: LogMelFrames(sr=0), ParameterError, "sr must be"),
     "extractor sr 2.5": (lambda t: SpectrogramImages(sr=2.5), ParameterError, "sr must be"),  # type: ignore[arg-type]
     "transform at another rate": (

@@ -337,7 +337,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     }
     detector: BaseDetector
     if args.detector == "autoencoder":
-        detector = AutoencoderDetector(epochs=args.epochs, seed=args.seed, verbose=0, **common)
+        verbose = 2 if args.verbose else 0  # Keras' per-epoch lines only with -v
+        detector = AutoencoderDetector(epochs=args.epochs, seed=args.seed, verbose=verbose, **common)
     else:
         detector = GaussianDetector(**common)
     _log.info(

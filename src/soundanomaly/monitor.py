@@ -675,8 +675,10 @@ def _load_model(path: PathLike) -> Any:
 
 
 def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
-    """Reduce per-vector scores to the clip score exactly as ``detector.score`` does (its own reduction)."""
+    """Reduce per-vector scores to the clip score as ``detector.score`` does (its own reduction)."""
     reduce = getattr(detector, "_reduce", None)
+    if getattr(detector, "aggregate", "mean") == "mean":  # the default, without the general machinery
+        return float(np.add.reduce(per_vector) / len(per_vector))
     if callable(reduce):
         return float(reduce(per_vector, np.array([0, len(per_vector)], dtype=np.int64))[0])
     return float(np.mean(per_vector))
@@ -787,13 +789,24 @@ class _FramePipeline:
         self.cache_min = np.empty(len(self.cache), dtype=np.float32)
         self.cache_start = self.first
         self.cache_used = 0
-        # per interior vector of the previous window: reference, exact score there, min value, closed-form terms
-        self.prev_base: int | None = None
-        self.vec_ref = np.zeros(self.n_vectors, dtype=np.float32)
-        self.vec_score = np.zeros(self.n_vectors, dtype=np.float64)
-        self.vec_valid = np.zeros(self.n_vectors, dtype=bool)
+        # per interior vector, in a ring by stream position: position, reference, exact score there, terms
+        self.ring = max(1, self.n_vectors)
+        self.inner_offsets = np.arange(self.inner[0], self.inner[1] + 1, dtype=np.int64)
+        self.vec_pos = np.full(self.ring, -1, dtype=np.int64)
+        self.vec_ref = np.zeros(self.ring, dtype=np.float32)
+        self.vec_score = np.zeros(self.ring, dtype=np.float64)
         self.vec_terms: list[npt.NDArray[np.float64]] = []
         self.db = np.empty((self.n_frames, self.n_mels), dtype=np.float32)
+        step = self.db.strides[1]
+        self.stacked = np.lib.stride_tricks.as_strided(  # vector i = frames i .. i + n_stack - 1, contiguous in db
+            self.db, shape=(self.n_vectors, self.width), strides=(self.n_mels * step, step), writeable=False
+        )
+        self.edge_spans = []  # per edge frame: its slice and the window samples that fill it (the rest is padding)
+        for i in self.edge_rows.tolist():
+            lo = i * self.hop - self.pad
+            self.edge_spans.append(
+                (max(0, -lo), max(0, min(self.n_fft, self.window - lo)), max(0, lo), max(0, lo + self.n_fft))
+            )
 
     def oldest_needed_sample(self) -> int:
         """Samples before this are never read again (the next stream frame starts here)."""
@@ -813,12 +826,10 @@ class _FramePipeline:
         db *= 10.0
         return db
 
-    def _extend_cache(self, upto: int, buffer: _SampleBuffer) -> None:
-        """Compute stream frames up to ``upto`` (inclusive)."""
+    def _extend_cache(self, upto: int, buffer: _SampleBuffer, start: int) -> FloatArray:
+        """Compute stream frames up to ``upto`` (inclusive) and the window's edge frames in one FFT; return the edges."""
         nxt = self.cache_start + self.cache_used
-        if upto < nxt:
-            return
-        count = upto - nxt + 1
+        count = max(0, upto - nxt + 1)
         if self.cache_used + count > len(self.cache):
             size = max(2 * len(self.cache), self.cache_used + count)
             for name in ("cache", "cache_max", "cache_min"):
@@ -826,117 +837,99 @@ class _FramePipeline:
                 grown = np.empty((size, *old.shape[1:]), dtype=np.float32)
                 grown[: self.cache_used] = old[: self.cache_used]
                 setattr(self, name, grown)
-        lo = nxt * self.hop - self.pad
-        samples = buffer.view(lo, upto * self.hop - self.pad + self.n_fft)
-        step = samples.strides[0]
-        frames = np.lib.stride_tricks.as_strided(
-            samples, shape=(count, self.n_fft), strides=(self.hop * step, step), writeable=False
-        )
-        db = self._log_mel(np.multiply(frames, self.taper))
-        self.cache[self.cache_used : self.cache_used + count] = db
-        self.cache_max[self.cache_used : self.cache_used + count] = db.max(axis=1)
-        self.cache_min[self.cache_used : self.cache_used + count] = db.min(axis=1)
-        self.cache_used += count
-
-    def _edge_frames(self, buffer: _SampleBuffer, start: int) -> FloatArray:
-        windowed = np.zeros((len(self.edge_rows), self.n_fft), dtype=np.float32)
-        samples = buffer.view(start, start + self.window)
-        for row, i in enumerate(self.edge_rows.tolist()):
-            lo = i * self.hop - self.pad
-            windowed[row, max(0, -lo) : max(0, min(self.n_fft, self.window - lo))] = samples[
-                max(0, lo) : max(0, lo + self.n_fft)
-            ]
-        windowed *= self.taper
-        return self._log_mel(windowed)
-
-    def _vectors(self, ref: np.float32, indices: npt.NDArray[np.intp]) -> FloatArray:
-        """Feature vectors ``indices`` of the window, referenced to ``ref`` and floored, as the clip scorer makes them."""
-        step = self.db.strides[1]
-        stacked = np.lib.stride_tricks.as_strided(  # vector i = frames i .. i + n_stack - 1, contiguous in db
-            self.db, shape=(self.n_vectors, self.width), strides=(self.n_mels * step, step), writeable=False
-        )
-        vectors = stacked[indices]
-        np.subtract(vectors, ref, out=vectors)
-        np.maximum(vectors, -_TOP_DB, out=vectors)
-        return vectors
-
-    def _shift_state(self, base: int) -> None:
-        """Move the per-vector caches to this window's indices (vector i was i + shift in the previous one)."""
-        lo, hi = self.inner
-        shift = -1 if self.prev_base is None else base - self.prev_base
-        valid = np.zeros(self.n_vectors, dtype=bool)
-        if 0 < shift <= hi - lo:
-            keep = slice(lo, hi - shift + 1)
-            moved = slice(lo + shift, hi + 1)
-            valid[keep] = self.vec_valid[moved]
-            self.vec_ref[keep] = self.vec_ref[moved]
-            self.vec_score[keep] = self.vec_score[moved]
-            for terms in self.vec_terms:
-                terms[keep] = terms[moved]
-        self.vec_valid = valid
-        self.prev_base = base
+        n_edges = len(self.edge_rows)
+        windowed = np.empty((count + n_edges, self.n_fft), dtype=np.float32)
+        if count:
+            samples = buffer.view(nxt * self.hop - self.pad, upto * self.hop - self.pad + self.n_fft)
+            step = samples.strides[0]
+            frames = np.ndarray(
+                (count, self.n_fft), np.float32, buffer=samples, strides=(self.hop * step, step)
+            )  # overlapping views, no copy
+            np.multiply(frames, self.taper, out=windowed[:count])
+        if n_edges:
+            edges = windowed[count:]
+            edges[:] = 0.0
+            samples = buffer.view(start, start + self.window)
+            for row, (lo, hi, src_lo, src_hi) in enumerate(self.edge_spans):
+                edges[row, lo:hi] = samples[src_lo:src_hi]
+            edges *= self.taper
+        db = self._log_mel(windowed)
+        if count:
+            new = db[:count]
+            self.cache[self.cache_used : self.cache_used + count] = new
+            self.cache_max[self.cache_used : self.cache_used + count] = new.max(axis=1)
+            self.cache_min[self.cache_used : self.cache_used + count] = new.min(axis=1)
+            self.cache_used += count
+        return db[count:]
 
     def score_window(self, buffer: _SampleBuffer, start: int) -> float:
         base = start // self.hop  # stream frame index of window frame 0
         lo, hi = base + self.first, base + self.last  # interior frames, as stream frames
-        self._extend_cache(hi, buffer)
         stale = lo - self.cache_start  # cached frames no window needs any more (windows only move forward)
         if stale > 0 and stale >= len(self.cache) // 2:
             keep = self.cache_used - stale
             for array in (self.cache, self.cache_max, self.cache_min):
                 array[:keep] = array[stale : self.cache_used]
             self.cache_start, self.cache_used = lo, keep
+        edge_db = self._extend_cache(hi, buffer, start)
         a, b = lo - self.cache_start, hi - self.cache_start + 1
         db = self.db
         db[self.first : self.last + 1] = self.cache[a:b]
         ref = self.cache_max[a:b].max()
         if len(self.edge_rows):
-            edge_db = self._edge_frames(buffer, start)
             db[self.edge_rows] = edge_db
             ref = max(ref, edge_db.max())
         ref = np.float32(ref)
-        self._shift_state(base)
-        scores = np.empty(self.n_vectors, dtype=np.float64)
+        # interior vectors live in a ring indexed by their stream position (base + i): no copying as windows move
         first, last = self.inner
-        inner = slice(first, last + 1)
-        # minimum raw dB of each interior vector: the top_db floor is untouched while min - ref >= -top_db
-        frame_min = self.cache_min[a:b]
-        vec_min = np.lib.stride_tricks.sliding_window_view(frame_min, self.n_stack).min(axis=1)
-        valid = self.vec_valid[inner]
-        same = valid & (self.vec_ref[inner] == ref)  # cached exact score still holds
+        positions = self.inner_offsets + base
+        slots = positions % self.ring
+        scores = np.empty(self.n_vectors, dtype=np.float64)
+        valid = self.vec_pos[slots] == positions
+        refs = self.vec_ref[slots]
+        same = valid & (refs == ref)  # the cached exact score still holds
         shifted = valid & ~same  # closed form in the reference shift, where the top_db floor is untouched
         if self.shift_model is not None and shifted.any():
-            shifted &= (vec_min - ref >= -_TOP_DB) & (vec_min - self.vec_ref[inner] >= -_TOP_DB)
+            frame_min = self.cache_min[a:b]
+            vec_min = frame_min[: len(frame_min) - self.n_stack + 1].copy()
+            for k in range(1, self.n_stack):
+                np.minimum(vec_min, frame_min[k : k + len(vec_min)], out=vec_min)
+            shifted &= (vec_min - ref >= -_TOP_DB) & (vec_min - refs >= -_TOP_DB)
         else:
             shifted[:] = False
-        exact = np.flatnonzero(~(same | shifted)) + first
-        scores[inner][same] = self.vec_score[inner][same]  # scores[inner] is a view
+        inner_scores = scores[first : last + 1]  # a view
+        inner_scores[:] = self.vec_score[slots]
         if shifted.any():  # move these vectors' terms to the new reference once; later windows reuse them
-            idx = np.flatnonzero(shifted) + first
             assert self.shift_model is not None
-            delta = ref.astype(np.float64) - self.vec_ref[idx].astype(np.float64)
-            moved = self.shift_model.shift([t[idx] for t in self.vec_terms], delta)
-            scores[idx] = self.vec_score[idx] = self.shift_model.scores(moved)
-            self.vec_ref[idx] = ref
-            for cached, new in zip(self.vec_terms, moved, strict=True):
-                cached[idx] = new
-        wanted = np.concatenate([self.edge_vectors, exact])
+            moved_slots = slots[shifted]
+            delta = ref.astype(np.float64) - refs[shifted].astype(np.float64)
+            moved = self.shift_model.shift([t[moved_slots] for t in self.vec_terms], delta)
+            inner_scores[shifted] = self.vec_score[moved_slots] = self.shift_model.scores(moved)
+            self.vec_ref[moved_slots] = ref
+            for cached, new_terms in zip(self.vec_terms, moved, strict=True):
+                cached[moved_slots] = new_terms
+        redo = ~(same | shifted)
+        exact = np.flatnonzero(redo) + first
+        wanted = np.concatenate([self.edge_vectors, exact]) if len(exact) else self.edge_vectors
         if len(wanted):
-            vectors = self._vectors(ref, wanted)
+            vectors = self.stacked[wanted]  # copies; referenced and floored as the clip scorer does
+            np.subtract(vectors, ref, out=vectors)
+            np.maximum(vectors, -_TOP_DB, out=vectors)
             model = self.shift_model
             terms = model.terms(vectors) if model is not None and len(exact) else None
             exact_scores = model.exact(terms) if model is not None and terms is not None else None
             scores[wanted] = self.detector._score_windows(vectors) if exact_scores is None else exact_scores
             if len(exact):  # cache the interior ones at this reference
                 n_edge = len(self.edge_vectors)
-                self.vec_ref[exact] = ref
-                self.vec_score[exact] = scores[exact]
-                self.vec_valid[exact] = True
+                exact_slots = slots[redo]
+                self.vec_pos[exact_slots] = positions[redo]
+                self.vec_ref[exact_slots] = ref
+                self.vec_score[exact_slots] = scores[exact]
                 if terms is not None:
                     if not self.vec_terms:
-                        self.vec_terms = [np.zeros((self.n_vectors, *t.shape[1:])) for t in terms]
-                    for cached, new in zip(self.vec_terms, terms, strict=True):
-                        cached[exact] = new[n_edge:]
+                        self.vec_terms = [np.zeros((self.ring, *t.shape[1:])) for t in terms]
+                    for cached, new_terms in zip(self.vec_terms, terms, strict=True):
+                        cached[exact_slots] = new_terms[n_edge:]
         return _clip_score(self.detector, scores)
 
 

@@ -194,7 +194,7 @@ class BaseFeatureExtractor:
         channel: Channel = 0,
         n_jobs: int = 1,
         cache_dir: PathLike | None = None,
-        progress: bool | ProgressBar = True,
+        progress: bool | ProgressBar = False,
         on_error: OnError = "raise",
     ) -> ClipFeatures:
         """Extract features of many clips.
@@ -212,8 +212,9 @@ class BaseFeatureExtractor:
         cache_dir : path or None
             Store each clip's features in ``cache_dir``, keyed by a hash of the
             file's bytes and the extractor parameters, so re-runs are instant.
-        progress : bool or ProgressBar, default True
-            Show one progress bar on stderr for the whole call; or advance the
+        progress : bool or ProgressBar, default False
+            Show one progress bar on stderr for the whole call (the same
+            default as the detectors' ``progress``); or advance the
             given :class:`~soundanomaly._progress.ProgressBar` (one bar across
             several calls; it is not closed here).
         on_error : {"raise", "skip"}, default "raise"
