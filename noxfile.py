@@ -73,6 +73,13 @@ def benchmarks(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def quality(session: nox.Session) -> None:
+    """Detection quality in noise (issue 14): SNR x severity x fault grid, every detector; about 25 min on 2 cores."""
+    session.install(*CONSTRAINTS, "-e", ".[tf]")
+    session.run("python", "benchmarks/quality.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(default=False)
 def container(session: nox.Session) -> None:
     """SageMaker training code under the TF 2.16 image's Python 3.10, TensorFlow 2.16.2 and Keras 3.4.1."""
     session.install(*CONSTRAINTS, "-e", ".[tf,aws,test]")

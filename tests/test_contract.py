@@ -125,7 +125,7 @@ def run(detector: Any, train: ClipSet, test: ClipSet, *, tmp_path: Path | None =
         with pytest.raises(ParameterError, match=r"ClipFeatures\.from_arrays"):
             detector.score([np.zeros((3, 4), np.float32)])
         assert isinstance(detector.training_clips_, list) and len(detector.training_clips_) == len(train)
-        if tmp_path is not None and not detector.supervised:
+        if tmp_path is not None:
             loaded = load_model(detector.save(tmp_path / "model"))
             np.testing.assert_array_equal(loaded.score(test), detector.score(test))
             assert loaded.threshold_ == detector.threshold_

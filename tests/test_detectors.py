@@ -87,6 +87,19 @@ def test_default_threshold_holds_its_false_alarm_rate_on_unseen_normal_clips() -
     assert float(in_sample.predict(unseen).mean()) >= 0.1
 
 
+@pytest.mark.tf
+def test_autoencoder_default_threshold_holds_its_false_alarm_rate() -> None:
+    rng = np.random.default_rng(0)
+    profile = np.linspace(-1, 1, 64)
+
+    def clips(n: int) -> ClipFeatures:
+        return ClipFeatures.from_arrays([(profile + rng.normal(size=(1, 64))).astype(np.float32) for _ in range(n)])
+
+    detector = AutoencoderDetector(hidden=(32, 8, 32), epochs=5, batch_size=64).fit(clips(600))
+    assert len(detector.holdout_scores_) == 120
+    assert float(detector.predict(clips(3000)).mean()) <= 3.5 * DEFAULT_TARGET_FPR
+
+
 def test_holdout_is_seeded_whole_clips_and_recorded() -> None:
     normal = gaussian_clips(20, seed=3)
     a = quiet_fit(GaussianDetector(random_state=5), normal)

@@ -325,12 +325,13 @@ def test_folder_source_streams_new_clips(tmp_path: Path) -> None:
             sf.write(tmp_path / "tmp.wav", np.full(1600, 0.1 * (i + 1), np.float32), SR)
             (tmp_path / "tmp.wav").replace(incoming / f"{i:03d}.wav")  # atomic, as recorders should
 
+    (incoming / "001-broken.wav").write_bytes(b"RIFF....not a wav file")  # logged and skipped
     thread = threading.Thread(target=recorder)
     thread.start()
     source = FolderSource(incoming, poll_seconds=0.02, idle_timeout=1.0)
     levels = [round(float(block[0]), 3) for block, _ in source]
     thread.join()
-    assert source.seen == ["000.wav", "001.wav", "002.wav"]
+    assert source.seen == ["000.wav", "001-broken.wav", "001.wav", "002.wav"]
     assert levels == [0.1, 0.2, 0.3]
     with pytest.raises(ParameterError, match="not a directory"):
         FolderSource(tmp_path / "nope")

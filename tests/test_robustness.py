@@ -149,10 +149,14 @@ def test_api_refuses_with_a_library_error(case: str, tmp_path: Path) -> None:
 def test_permission_error_becomes_audio_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _float_wav(tmp_path / "locked.wav", 0.1)
 
-    def denied(*args: object, **kwargs: object) -> object:
-        raise PermissionError(13, "Permission denied", str(path))
+    real_open = os.open
 
-    monkeypatch.setattr("soundanomaly.audio.open", denied, raising=False)
+    def denied(name: str, *args: object, **kwargs: object) -> int:
+        if os.fspath(name) == str(path):  # as for a file of another user (the tests may run as root)
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(AudioError, match=r"locked\.wav: permission denied"):
         load(path)
 
@@ -229,6 +233,10 @@ def test_extract_accepts_one_path(small_root: Path) -> None:
     one = LogMelFrames().extract(str(path), progress=False)
     assert one.paths == (str(path),) and len(one) == 1
     assert len(LogMelFrames().extract(path, progress=False)) == 1
+    from soundanomaly.datasets import MIMII
+
+    clips = MIMII(small_root)
+    assert LogMelFrames().extract(clips).paths == tuple(clips.paths)
 
 
 def test_clip_features_constructor_is_backwards_compatible() -> None:

@@ -174,7 +174,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     result = scan(args.model, args.recording, **_monitor_kwargs(args))
     bands = _event_bands(result, args)
-    print(f"{result.path}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}")
+    print(
+        f"{result.recording}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}"
+    )
     print(f"{'start [s]':>10} {'end [s]':>10} {'peak':>10} {'at [s]':>10}  top bands")
     for event, top in zip(result.events, bands, strict=True):
         end = "ongoing" if event.end is None else f"{event.end:.2f}"
@@ -218,7 +220,7 @@ def _event_bands(result: Any, args: argparse.Namespace) -> list[str]:
         stop = round(event.peak_time * result.sr)
         start = max(0, stop - round(args.window * result.sr))
         try:
-            segment, sr = sf.read(result.path, start=start, stop=stop, dtype="float32", always_2d=True)
+            segment, sr = sf.read(result.recording, start=start, stop=stop, dtype="float32", always_2d=True)
             top = explain(detector, segment[:, args.channel], sr).top_bands(3)
             texts.append("; ".join(f"{b.low_hz:.0f}-{b.high_hz:.0f} Hz" for b in top))
         except SoundAnomalyError:

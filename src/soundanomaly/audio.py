@@ -159,16 +159,10 @@ def read_bytes(path: PathLike, *, max_bytes: int = MAX_CLIP_BYTES, allow_http: b
 
 
 def _read_local(shown: str, name: str, max_bytes: int) -> bytes:
+    """Read a regular file: opened without blocking (a FIFO cannot hang us), checked with fstat, then read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        info = os.stat(name)
-        if stat.S_ISDIR(info.st_mode):
-            raise AudioError(shown, "is a directory, not an audio file")
-        if not stat.S_ISREG(info.st_mode):
-            raise AudioError(shown, f"not a regular file ({_kind(info.st_mode)}); give an audio file")
-        if info.st_size > max_bytes:
-            raise AudioError(shown, f"file too large: {info.st_size} bytes (limit {max_bytes}, see max_bytes)")
-        with open(name, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+        fd = os.open(name, flags)
     except FileNotFoundError as exc:
         raise AudioError(shown, "file not found") from exc
     except IsADirectoryError as exc:
@@ -176,7 +170,19 @@ def _read_local(shown: str, name: str, max_bytes: int) -> bytes:
     except PermissionError as exc:
         raise AudioError(shown, "permission denied") from exc
     except OSError as exc:
-        raise AudioError(shown, f"cannot read ({exc.strerror or exc})") from exc
+        raise AudioError(shown, f"cannot open ({exc.strerror or exc})") from exc
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise AudioError(shown, "is a directory, not an audio file")
+            if not stat.S_ISREG(info.st_mode):
+                raise AudioError(shown, f"not a regular file ({_kind(info.st_mode)}); give an audio file")
+            if info.st_size > max_bytes:
+                raise AudioError(shown, f"file too large: {info.st_size} bytes (limit {max_bytes}, see max_bytes)")
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise AudioError(shown, f"cannot read ({exc.strerror or exc})") from exc
     if len(data) > max_bytes:
         raise AudioError(shown, f"file too large: more than {max_bytes} bytes (see max_bytes)")
     return data

@@ -18,7 +18,7 @@ import os
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -102,20 +102,22 @@ class _Formatter(logging.Formatter):
         return message
 
 
-_handler: logging.Handler | None = None
-
-
-def _configure_logging(quiet: bool, verbose: int) -> None:
-    """One stderr handler on the ``soundanomaly`` logger (replaced on every call, so tests see their stderr)."""
-    global _handler
+@contextlib.contextmanager
+def _logging_to_stderr(quiet: bool, verbose: int) -> Iterator[None]:
+    """For one command: the ``soundanomaly`` logger prints to stderr; its previous state is restored after."""
     logger = logging.getLogger("soundanomaly")
-    if _handler is not None:
-        logger.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(_Formatter())
-    logger.addHandler(_handler)
+    saved = logger.level, logger.propagate
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def _show_warning(
@@ -576,7 +578,14 @@ def _training_clips_in(detector: Any, paths: Sequence[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for the docs)."""
+    """The argument parser (exposed for the docs).
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["score", "model", "clips/", "--skip-errors"])
+    >>> args.paths, args.skip_errors, args.csv
+    (['clips/'], True, None)
+    """
     parser = _Parser(
         prog="soundanomaly",
         description="Detect malfunctioning machines by their sound (MIMII-style recordings).",
@@ -690,14 +699,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``soundanomaly`` console script; returns the exit status (0, 1 or 2)."""
+    """Entry point of the ``soundanomaly`` console script; returns the exit status (0, 1 or 2).
+
+    0: done; 1: done, but some clips were skipped (``--skip-errors``) or got
+    an invalid (NaN/inf) score; 2: error (one line on stderr).
+
+    Examples
+    --------
+    >>> main(["score", "no-such-model", "clip.wav"])  # stderr: soundanomaly: error: ... not a saved model
+    2
+    """
     _silence_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(bool(getattr(args, "quiet", False)), int(getattr(args, "verbose", 0) or 0))
+    quiet, verbose = bool(getattr(args, "quiet", False)), int(getattr(args, "verbose", 0) or 0)
     from soundanomaly.exceptions import SoundAnomalyWarning
 
-    with warnings.catch_warnings():
+    with _logging_to_stderr(quiet, verbose), warnings.catch_warnings():
         warnings.showwarning = _show_warning
         warnings.simplefilter("default", SoundAnomalyWarning)
         warnings.filterwarnings("default", category=UserWarning, module="soundanomaly")

@@ -231,28 +231,18 @@ class Explanation:
         ticks = np.linspace(0, n_mels - 1, 6).round().astype(int)
         top.set_yticks(ticks, [f"{self.bands[i, 1]:.0f}" for i in ticks])
         top.set(ylabel="mel band centre [Hz]", title="spectrogram and the bands that deviate")
+        colours = ["#00e5ff", "#7CFC00", "#ffffff", "#ff69b4", "#ffd700"]
         for rank, band in enumerate(self.top_bands(k, start=start, end=end)):
-            top.axhspan(band.index - 0.5, band.index + 0.5, color="cyan", alpha=0.35 - 0.08 * rank, linewidth=0)
-            top.annotate(
-                f"{rank + 1}. {band.low_hz:.0f}-{band.high_hz:.0f} Hz",
-                (1.0, band.index),
-                xycoords=("axes fraction", "data"),
-                xytext=(-4, 0),
-                textcoords="offset points",
-                ha="right",
-                va="center",
-                color="white",
-                fontsize=8,
-            )
+            top.axhspan(band.index - 0.5, band.index + 0.5, color=colours[rank % len(colours)], alpha=0.45,
+                        linewidth=0, label=f"{rank + 1}. {band.low_hz:.0f}-{band.high_hz:.0f} Hz")  # fmt: skip
+        top.legend(loc="upper right", fontsize=8, title="deviating bands", title_fontsize=8)
         if start is not None or end is not None:
             top.axvspan(start if start is not None else extent[0], end if end is not None else extent[1],
                         ymin=0, ymax=0.02, color="#d62728")  # fmt: skip
-        bottom.plot(self.times, self.scores, color="#1f77b4", linewidth=0.9, label="window score")
+        bottom.plot(self.times, self.scores, color="#1f77b4", linewidth=0.9, label="feature-vector score")
         if self.threshold is not None:
-            bottom.axhline(self.threshold, color="black", linestyle="--", linewidth=0.8, label="threshold")
-            bottom.fill_between(
-                self.times, self.threshold, self.scores, where=self.scores > self.threshold, color="#d62728", alpha=0.4
-            )
+            bottom.axhline(self.threshold, color="black", linestyle="--", linewidth=0.8,
+                           label="detector threshold (for the mean over a clip)")  # fmt: skip
         bottom.set(xlabel="time [s]", ylabel="score")
         bottom.legend(loc="upper left", fontsize=8)
         return fig

@@ -57,6 +57,7 @@ __all__ = [
     "ScanResult",
     "WavFileSource",
     "WindowScore",
+    "count_events",
     "fault_onset_stream",
     "scan",
 ]
@@ -251,7 +252,13 @@ class Alerter:
 def count_events(
     scores: npt.ArrayLike, threshold: float, *, raise_k: int = 2, raise_n: int = 3, clear_m: int = 3
 ) -> int:
-    """Number of alerts an :class:`Alerter` raises on a sequence of window scores."""
+    """Number of alerts an :class:`Alerter` with these settings raises on a sequence of window scores.
+
+    Examples
+    --------
+    >>> count_events([0, 2, 2, 0, 0, 0, 2, 0, 2], 1.0)
+    2
+    """
     above = np.asarray(scores, dtype=np.float64) > threshold
     recent: collections.deque[bool] = collections.deque(maxlen=raise_n)
     events, active, below = 0, False, 0
@@ -343,13 +350,12 @@ class Monitor:
     ----------
     detector : BaseDetector
     alerter : Alerter
-    events : list of Event
+        Holds the alert state; :attr:`events` lists every alert raised.
     sr_ : int
         Sample rate the stream is scored at (set by the first :meth:`push`):
         the model's feature rate when its features fix one (a stream at
         another rate, ``input_sr_``, is resampled on the fly with soxr), else
         the stream's own. Window times are in seconds either way.
-    window_samples_, hop_samples_ : int
 
     Examples
     --------
@@ -866,8 +872,8 @@ class _FramePipeline:
         base = start // self.hop  # stream frame index of window frame 0
         lo, hi = base + self.first, base + self.last  # interior frames, as stream frames
         stale = lo - self.cache_start  # cached frames no window needs any more (windows only move forward)
-        if stale > 0 and stale >= len(self.cache) // 2:
-            keep = self.cache_used - stale
+        if stale > 0 and (stale >= len(self.cache) // 2 or stale >= self.cache_used):
+            keep = max(0, self.cache_used - stale)
             for array in (self.cache, self.cache_max, self.cache_min):
                 array[:keep] = array[stale : self.cache_used]
             self.cache_start, self.cache_used = lo, keep
@@ -1043,6 +1049,10 @@ class _AutoencoderShift(_ShiftModel):
         error = squares - 2.0 * np.einsum("ij,ij->i", projected, h) + np.einsum("ij,ij->i", h @ self.gram, h)
         return np.asarray(np.maximum(error, 0.0) / self.width, dtype=np.float64)
 
+    def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
+        # the network in float64 from the same terms: within float32 rounding of the detector's own float32 pass
+        return self.scores(terms)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Sources: iterables of (block, sr)
@@ -1113,14 +1123,14 @@ class FolderSource:
     """Watch a folder for new audio clips and stream them, one after the other, as one stream.
 
     A recorder that drops a clip every few seconds into a folder becomes a
-    continuous stream. A file is read once its size has stopped changing
-    between two polls (or at once when it was written with an atomic rename).
-    Files are taken in name order.
+    continuous stream. A new file is read once its size is the same at two
+    polls (files already there at the start: at once); files are taken in
+    name order. A clip that cannot be read is logged and skipped.
 
     Parameters
     ----------
     folder : path
-    pattern : str, default "*.wav"
+    pattern : str, default ``"*.wav"``
     poll_seconds : float > 0, default 1
         How often to look for new files.
     existing : bool, default True
@@ -1167,38 +1177,38 @@ class FolderSource:
         self.seen: list[str] = []
 
     def __iter__(self) -> Iterator[Block]:
-        done: set[str] = set() if self.existing else {p.name for p in self.folder.glob(self.pattern)}
+        initial = {p.name for p in self.folder.glob(self.pattern)}
+        done: set[str] = set() if self.existing else set(initial)
         sizes: dict[str, int] = {}
-        last_new = time.monotonic()
+        first_poll, last_new = True, time.monotonic()
         while True:
             ready = []
             for path in sorted(self.folder.glob(self.pattern)):
-                if path.name in done or not path.is_file():
+                name = path.name
+                if name in done or not path.is_file():
                     continue
-                size = path.stat().st_size
-                if sizes.get(path.name) == size or (self.existing and not self.seen and not sizes):
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:  # pragma: no cover - removed between glob and stat
+                    continue
+                if size > 0 and ((first_poll and name in initial) or sizes.get(name) == size):
                     ready.append(path)
-                sizes[path.name] = size
-            if not ready:
-                ready = [p for p in sorted(self.folder.glob(self.pattern)) if p.name not in done and _stable(p, sizes)]
+                else:
+                    sizes[name] = size
+            first_poll = False
             for path in ready:
                 done.add(path.name)
                 sizes.pop(path.name, None)
                 self.seen.append(path.name)
                 last_new = time.monotonic()
-                yield from WavFileSource(path, block_seconds=self.block_seconds, channel=self.channel)
+                try:
+                    yield from WavFileSource(path, block_seconds=self.block_seconds, channel=self.channel)
+                except AudioError as exc:  # one bad clip must not end the watch
+                    logger.warning("skipping %s", exc)
             if not ready:
                 if self.idle_timeout is not None and time.monotonic() - last_new > self.idle_timeout:
                     return
                 time.sleep(self.poll_seconds)
-
-
-def _stable(path: Path, sizes: dict[str, int]) -> bool:
-    """Whether ``path`` had the same size at the previous poll (a finished file)."""
-    try:
-        return sizes.get(path.name) == path.stat().st_size
-    except FileNotFoundError:  # pragma: no cover - removed between glob and stat
-        return False
 
 
 _PCM_FORMATS: dict[str, np.dtype[Any]] = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
@@ -1289,7 +1299,8 @@ class ScanResult:
 
     Attributes
     ----------
-    path : str
+    recording : str
+        The file scanned.
     sr : int
     duration : float
         Seconds of audio read.
@@ -1306,7 +1317,7 @@ class ScanResult:
     {'start': 1.0, 'end': 3.0, 'score': 2.0, 'above': True}
     """
 
-    path: str
+    recording: str
     sr: int
     duration: float
     starts: npt.NDArray[np.float64]
@@ -1344,7 +1355,7 @@ class ScanResult:
         ax.set(
             xlabel=f"time [{unit}]",
             ylabel="anomaly score",
-            title=f"{Path(self.path).name}: {len(self.events)} event(s)",
+            title=f"{Path(self.recording).name}: {len(self.events)} event(s)",
         )
         ax.legend(loc="upper left")
         return fig
@@ -1408,7 +1419,7 @@ def scan(
     if not scores:
         raise AudioError(path, f"recording shorter than one window ({window_seconds} s)")
     return ScanResult(
-        path=os.fspath(path),
+        recording=os.fspath(path),
         sr=sr,
         duration=monitor.position,
         starts=np.asarray(starts),

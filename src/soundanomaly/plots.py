@@ -233,7 +233,7 @@ def plot_confusion_matrix(metrics: Metrics, *, ax: Axes | None = None) -> Figure
     """
     fig, ax = _axes(ax, figsize=(4.5, 4))
     matrix = np.array([[metrics.tn, metrics.fp], [metrics.fn, metrics.tp]])
-    ax.imshow(matrix, cmap="Blues")
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1))
     names = [["TN", "FP"], ["FN", "TP"]]
     for i in range(2):
         for j in range(2):

@@ -46,6 +46,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -281,6 +282,42 @@ def mic_positions(n_mics: int, *, radius: float = 0.05) -> _F64:
     return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
 
 
+@overload
+def generate_multichannel_clip(
+    machine_id: int = 0,
+    *,
+    n_mics: int = 8,
+    anomaly: str | None = None,
+    severity: float = 0.5,
+    snr: float = 6.0,
+    duration: float = 10.0,
+    sr: int = 16000,
+    seed: int = 0,
+    clip_index: int = 0,
+    radius: float = 0.05,
+    uncorrelated: float = 0.5,
+    components: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def generate_multichannel_clip(
+    machine_id: int = 0,
+    *,
+    n_mics: int = 8,
+    anomaly: str | None = None,
+    severity: float = 0.5,
+    snr: float = 6.0,
+    duration: float = 10.0,
+    sr: int = 16000,
+    seed: int = 0,
+    clip_index: int = 0,
+    radius: float = 0.05,
+    uncorrelated: float = 0.5,
+    components: Literal[True],
+) -> tuple[FloatArray, FloatArray]: ...
+
+
 def generate_multichannel_clip(
     machine_id: int = 0,
     *,
@@ -436,7 +473,7 @@ def iter_clips(
                         clip_index=index,
                     )
                 else:
-                    signal = generate_multichannel_clip(  # type: ignore[assignment]
+                    signal = generate_multichannel_clip(
                         machine_id,
                         n_mics=n_mics,
                         anomaly=anomaly,

@@ -642,9 +642,14 @@ class BaseDetector:
         else:
             y = None
 
-        with ProgressBar(total=len(data), desc="features", enabled=bool(self.progress)) as bar:
-            features = self._extract(self._paths(data), bar) if not isinstance(data, ClipFeatures) else data
-        kept = _kept_mask(self._paths(data) if not isinstance(data, ClipFeatures) else None, features)
+        paths: list[str] | None = None
+        if isinstance(data, ClipFeatures):
+            features = data
+        else:
+            paths = self._paths(data)
+            with ProgressBar(total=len(paths), desc="features", enabled=bool(self.progress)) as bar:
+                features = self._extract(paths, bar)
+        kept = _kept_mask(paths, features)
         if not kept.all():
             y = None if y is None else y[kept]
             g = None if g is None else g[kept]

@@ -302,7 +302,10 @@ class ClipStatsDetector(BaseDetector):
                 self.shrinkage_ = float(self.shrinkage)
                 cov = np.atleast_2d(np.cov(z, rowvar=False, bias=True))
                 cov = (1 - self.shrinkage_) * cov + self.shrinkage_ * np.trace(cov) / len(cov) * np.eye(len(cov))
-            self.precision_ = np.linalg.pinv(cov, hermitian=True)
+            try:
+                self.precision_ = np.linalg.inv(cov)  # shrunk: positive definite, and far cheaper than an SVD
+            except np.linalg.LinAlgError:
+                self.precision_ = np.linalg.pinv(cov, hermitian=True)
             self.reference_ = np.zeros((0, z.shape[1]))
         else:
             self.shrinkage_ = float("nan")
@@ -339,7 +342,7 @@ class ClipStatsDetector(BaseDetector):
             "scale": self.scale_,
             "precision": self.precision_,
             "reference": self.reference_,
-            "shrinkage": np.array(self.shrinkage_),
+            "shrinkage": np.array(-1.0 if np.isnan(self.shrinkage_) else self.shrinkage_),  # -1: k-NN, none
         }
 
     def _set_state(self, state: dict[str, FloatArray]) -> None:
@@ -347,4 +350,5 @@ class ClipStatsDetector(BaseDetector):
         self.scale_ = state["scale"].astype(np.float64)
         self.precision_ = state["precision"].astype(np.float64)
         self.reference_ = state["reference"].astype(np.float64)
-        self.shrinkage_ = float(state["shrinkage"])
+        shrinkage = float(state["shrinkage"])
+        self.shrinkage_ = float("nan") if shrinkage < 0 else shrinkage

@@ -201,7 +201,7 @@ class BaseFeatureExtractor:
 
         Parameters
         ----------
-        paths : sequence of str or os.PathLike, or one path
+        paths : sequence of str or os.PathLike, one path, or a ClipSet
             Local files or ``s3://`` URLs (``http(s)://`` only inside
             :func:`soundanomaly.audio.allow_http`). A single path counts as a
             list of one.
@@ -240,12 +240,15 @@ class BaseFeatureExtractor:
         >>> features.paths, [path for path, _ in features.skipped]
         (('ok.wav',), ['bad.wav'])
         """
-        if isinstance(paths, (str, bytes, os.PathLike)):
-            paths = [os.fsdecode(paths)]
+        items: Any = paths
+        if isinstance(items, (str, bytes, os.PathLike)):
+            items = [os.fsdecode(items)]
+        elif isinstance(getattr(items, "paths", None), list):  # a ClipSet
+            items = items.paths
         if on_error not in ("raise", "skip"):
             raise ParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         try:
-            names = [os.fspath(p) for p in paths]
+            names = [os.fspath(p) for p in items]
         except TypeError as exc:
             raise ParameterError(f"paths must be a sequence of str or os.PathLike ({exc})") from exc
         if not names:
@@ -382,7 +385,16 @@ def check_sample_rate(sr: Any) -> int:
 
 
 def check_rate_matches(given: Any, expected: int, owner: str) -> None:
-    """Refuse a signal at a rate other than the extractor's ``sr`` (features are only comparable at one rate)."""
+    """Refuse a signal at a rate other than the extractor's ``sr`` (features are only comparable at one rate).
+
+    Examples
+    --------
+    >>> check_rate_matches(16000, 16000, "LogMelFrames")
+    >>> check_rate_matches(8000, 16000, "LogMelFrames")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ParameterError: sr=8000 Hz but this LogMelFrames computes features at 16000 Hz: resample the signal first (soundanomaly.audio.load(path, sr=16000)), or use transform_file()/extract(), which resample
+    """
     if given != expected:
         raise ParameterError(
             f"sr={given!r} Hz but this {owner} computes features at {expected} Hz: resample the signal first "

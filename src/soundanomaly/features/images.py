@@ -65,8 +65,9 @@ class SpectrogramImages(BaseFeatureExtractor):
     sr : int, default 16000
         Sample rate (Hz) the images are made at (saved with a model; a model
         saved without it means 16000). Files at a higher rate are resampled to
-        it with soxr by :meth:`extract` and :meth:`transform_file` (lower
-        rates are refused) and by :meth:`write_images`; :meth:`image` refuses other rates.
+        it with soxr by :meth:`extract`, :meth:`transform_file` and
+        :meth:`write_images`; files at a lower rate are refused (their upper
+        band is missing); :meth:`image` refuses other rates.
 
     Examples
     --------
@@ -179,13 +180,18 @@ class SpectrogramImages(BaseFeatureExtractor):
         list of str
             Where each image went (same order as ``paths``).
         """
-        from soundanomaly.audio import load
+        from soundanomaly.audio import _decode_samples, read_bytes
+        from soundanomaly.features.base import _as_signal
 
         if names is not None and len(names) != len(paths):
             raise ParameterError(f"got {len(names)} names for {len(paths)} paths")
         written = []
         for i, path in enumerate(_progress(paths, total=len(paths), desc="images", enabled=progress)):
-            signal, sr = load(path, channel=channel, sr=self.sr)
+            name = os.fspath(path)
+            samples, gain, sr = _decode_samples(
+                read_bytes(name), name=name, channel=channel, sr=self.sr, upsample=False
+            )
+            signal = _as_signal(samples, gain)
             try:
                 data = self.png(signal, sr)
             except AudioError as exc:

@@ -188,6 +188,13 @@ def run_training_script(
     ``PYTHONPATH`` holds only the staged copy (never the installed
     package). ``python`` should be the image's interpreter (see
     :func:`container_python`). Returns the finished process (not checked).
+
+    Examples
+    --------
+    >>> from soundanomaly.backends.sagemaker import _stage_source
+    >>> _stage_source(code := Path(tempfile.mkdtemp()))  # exactly what SageMakerBackend uploads
+    >>> result = run_training_script(code, train_dir=data, model_dir=out, checkpoint_dir=None,  # doctest: +SKIP
+    ...                              hyperparameters={"epochs": 1}, python=container_python("py310"))
     """
     args = [item for key, value in hyperparameters.items() for item in (f"--{key}", str(value))]
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV", "SM_"))}
