@@ -58,10 +58,10 @@ def balanced_threshold(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
 
     Examples
     --------
-    >>> round(balanced_threshold([0.001, 0.01, 0.9, 0.999], [0, 0, 1, 1]), 3)
+    >>> round(balanced_threshold([0.01, 0.02, 0.98, 0.99], [0, 0, 1, 1]), 3)
     0.5
     >>> round(balanced_threshold([0.001, 0.01, 0.2, 0.3], [0, 0, 1, 1]), 3)
-    0.047
+    0.048
 
     """
     p = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1 - _EPS)
