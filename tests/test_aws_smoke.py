@@ -27,7 +27,12 @@ def _no_aws(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import boto3
 
     monkeypatch.setattr(boto3, "Session", refuse)
-    monkeypatch.setattr(smoke, "run", lambda args, out: contacted.append("run") or 0)
+
+    def run(args: Any, out: Any) -> int:
+        contacted.append("run")
+        return 0
+
+    monkeypatch.setattr(smoke, "run", run)
     return contacted
 
 

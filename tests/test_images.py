@@ -116,12 +116,12 @@ def _cnn_quality(tmp_path: Path, seed: int) -> None:
     scores = detector.score(split.test)
     assert ((scores >= 0) & (scores <= 1)).all()
     labels = split.test.labels
-    assert roc_auc(labels, scores) >= 0.9  # measured 0.990-1.000 over seeds 0-2
+    assert roc_auc(labels, scores) >= 0.9  # measured 0.990-1.000 over seeds 0-7
     predicted = scores > detector.threshold_
     recall = predicted[labels == 1].mean()
     false_alarms = predicted[labels == 0].mean()
-    assert recall >= 0.6, recall  # measured 0.75-0.92 over seeds 0-2
-    assert false_alarms <= 0.15, false_alarms  # measured 0.00
+    assert recall >= 0.5, recall  # measured 0.75-1.00 over seeds 0-7 (a fixed 0.5 gave 0.25 on an EPYC CPU)
+    assert false_alarms <= 0.15, false_alarms  # measured 0.00 over seeds 0-7
     loaded = load_model(detector.save(tmp_path / "cnn"))
     assert loaded.threshold_ == detector.threshold_
     np.testing.assert_allclose(loaded.score(split.test), scores, rtol=1e-5, atol=1e-6)

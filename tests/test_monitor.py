@@ -39,11 +39,11 @@ from soundanomaly.monitor import (
 SR = 16000
 
 
-def _fit_gaussian(machine_id: int = 0, n_clips: int = 12) -> GaussianDetector:
+def _fit_gaussian(machine_id: int = 0, n_clips: int = 12, **params: Any) -> GaussianDetector:
     features = LogMelFrames()
     clips = [generate_clip(machine_id, duration=2.0, clip_index=100 + i) for i in range(n_clips)]
     train = ClipFeatures.from_arrays([features.transform(c, SR) for c in clips], params=features.params())
-    return GaussianDetector(shrinkage=0.2, threshold=1.5).fit(train)
+    return GaussianDetector(shrinkage=0.2, threshold=1.5, **params).fit(train)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,17 @@ def test_stream_scores_equal_clip_scores(
     assert [w.index for w in windows] == list(range(len(windows)))
     assert windows[1].start == pytest.approx(step / SR)
     np.testing.assert_allclose([w.score for w in windows], _clip_scores(gaussian, signal, windows, n), rtol=1e-5)
+
+
+@pytest.mark.parametrize("aggregate", ["max", "topk:5"])
+def test_stream_uses_the_detectors_own_reduction(stream: Any, aggregate: str) -> None:
+    signal, _ = stream
+    detector = _fit_gaussian(n_clips=6, aggregate=aggregate)
+    monitor = Monitor(detector, window_seconds=1.0, hop_seconds=0.5)
+    windows = _push_random_blocks(monitor, signal, 8)
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
 
 
 def test_overlapping_frames_are_not_recomputed(
@@ -294,6 +305,32 @@ def test_model_folder_and_multichannel_blocks(gaussian: GaussianDetector, stream
     from_folder = Monitor(path, window_seconds=1.0, hop_seconds=0.5, channel=1).push(stereo, SR)
     direct = Monitor(gaussian, window_seconds=1.0, hop_seconds=0.5).push(signal, SR)
     np.testing.assert_allclose([w.score for w in from_folder], [w.score for w in direct], rtol=1e-6)
+
+
+def test_stream_at_another_rate_is_resampled(gaussian: GaussianDetector, stream: Any) -> None:
+    import soxr
+
+    signal, _ = stream
+    high = soxr.resample(signal[: 6 * SR], SR, 32000).astype(np.float32)
+    monitor = Monitor(gaussian, window_seconds=1.0, hop_seconds=0.5)
+    windows = _push_random_blocks_at(monitor, high, 32000)
+    assert (monitor.sr_, monitor.input_sr_) == (SR, 32000)
+    assert windows[1].end == pytest.approx(1.512)  # times in seconds, whatever the rate
+    expected = Monitor(gaussian, window_seconds=1.0, hop_seconds=0.5).push(
+        soxr.resample(high, 32000, SR).astype(np.float32), SR
+    )
+    assert len(windows) == len(expected) > 5
+    np.testing.assert_allclose([w.score for w in windows], [w.score for w in expected], rtol=1e-3)
+
+
+def _push_random_blocks_at(monitor: Monitor, signal: np.ndarray, sr: int) -> list[WindowScore]:
+    rng = np.random.default_rng(11)
+    out, position = [], 0
+    while position < len(signal):
+        size = int(rng.integers(1, 9000))
+        out += monitor.push(signal[position : position + size], sr)
+        position += size
+    return out
 
 
 # -- sources ---------------------------------------------------------------------------------------------------------

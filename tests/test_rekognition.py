@@ -8,6 +8,7 @@ test_too_small_images_are_refused_before_anything_is_uploaded).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,7 +96,7 @@ def test_full_lifecycle_start_score_stop(aws: SimpleNamespace, trained: Rekognit
         assert aws.fake.version_statuses()[trained.version_arn_] == "RUNNING"
         scores = detector.score(clips)
         labels = detector.predict(clips)
-        assert detector.cost_estimate().startswith("0.000 h x 1 unit(s) ~ $")
+        assert re.fullmatch(r"\d+\.\d{3} h x 1 unit\(s\) ~ \$\d+\.\d{2}", detector.cost_estimate())
     assert aws.fake.version_statuses()[trained.version_arn_] == "STOPPED"
     assert scores.shape == (len(clips),)
     assert ((scores >= 0) & (scores <= 1)).all()

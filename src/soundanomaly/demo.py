@@ -94,6 +94,22 @@ def synthetic_default(cache_dir: PathLike | None = None, *, progress: bool = Tru
 class DemoResult:
     """What the demo measured and where it wrote the report.
 
+    Attributes
+    ----------
+    out : Path
+        The report folder.
+    report : EvaluationReport
+        The reference row: the autoencoder at the threshold calibrated on
+        normal validation clips (per machine id and SNR too).
+    baseline : EvaluationReport
+        The first of :data:`EXTRA_DETECTORS` (the Gaussian baseline by default).
+    optimistic : EvaluationReport
+        The autoencoder at the threshold tuned on the test set (an upper bound).
+    seconds : dict
+        Seconds per step (data, features, training, scoring).
+    extra : dict
+        One report per entry of :data:`EXTRA_DETECTORS`, by label.
+
     Examples
     --------
     >>> result = run_demo("report", progress=False)  # doctest: +SKIP
@@ -111,9 +127,29 @@ class DemoResult:
 
 
 def _say(message: str, enabled: bool) -> None:
-    _log.info(message)
     if enabled:
-        print(message, file=sys.stderr, flush=True)  # the demo is a program: it talks to its user on stderr
+        _log.info("%s", message)
+
+
+class _StatusOnStderr:
+    """While the demo runs with ``progress``, show its status lines on stderr if nobody configured logging."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and not _log.hasHandlers()
+        self.logger = logging.getLogger("soundanomaly")
+
+    def __enter__(self) -> None:
+        if self.enabled:
+            self.level = self.logger.level
+            self.handler = logging.StreamHandler(sys.stderr)
+            self.handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(self.handler)
+            self.logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.logger.removeHandler(self.handler)
+            self.logger.setLevel(self.level)
 
 
 def run_demo(
@@ -175,18 +211,19 @@ def run_demo(
     inputs: list[PathLike] = [cache] + ([data] if data is not None else [])
     out_path = Path(out)
     # entered first: a refused output folder costs nothing, and a failed run leaves the old report in place
-    with atomic_dir(out_path, kind="report", overwrite=overwrite, inputs=inputs) as tmp:
-        r = _run(
-            data=data,
-            epochs=epochs,
-            target_fpr=target_fpr,
-            seed=seed,
-            cache=cache,
-            progress=progress,
-            synthetic_params=synthetic_params,
-        )
-        _write_report(tmp, r)
-    _say(f"\n{r.report.to_markdown()}\n\nReport: {out_path / 'index.html'}", progress)
+    with _StatusOnStderr(progress):
+        with atomic_dir(out_path, kind="report", overwrite=overwrite, inputs=inputs) as tmp:
+            r = _run(
+                data=data,
+                epochs=epochs,
+                target_fpr=target_fpr,
+                seed=seed,
+                cache=cache,
+                progress=progress,
+                synthetic_params=synthetic_params,
+            )
+            _write_report(tmp, r)
+        _say(f"\n{r.report.to_markdown()}\n\nReport: {out_path / 'index.html'}", progress)
     return DemoResult(
         out_path, r.report, r.extra[0][1] if r.extra else r.report, r.optimistic, r.timings, dict(r.extra)
     )
@@ -409,14 +446,16 @@ def _summary_rows(r: _ReportInputs) -> list[tuple[str, str, EvaluationReport]]:
         ("autoencoder (reference)", "tuned on the test set (reference recipe, optimistic)", r.optimistic),
     ]
     rows += [(label, "calibrated on normal validation clips", rep) for label, rep in r.extra]
-    return rows
+    return [(name, f"{how}: {rep.threshold:.4g}", rep) for name, how, rep in rows]
 
 
 def _markdown(r: _ReportInputs) -> str:
     lines = [
         "# soundanomaly demo report",
         "",
-        f"Data: {r.source}. Split: {r.split_sizes}. Anomaly is the positive class.",
+        f"Data: {r.source}. Split: "
+        + ", ".join(f"{k} {v}" for k, v in r.split_sizes.items())
+        + " clips. Anomaly is the positive class.",
         f"Threshold: {r.detector.threshold_:.6g} ({r.parameters['threshold rule']}).",
         "",
         "| detector | threshold | precision | recall | F1 | accuracy | AUC | pAUC |",

@@ -760,9 +760,9 @@ class _FramePipeline:
     window except for the dB reference (the window's loudest bin), which
     shifts all its values by the same amount. Its exact score is cached with
     the reference it was computed at and reused while that reference holds;
-    when it changes, detectors with a closed form in the shift (the Gaussian:
-    a quadratic; the autoencoder: its first and last layers) update the score
-    from cached per-vector terms instead of re-scoring. Vectors touched by the
+    when it changes, the Gaussian detector (a quadratic in the shift) updates
+    the score from cached per-vector terms instead of re-scoring; other
+    detectors re-score the moved vectors once. Vectors touched by the
     ``top_db`` floor at either reference are re-scored exactly.
     """
 
@@ -944,19 +944,13 @@ class _ShiftModel:
 
     @staticmethod
     def for_detector(detector: Any) -> _ShiftModel | None:
-        from soundanomaly.detectors.autoencoder import AutoencoderDetector
         from soundanomaly.detectors.gaussian import GaussianDetector
 
+        # The autoencoder has a closed form too (first layer and error expansion absorb the shift), but in
+        # float64 it costs more than re-scoring the moved vectors with its own float32 network: not used.
         cls = type(detector)
         if isinstance(detector, GaussianDetector) and cls._score_windows is GaussianDetector._score_windows:
             return _GaussianShift(detector)
-        if (
-            isinstance(detector, AutoencoderDetector)
-            and cls._score_windows is AutoencoderDetector._score_windows
-            and cls.reconstruct is AutoencoderDetector.reconstruct
-            and len(detector.weights_) >= 4
-        ):
-            return _AutoencoderShift(detector)
         return None
 
     def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:  # pragma: no cover - abstract
@@ -1002,55 +996,6 @@ class _GaussianShift(_ShiftModel):
 
     def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
         # GaussianDetector._score_windows: einsum("ij,ij->i", centred @ precision, centred) / width, the same arithmetic
-        return self.scores(terms)
-
-
-class _AutoencoderShift(_ShiftModel):
-    """Reconstruction error from ``x W_in``, ``t = x - b_out``: ``|t|^2``, ``sum(t)``, ``W_out t``.
-
-    ``|x - f(x)|^2 = |t|^2 - 2 (W_out t) . h + h' (W_out W_out') h`` with ``h`` the last hidden layer,
-    computed from ``x W_in``. A shift by ``d`` moves every term in closed form (``x W_in - d W_in' 1``,
-    ``|t|^2 - 2 d sum(t) + d^2 D``, ``sum(t) - d D``, ``W_out t - d W_out 1``); only the small hidden
-    layers are recomputed.
-    """
-
-    def __init__(self, detector: Any) -> None:
-        weights = [np.asarray(w, dtype=np.float64) for w in detector.weights_]
-        self.w_in, self.b_in = weights[0], weights[1]
-        self.middle = [(weights[i], weights[i + 1]) for i in range(2, len(weights) - 2, 2)]
-        self.w_out, self.b_out = weights[-2], weights[-1]
-        self.in_sums = self.w_in.sum(axis=0)
-        self.out_sums = self.w_out.sum(axis=1)
-        self.gram = self.w_out @ self.w_out.T
-        self.width = len(self.b_out)
-
-    def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:
-        x = vectors.astype(np.float64)
-        t = x - self.b_out
-        return [x @ self.w_in, np.einsum("ij,ij->i", t, t), t.sum(axis=1), t @ self.w_out.T]
-
-    def shift(
-        self, terms: list[npt.NDArray[np.float64]], delta: npt.NDArray[np.float64]
-    ) -> list[npt.NDArray[np.float64]]:
-        first, squares, sums, projected = terms
-        d = delta[:, None]
-        return [
-            first - d * self.in_sums,
-            squares - 2.0 * delta * sums + delta * delta * self.width,
-            sums - delta * self.width,
-            projected - d * self.out_sums,
-        ]
-
-    def scores(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-        first, squares, _, projected = terms
-        h = np.maximum(first + self.b_in, 0.0)
-        for weight, bias in self.middle:
-            h = np.maximum(h @ weight + bias, 0.0)
-        error = squares - 2.0 * np.einsum("ij,ij->i", projected, h) + np.einsum("ij,ij->i", h @ self.gram, h)
-        return np.asarray(np.maximum(error, 0.0) / self.width, dtype=np.float64)
-
-    def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
-        # the network in float64 from the same terms: within float32 rounding of the detector's own float32 pass
         return self.scores(terms)
 
 

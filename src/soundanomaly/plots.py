@@ -171,7 +171,7 @@ def plot_score_histogram(
     ax.hist(s[y == 1], bins=bins, alpha=0.6, color=ANOMALY_COLOUR, label=f"anomaly ({int((y == 1).sum())})")
     if threshold is not None:
         ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
-    ax.set(title="Anomaly scores (reconstruction error)", xlabel="score (higher = more anomalous)", ylabel="clips")
+    ax.set(title="Anomaly scores per class", xlabel="score (higher = more anomalous)", ylabel="clips")
     ax.legend()
     return fig
 
