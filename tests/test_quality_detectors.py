@@ -96,10 +96,16 @@ def test_knn_training_scores_leave_the_clip_itself_out() -> None:
 def test_clipstats_save_load_round_trip(tmp_path: Path) -> None:
     train = _clustered(12)
     for method in ("knn", "mahalanobis"):
-        detector = ClipStatsDetector(method=method, threshold=1.0, aggregate="max").fit(train)
-        loaded = BaseDetector.load(detector.save(tmp_path / method))
-        assert isinstance(loaded, ClipStatsDetector) and loaded.method == method and loaded.aggregate == "max"
-        np.testing.assert_array_equal(loaded.score(train), detector.score(train))
+        for scaling in ("none", "std"):
+            detector = ClipStatsDetector(method=method, scaling=scaling, threshold=1.0, aggregate="max").fit(train)
+            loaded = BaseDetector.load(detector.save(tmp_path / f"{method}-{scaling}"))
+            assert isinstance(loaded, ClipStatsDetector)
+            assert (loaded.method, loaded.scaling, loaded.aggregate) == (method, scaling, "max")
+            np.testing.assert_array_equal(loaded.score(train), detector.score(train))
+    with pytest.raises(ParameterError, match="scaling"):
+        ClipStatsDetector(scaling="minmax")  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="method"):
+        ClipStatsDetector(method="forest")  # type: ignore[arg-type]
 
 
 # -- per-group models --------------------------------------------------------------

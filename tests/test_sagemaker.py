@@ -80,11 +80,11 @@ class ContainerBackend(SageMakerBackend):
     container_log = ""
 
     def wait_for_training(self, job_name: str) -> dict[str, Any]:
-        self.container_log = play_training_job(job_name)
+        self.container_log = play_training_job(job_name, boto_session=self.boto_session)
         return super().wait_for_training(job_name)
 
     def wait_for_transform(self, job_name: str) -> dict[str, Any]:
-        play_transform_job(job_name, self.reconstruct)
+        play_transform_job(job_name, self.reconstruct, boto_session=self.boto_session)
         return super().wait_for_transform(job_name)
 
 

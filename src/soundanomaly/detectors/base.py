@@ -447,12 +447,12 @@ class BaseDetector:
         >>> type(GaussianDetector().features).__name__, GaussianDetector().get_params()["features"]
         ('LogMelFrames', None)
         """
-        raw = self.__dict__.get("_features")
+        raw = self.__dict__.get("_features_given")
         return raw if raw is not None else self._default_features()
 
     @features.setter
     def features(self, value: Any) -> None:
-        self.__dict__["_features"] = value
+        self.__dict__["_features_given"] = value
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
         """Learn from features; ``labels`` (1 = anomaly) are given to supervised detectors only."""
@@ -502,7 +502,7 @@ class BaseDetector:
     def _signature_params(self) -> dict[str, Any]:
         params = {name: getattr(self, name) for name in self._param_names() if hasattr(self, name)}
         if "features" in params:
-            params["features"] = self.__dict__.get("_features")  # as given: None means the default extractor
+            params["features"] = self.__dict__.get("_features_given")  # as given: None means the default extractor
         return params
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:

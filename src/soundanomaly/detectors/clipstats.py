@@ -32,6 +32,7 @@ from soundanomaly.typing import FloatArray, PathLike
 __all__ = ["ClipStatistics", "ClipStatsDetector", "ledoit_wolf"]
 
 Method = Literal["mahalanobis", "knn"]
+Scaling = Literal["none", "std"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -194,15 +195,16 @@ def ledoit_wolf(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], fl
 class ClipStatsDetector(BaseDetector):
     """Distance of a clip's spectral fingerprint to those of normal clips.
 
-    Features are standardised per value (mean and spread of the normal
-    clips), then a clip is scored by
+    Features are centred on the normal clips' mean (and, with
+    ``scaling="std"``, divided by their spread per value), then a clip is
+    scored by
 
     * ``"mahalanobis"``: its squared Mahalanobis distance under a
       Ledoit-Wolf (or fixed ``shrinkage``) covariance, divided by the number
       of features; or
     * ``"knn"``: the mean Euclidean distance to its ``n_neighbors`` nearest
-      normal clips (standardised units; a training clip is not its own
-      neighbour when the training scores are computed).
+      normal clips (a training clip is not its own neighbour when the
+      training scores are computed).
 
     Cheap (no training loop) and strong for steady machines; best fitted per
     machine id (wrap it in :class:`~soundanomaly.detectors.pergroup.PerGroup`).
@@ -218,6 +220,12 @@ class ClipStatsDetector(BaseDetector):
         Neighbours averaged by ``"knn"``.
     shrinkage : float in [0, 1] or None, default None
         Covariance shrinkage towards a scaled identity; ``None`` picks it by Ledoit-Wolf.
+    scaling : {"none", "std"}, default "none"
+        ``"std"`` divides each value by its spread over the normal clips.
+        The default keeps the features' own units (dB): with few clips per
+        id, per-value spreads are noisy and over-weight the quietest values
+        (on the quality benchmark at -6 dB, k-NN AUC 0.74 unscaled against
+        0.69 standardised; equal at 0 and 6 dB).
     features : extractor, default ClipStatistics()
     channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
@@ -247,6 +255,7 @@ class ClipStatsDetector(BaseDetector):
         method: Method = "knn",
         n_neighbors: int = 3,
         shrinkage: float | None = None,
+        scaling: Scaling = "none",
         features: Any = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
@@ -278,9 +287,12 @@ class ClipStatsDetector(BaseDetector):
             raise ParameterError(f"n_neighbors must be a positive int, got {n_neighbors!r}")
         if shrinkage is not None and not 0.0 <= shrinkage <= 1.0:
             raise ParameterError(f"shrinkage must be in [0, 1] or None, got {shrinkage!r}")
+        if scaling not in ("none", "std"):
+            raise ParameterError(f"scaling must be 'none' or 'std', got {scaling!r}")
         self.method = method
         self.n_neighbors = n_neighbors
         self.shrinkage = shrinkage
+        self.scaling = scaling
 
     @classmethod
     def _default_features(cls) -> Any:
@@ -292,8 +304,11 @@ class ClipStatsDetector(BaseDetector):
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         x = features.windows.astype(np.float64)
         self.mean_ = x.mean(axis=0)
-        spread = x.std(axis=0)
-        self.scale_ = np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12))
+        if self.scaling == "std":
+            spread = x.std(axis=0)
+            self.scale_ = np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12))
+        else:
+            self.scale_ = np.ones(x.shape[1])
         z = self._standardise(features.windows)
         if self.method == "mahalanobis":
             if self.shrinkage is None:
