@@ -5,6 +5,7 @@ Adding a detector is one line in ``DETECTORS`` (supervised ones get labelled tra
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
@@ -16,8 +17,15 @@ import numpy.typing as npt
 import pytest
 
 from soundanomaly.calibration import Calibration, ThresholdCalibrator
-from soundanomaly.datasets import ClipSet
-from soundanomaly.detectors import AutoencoderDetector, BaseDetector, GaussianDetector, load_model
+from soundanomaly.datasets import MIMII, ClipSet, synthetic
+from soundanomaly.detectors import (
+    AutoencoderDetector,
+    BaseDetector,
+    GaussianDetector,
+    RekognitionDetector,
+    SpectrogramCNNDetector,
+    load_model,
+)
 from soundanomaly.evaluation import Evaluator, roc_auc
 from soundanomaly.exceptions import CalibrationWarning, ParameterError
 from soundanomaly.features import ClipFeatures, LogMelFrames
@@ -71,6 +79,7 @@ DETECTORS = [
         id="autoencoder",
         marks=pytest.mark.tf,
     ),
+    pytest.param(lambda: SpectrogramCNNDetector(), id="cnn", marks=pytest.mark.tf),
     pytest.param(lambda: ProtocolOnlyDetector(), id="protocol-only"),
 ]
 
@@ -86,13 +95,25 @@ def split(clips: ClipSet, *, supervised: bool) -> tuple[ClipSet, ClipSet]:
     return clips.take(train_idx), clips.take(test_idx)
 
 
-def run(detector: Any, train: ClipSet, test: ClipSet, *, tmp_path: Path | None = None) -> None:
-    """What every detector owes its users, whatever it is."""
+def run(
+    detector: Any,
+    train: ClipSet,
+    test: ClipSet,
+    *,
+    tmp_path: Path | None = None,
+    serving: Callable[[Any], contextlib.AbstractContextManager[Any]] = lambda d: contextlib.nullcontext(),
+) -> None:
+    """What every detector owes its users, whatever it is (``serving``: e.g. a cloud model's ``running()``)."""
     assert isinstance(detector, Detector)
     assert isinstance(detector.supervised, bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # a handful of held-out clips cannot resolve 1 %
         assert detector.fit(train) is detector
+    with serving(detector):
+        _fitted_contract(detector, train, test, tmp_path)
+
+
+def _fitted_contract(detector: Any, train: ClipSet, test: ClipSet, tmp_path: Path | None) -> None:
     assert isinstance(detector, FittedDetector)
     assert isinstance(detector.threshold_, float) and np.isfinite(detector.threshold_)
 
@@ -136,6 +157,29 @@ def test_contract(factory: Callable[[], Any], tiny: ClipSet, tmp_path: Path) -> 
     detector = factory()
     train, test = split(tiny, supervised=bool(detector.supervised))
     run(detector, train, test, tmp_path=tmp_path)
+
+
+@pytest.mark.aws
+@pytest.mark.tf
+def test_contract_rekognition_on_the_local_stand_in(tmp_path: Path) -> None:
+    pytest.importorskip("moto")
+    import boto3
+
+    from soundanomaly.testing import FakeRekognition, aws_environment
+
+    # 2.2 s clips: 64 x 69 pixel images, inside Custom Labels' limits (2.0 s clips make 64 x 63)
+    clips = MIMII(synthetic.write_dataset(tmp_path / "clips", ids=[0, 2], n_normal=8, n_abnormal=4, duration=2.2))
+    train, test = split(clips, supervised=True)
+    with aws_environment(), FakeRekognition(epochs=40, transition_seconds=0.02) as fake:
+        boto3.client("s3").create_bucket(Bucket="contract")
+        detector = RekognitionDetector(
+            project_name="contract", bucket="contract", endpoint_url=fake.url, poll_seconds=0.02, progress=False
+        )
+        try:
+            run(detector, train, test, serving=lambda d: d.running())
+        finally:
+            detector.cleanup()
+        assert not [s for s in fake.version_statuses().values() if s in ("RUNNING", "STARTING")]
 
 
 def test_unsupervised_detectors_take_a_labelled_clipset(tiny: ClipSet) -> None:

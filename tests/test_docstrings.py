@@ -24,6 +24,11 @@ PUBLIC_MODULES = [
     "soundanomaly.exceptions",
     "soundanomaly.demo",
     "soundanomaly.typing",
+    "soundanomaly.dcase_score",
+    "soundanomaly.datasets.download",
+    "soundanomaly.datasets.dcase",
+    "soundanomaly.monitor",
+    "soundanomaly.explain",
 ]
 
 

@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "NotFittedError": "soundanomaly.exceptions",
     "ParameterError": "soundanomaly.exceptions",
     "SoundAnomalyError": "soundanomaly.exceptions",
+    "OutputExistsError": "soundanomaly.exceptions",
     "SoundAnomalyWarning": "soundanomaly.exceptions",
     # the design card's names (protocols and the main classes)
     "Detector": "soundanomaly.typing",
@@ -59,10 +60,27 @@ _LAZY: dict[str, str] = {
     "ClipRecord": "soundanomaly.datasets",
     "autoencoder_split": "soundanomaly.datasets",
     "classifier_split": "soundanomaly.datasets",
+    "DCASE": "soundanomaly.datasets",
+    "open_dataset": "soundanomaly.datasets",
+    "download_mimii": "soundanomaly.datasets",
+    "download_dcase": "soundanomaly.datasets",
+    # monitoring and explanations
+    "Monitor": "soundanomaly.monitor",
 }
 _RENAMED = {"load_audio": "load"}  # public name -> attribute of its module
 _SUBMODULES = frozenset(
-    {"audio", "features", "datasets", "detectors", "calibration", "evaluation", "plots", "backends", "typing"}
+    {
+        "audio",
+        "features",
+        "datasets",
+        "detectors",
+        "calibration",
+        "evaluation",
+        "plots",
+        "backends",
+        "typing",
+        "monitor",
+    }
 )
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -95,11 +113,15 @@ if TYPE_CHECKING:
     from soundanomaly.audio import load as load_audio  # noqa: F401 - re-exported lazily
     from soundanomaly.calibration import Calibration as Calibration
     from soundanomaly.calibration import ThresholdCalibrator as ThresholdCalibrator
+    from soundanomaly.datasets import DCASE as DCASE
     from soundanomaly.datasets import MIMII as MIMII
     from soundanomaly.datasets import ClipRecord as ClipRecord
     from soundanomaly.datasets import ClipSet as ClipSet
     from soundanomaly.datasets import autoencoder_split as autoencoder_split
     from soundanomaly.datasets import classifier_split as classifier_split
+    from soundanomaly.datasets import download_dcase as download_dcase
+    from soundanomaly.datasets import download_mimii as download_mimii
+    from soundanomaly.datasets import open_dataset as open_dataset
     from soundanomaly.detectors import AutoencoderDetector as AutoencoderDetector
     from soundanomaly.detectors import BaseDetector as BaseDetector
     from soundanomaly.detectors import GaussianDetector as GaussianDetector
@@ -118,6 +140,7 @@ if TYPE_CHECKING:
     from soundanomaly.exceptions import MissingDependencyError as MissingDependencyError
     from soundanomaly.exceptions import ModelFormatError as ModelFormatError
     from soundanomaly.exceptions import NotFittedError as NotFittedError
+    from soundanomaly.exceptions import OutputExistsError as OutputExistsError
     from soundanomaly.exceptions import ParameterError as ParameterError
     from soundanomaly.exceptions import SoundAnomalyError as SoundAnomalyError
     from soundanomaly.exceptions import SoundAnomalyWarning as SoundAnomalyWarning
@@ -125,5 +148,6 @@ if TYPE_CHECKING:
     from soundanomaly.features import ClipFeatures as ClipFeatures
     from soundanomaly.features import LogMelFrames as LogMelFrames
     from soundanomaly.features import SpectrogramImages as SpectrogramImages
+    from soundanomaly.monitor import Monitor as Monitor
     from soundanomaly.typing import Detector as Detector
     from soundanomaly.typing import FeatureExtractor as FeatureExtractor

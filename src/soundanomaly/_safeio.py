@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from soundanomaly.exceptions import SoundAnomalyError
+from soundanomaly.exceptions import OutputExistsError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
 __all__ = [
@@ -47,17 +47,6 @@ __all__ = [
 #: Marker file the library writes (last) into every folder it creates.
 MARKER = ".soundanomaly.json"
 _AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb")
-
-
-class OutputExistsError(SoundAnomalyError, FileExistsError):
-    """An output path holds something the library did not write (or is an input); nothing was changed.
-
-    Examples
-    --------
-    >>> isinstance(OutputExistsError("notes: exists"), FileExistsError)
-    True
-
-    """
 
 
 def _umask() -> int:
@@ -216,7 +205,7 @@ def atomic_dir(
     ...     pass
     Traceback (most recent call last):
     ...
-    soundanomaly._safeio.OutputExistsError: notes: exists and was not written by soundanomaly (it holds todo.md); choose another folder, or pass overwrite=True / --force to replace it
+    soundanomaly.exceptions.OutputExistsError: notes: exists and was not written by soundanomaly (it holds todo.md); choose another folder, or pass overwrite=True / --force to replace it
     """
     shown = os.fspath(target)
     folder = _resolved(target)
@@ -292,7 +281,7 @@ def check_output_file(target: PathLike, *, inputs: Iterable[PathLike] = (), over
     >>> check_output_file("clip.wav", inputs=["clip.wav"])
     Traceback (most recent call last):
     ...
-    soundanomaly._safeio.OutputExistsError: clip.wav: refusing to write there: the output is the input clip.wav
+    soundanomaly.exceptions.OutputExistsError: clip.wav: refusing to write there: the output is the input clip.wav
     """
     shown = os.fspath(target)
     path = _resolved(target)

@@ -555,6 +555,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         clips.labels[ok], scored.scores[ok], threshold=threshold, groups=[groups[i] for i in ok]
     )
     print(report.to_markdown())
+    if all(record.layout.startswith("dcase") for record in clips):
+        official = Evaluator(max_fpr=args.max_fpr).dcase_score(clips.take(ok), scored.scores[ok])
+        print("\nDCASE Task 2 official score:\n\n" + official.to_markdown())
     left_out = len(paths) - len(ok)
     if left_out:
         counts = Counter(scored.status[i] for i in range(len(paths)) if scored.status[i] != "ok")

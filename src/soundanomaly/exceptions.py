@@ -17,6 +17,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelFormatError",
     "NotFittedError",
+    "OutputExistsError",
     "ParameterError",
     "SoundAnomalyError",
     "SoundAnomalyWarning",
@@ -245,6 +246,17 @@ class ThrottlingError(BackendError):
     Examples
     --------
     >>> isinstance(ThrottlingError("throttled"), BackendError)
+    True
+
+    """
+
+
+class OutputExistsError(SoundAnomalyError, FileExistsError):
+    """An output path holds something the library did not write (or is an input); nothing was changed.
+
+    Examples
+    --------
+    >>> isinstance(OutputExistsError("notes: exists"), FileExistsError)
     True
 
     """

@@ -1487,8 +1487,3 @@ def load_model(path: PathLike, **options: Any) -> BaseDetector:
 
     """
     return BaseDetector.load(path, **options)
-
-
-def _atomic_dir(target: PathLike) -> contextlib.AbstractContextManager[Path]:
-    """Deprecated internal shim: use :func:`soundanomaly._safeio.atomic_dir` (never replaces foreign folders)."""
-    return _safeio.atomic_dir(target, kind="report")
