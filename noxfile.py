@@ -74,7 +74,7 @@ def benchmarks(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def quality(session: nox.Session) -> None:
-    """Detection quality in noise (issue 14): SNR x severity x fault grid, every detector; about 25 min on 2 cores."""
+    """Detection quality in noise (issue 14): SNR x severity x fault grid, every detector (8-15 min on 2 cores)."""
     session.install(*CONSTRAINTS, "-e", ".[tf]")
     session.run("python", "benchmarks/quality.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 

@@ -62,6 +62,17 @@ def test_gaussian_train_and_score_stdout(tiny_root: Path, tmp_path: Path, capsys
     assert lines[1].startswith(str(clip))
 
 
+def test_train_per_id_clipstats_saves_one_model(tiny_root: Path, tmp_path: Path) -> None:
+    model, metrics = tmp_path / "per-id", tmp_path / "m.json"
+    argv = ["train", str(tiny_root), "--out", str(model), "--detector", "clipstats", "--per-id", "-q"]
+    assert main(argv) == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["detector"] == "PerGroup"
+    assert main(["evaluate", str(model), str(tiny_root), "--json", str(metrics), "-q"]) == 0
+    report = json.loads(metrics.read_text())
+    assert report["overall"]["roc_auc"] >= 0.8  # the tiny set's faults are easy at 6 dB; random is 0.5
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -43,6 +43,9 @@ _LAZY: dict[str, str] = {
     "BaseDetector": "soundanomaly.detectors",
     "GaussianDetector": "soundanomaly.detectors",
     "SpectrogramCNNDetector": "soundanomaly.detectors",
+    "ClipStatsDetector": "soundanomaly.detectors",
+    "MachineIdDetector": "soundanomaly.detectors",
+    "PerGroup": "soundanomaly.detectors",
     "load_model": "soundanomaly.detectors",
     "register_extractor": "soundanomaly.detectors",
     "find_training_clips": "soundanomaly.detectors",
@@ -54,6 +57,7 @@ _LAZY: dict[str, str] = {
     "ClipFeatures": "soundanomaly.features",
     "LogMelFrames": "soundanomaly.features",
     "SpectrogramImages": "soundanomaly.features",
+    "MultiChannel": "soundanomaly.features",
     # data sets
     "MIMII": "soundanomaly.datasets",
     "ClipSet": "soundanomaly.datasets",
@@ -124,7 +128,10 @@ if TYPE_CHECKING:
     from soundanomaly.datasets import open_dataset as open_dataset
     from soundanomaly.detectors import AutoencoderDetector as AutoencoderDetector
     from soundanomaly.detectors import BaseDetector as BaseDetector
+    from soundanomaly.detectors import ClipStatsDetector as ClipStatsDetector
     from soundanomaly.detectors import GaussianDetector as GaussianDetector
+    from soundanomaly.detectors import MachineIdDetector as MachineIdDetector
+    from soundanomaly.detectors import PerGroup as PerGroup
     from soundanomaly.detectors import RekognitionDetector as RekognitionDetector
     from soundanomaly.detectors import SpectrogramCNNDetector as SpectrogramCNNDetector
     from soundanomaly.detectors import find_training_clips as find_training_clips
@@ -147,6 +154,7 @@ if TYPE_CHECKING:
     from soundanomaly.features import BaseFeatureExtractor as BaseFeatureExtractor
     from soundanomaly.features import ClipFeatures as ClipFeatures
     from soundanomaly.features import LogMelFrames as LogMelFrames
+    from soundanomaly.features import MultiChannel as MultiChannel
     from soundanomaly.features import SpectrogramImages as SpectrogramImages
     from soundanomaly.monitor import Monitor as Monitor
     from soundanomaly.typing import Detector as Detector

@@ -21,7 +21,10 @@ from soundanomaly.detectors.base import (
     load_model,
     register_extractor,
 )
+from soundanomaly.detectors.clipstats import ClipStatistics, ClipStatsDetector
 from soundanomaly.detectors.gaussian import GaussianDetector
+from soundanomaly.detectors.machine_id import MachineIdDetector
+from soundanomaly.detectors.pergroup import PerGroup
 from soundanomaly.typing import PathLike
 
 if TYPE_CHECKING:
@@ -33,7 +36,11 @@ __all__ = [
     "FORMAT_VERSION",
     "AutoencoderDetector",
     "BaseDetector",
+    "ClipStatistics",
+    "ClipStatsDetector",
     "GaussianDetector",
+    "MachineIdDetector",
+    "PerGroup",
     "RekognitionDetector",
     "SpectrogramCNNDetector",
     "find_training_clips",

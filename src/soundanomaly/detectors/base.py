@@ -74,12 +74,17 @@ _MAX_MANIFEST_BYTES = 64 << 20
 _BUILTIN_EXTRACTORS = {
     "LogMelFrames": "soundanomaly.features.logmel:LogMelFrames",
     "SpectrogramImages": "soundanomaly.features.images:SpectrogramImages",
+    "ClipStatistics": "soundanomaly.detectors.clipstats:ClipStatistics",
+    "MultiChannel": "soundanomaly.features.multichannel:MultiChannel",
 }
 _BUILTIN_DETECTORS = {
     "GaussianDetector": "soundanomaly.detectors.gaussian",
     "AutoencoderDetector": "soundanomaly.detectors.autoencoder",
     "SpectrogramCNNDetector": "soundanomaly.detectors.cnn",
     "RekognitionDetector": "soundanomaly.detectors.rekognition",
+    "ClipStatsDetector": "soundanomaly.detectors.clipstats",
+    "MachineIdDetector": "soundanomaly.detectors.machine_id",
+    "PerGroup": "soundanomaly.detectors.pergroup",
 }
 _EXTRACTORS: dict[str, type[Any]] = {"LogMelFrames": LogMelFrames}
 _DETECTORS: dict[str, type[BaseDetector]] = {}

@@ -3,12 +3,16 @@
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.images import SpectrogramImages
 from soundanomaly.features.logmel import LogMelFrames, log_mel_spectrogram, mel_basis
+from soundanomaly.features.multichannel import MultiChannel, delay_and_sum, estimate_delays
 
 __all__ = [
     "BaseFeatureExtractor",
     "ClipFeatures",
     "LogMelFrames",
+    "MultiChannel",
     "SpectrogramImages",
+    "delay_and_sum",
+    "estimate_delays",
     "log_mel_spectrogram",
     "mel_basis",
 ]
