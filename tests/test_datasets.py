@@ -149,3 +149,11 @@ def test_split_errors() -> None:
         autoencoder_split(_records(1, 2))
     with pytest.raises(ParameterError, match="train_size"):
         classifier_split(_records(10, 10), train_size=1.5)
+
+
+@pytest.mark.parametrize("anomaly", [None, *synthetic.ANOMALY_TYPES])
+def test_short_synthetic_clips_of_every_fault(anomaly: str | None) -> None:
+    """Clips shorter than the clogging gate's smoothing kernel (a third of a second) used to crash."""
+    for duration in (0.05, 0.25, 1.0):
+        clip = synthetic.generate_clip(0, anomaly=anomaly, duration=duration)
+        assert clip.shape == (int(duration * 16000),) and np.isfinite(clip).all()

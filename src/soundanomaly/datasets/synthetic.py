@@ -591,6 +591,8 @@ def _smooth_gate(rng: np.random.Generator, n: int, sr: int, *, rate_hz: float, d
     steps = (rng.random(n // hop + 2) < duty).astype(float)
     gate = np.repeat(steps, hop)[:n]
     kernel = np.hanning(hop * 2 + 1)
+    if n < len(kernel):  # "same" would return the kernel's length for clips shorter than it
+        return np.asarray(np.convolve(gate, kernel / kernel.sum(), mode="full")[hop : hop + n])
     return np.asarray(np.convolve(gate, kernel / kernel.sum(), mode="same"))
 
 
