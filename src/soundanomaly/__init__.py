@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "ClipStatsDetector": "soundanomaly.detectors",
     "MachineIdDetector": "soundanomaly.detectors",
     "PerGroup": "soundanomaly.detectors",
+    "Ensemble": "soundanomaly.detectors",
     "load_model": "soundanomaly.detectors",
     "register_extractor": "soundanomaly.detectors",
     "find_training_clips": "soundanomaly.detectors",
@@ -129,6 +130,7 @@ if TYPE_CHECKING:
     from soundanomaly.detectors import AutoencoderDetector as AutoencoderDetector
     from soundanomaly.detectors import BaseDetector as BaseDetector
     from soundanomaly.detectors import ClipStatsDetector as ClipStatsDetector
+    from soundanomaly.detectors import Ensemble as Ensemble
     from soundanomaly.detectors import GaussianDetector as GaussianDetector
     from soundanomaly.detectors import MachineIdDetector as MachineIdDetector
     from soundanomaly.detectors import PerGroup as PerGroup

@@ -64,6 +64,7 @@ __all__ = [
 
 logger = logging.getLogger("soundanomaly.monitor")
 _TOP_DB = 80.0
+_FLOAT32 = np.dtype(np.float32)
 Block = tuple[npt.NDArray[Any], int]
 
 
@@ -348,7 +349,7 @@ class Monitor:
 
     Attributes
     ----------
-    detector : BaseDetector
+    detector : soundanomaly.detectors.base.BaseDetector
     alerter : Alerter
         Holds the alert state; :attr:`events` lists every alert raised.
     sr_ : int
@@ -417,6 +418,7 @@ class Monitor:
         self._frames: _FramePipeline | None = None
         self._buffer = _SampleBuffer()
         self._next_window = 0
+        self._next_end = 0  # the buffer's end at which the next window is due (0: not known yet)
         self._stream_samples = 0
 
     # -- public API ----------------------------------------------------------------------------------------------
@@ -469,6 +471,11 @@ class Monitor:
         self._set_sr(sr)
         if self._resampler is not None:
             samples = np.asarray(self._resampler.resample_chunk(samples), dtype=np.float32)
+        buffer = self._buffer
+        if len(samples) <= 1 << 16:  # the usual small block: no window may be due (a few microseconds)
+            buffer.append(samples)
+            self._stream_samples += len(samples)
+            return [] if buffer.end < self._next_end else self._drain()
         out: list[WindowScore] = []
         piece = max(self._require_sr()[1], 1 << 16)
         for start in range(0, len(samples), piece):
@@ -511,6 +518,7 @@ class Monitor:
         self._frames = None
         self._buffer = _SampleBuffer()
         self._next_window = 0
+        self._next_end = 0  # the buffer's end at which the next window is due (0: not known yet)
         self._stream_samples = 0
 
     def set_threshold(self, threshold: float) -> None:
@@ -654,6 +662,7 @@ class Monitor:
         out: list[WindowScore] = []
         while True:
             start = self._next_window * hop
+            self._next_end = start + window
             if self._buffer.end < start + window:
                 break
             if self._frames is not None:
@@ -691,6 +700,10 @@ def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
 
 
 def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
+    if type(block) is np.ndarray and block.dtype is _FLOAT32 and block.ndim == 1:  # the common case, fast
+        if not np.isfinite(np.add.reduce(block)) and not np.isfinite(block).all():
+            raise AudioError("<stream>", "block contains NaN or infinite samples")
+        return block
     array = np.asarray(block)
     if array.ndim == 2:
         if not -array.shape[1] <= channel < array.shape[1]:
@@ -758,12 +771,14 @@ class _FramePipeline:
 
     A feature vector made of interior frames keeps its values from window to
     window except for the dB reference (the window's loudest bin), which
-    shifts all its values by the same amount. Its exact score is cached with
-    the reference it was computed at and reused while that reference holds;
-    when it changes, the Gaussian detector (a quadratic in the shift) updates
-    the score from cached per-vector terms instead of re-scoring; other
-    detectors re-score the moved vectors once. Vectors touched by the
-    ``top_db`` floor at either reference are re-scored exactly.
+    shifts all its values by the same amount. The scores of the interior
+    vectors are cached by stream position, all at one reference (the last
+    window's); while it holds, a window scores only its new vectors and its
+    edge vectors, in one call. When it moves, the cached vectors follow in
+    closed form where the detector has one (the Gaussian: a quadratic in the
+    shift; the autoencoder: its first layer is linear), else they are
+    re-scored once. Vectors touched by the ``top_db`` floor at either
+    reference are re-scored exactly.
     """
 
     def __init__(self, features: LogMelFrames, sr: int, window: int, detector: Any) -> None:
@@ -781,10 +796,27 @@ class _FramePipeline:
         self.last = min((window + self.pad - self.n_fft) // self.hop, self.n_frames - 1)
         self.n_vectors = self.n_frames - self.n_stack + 1
         self.inner = (self.first, self.last - self.n_stack + 1)  # window-relative indices of interior vectors
+        self.n_inner = max(0, self.inner[1] - self.inner[0] + 1)
         self.edge_rows = np.array([*range(self.first), *range(self.last + 1, self.n_frames)], dtype=np.intp)
         self.edge_vectors = np.array(
             [i for i in range(self.n_vectors) if not self.inner[0] <= i <= self.inner[1]], dtype=np.intp
         )
+        # the frames the edge vectors use: zero-padded ones from the window's edge FFT, the others from the cache
+        used = sorted({i + k for i in self.edge_vectors.tolist() for k in range(self.n_stack)})
+        where = {frame: row for row, frame in enumerate(used)}
+        self.edge_gather = np.array(
+            [[where[i + k] for k in range(self.n_stack)] for i in self.edge_vectors.tolist()], dtype=np.intp
+        ).reshape(len(self.edge_vectors), self.n_stack)
+        edge_index = {frame: row for row, frame in enumerate(self.edge_rows.tolist())}
+        self.from_edges = (
+            np.array([where[f] for f in used if f in edge_index], dtype=np.intp),
+            np.array([edge_index[f] for f in used if f in edge_index], dtype=np.intp),
+        )
+        self.from_cache = (
+            np.array([where[f] for f in used if f not in edge_index], dtype=np.intp),
+            np.array([f - self.first for f in used if f not in edge_index], dtype=np.intp),  # rows after cache row a
+        )
+        self.edge_frames = np.empty((len(used), self.n_mels), dtype=np.float32)
         self.taper = _window(self.n_fft, 1.0)
         self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
         self.detector = detector
@@ -795,18 +827,14 @@ class _FramePipeline:
         self.cache_min = np.empty(len(self.cache), dtype=np.float32)
         self.cache_start = self.first
         self.cache_used = 0
-        # per interior vector, in a ring by stream position: position, reference, exact score there, terms
-        self.ring = max(1, self.n_vectors)
-        self.inner_offsets = np.arange(self.inner[0], self.inner[1] + 1, dtype=np.int64)
-        self.vec_pos = np.full(self.ring, -1, dtype=np.int64)
-        self.vec_ref = np.zeros(self.ring, dtype=np.float32)
-        self.vec_score = np.zeros(self.ring, dtype=np.float64)
-        self.vec_terms: list[npt.NDArray[np.float64]] = []
-        self.db = np.empty((self.n_frames, self.n_mels), dtype=np.float32)
-        step = self.db.strides[1]
-        self.stacked = np.lib.stride_tricks.as_strided(  # vector i = frames i .. i + n_stack - 1, contiguous in db
-            self.db, shape=(self.n_vectors, self.width), strides=(self.n_mels * step, step), writeable=False
-        )
+        # interior vector cache: rows are stream positions vec_start .. vec_start + vec_used - 1, all at vec_ref
+        self.vec_start = 0
+        self.vec_used = 0
+        self.vec_ref = np.float32(0.0)
+        self.vec_score = np.zeros(max(64, 2 * self.n_vectors), dtype=np.float64)
+        self.vec_terms: list[npt.NDArray[Any]] = []
+        self.work = np.empty((self.n_vectors, self.width), dtype=np.float32)  # the vectors scored exactly
+        self.scores = np.empty(self.n_vectors, dtype=np.float64)
         self.edge_spans = []  # per edge frame: its slice and the window samples that fill it (the rest is padding)
         for i in self.edge_rows.tolist():
             lo = i * self.hop - self.pad
@@ -868,6 +896,18 @@ class _FramePipeline:
             self.cache_used += count
         return db[count:]
 
+    def _make_room_for_vectors(self, position: int) -> int:
+        """Drop cached vectors before stream position ``position``; return its row, with room for a window after it."""
+        behind = position - self.vec_start
+        if behind >= self.vec_used:  # nothing cached is still needed (or the hop skips past it)
+            self.vec_start, self.vec_used, behind = position, 0, 0
+        if behind + self.n_inner > len(self.vec_score):  # compact (amortised: the array holds two windows)
+            keep = self.vec_used - behind
+            for array in (self.vec_score, *self.vec_terms):
+                array[:keep] = array[behind : self.vec_used]
+            self.vec_start, self.vec_used, behind = position, keep, 0
+        return behind
+
     def score_window(self, buffer: _SampleBuffer, start: int) -> float:
         base = start // self.hop  # stream frame index of window frame 0
         lo, hi = base + self.first, base + self.last  # interior frames, as stream frames
@@ -878,125 +918,210 @@ class _FramePipeline:
                 array[:keep] = array[stale : self.cache_used]
             self.cache_start, self.cache_used = lo, keep
         edge_db = self._extend_cache(hi, buffer, start)
-        a, b = lo - self.cache_start, hi - self.cache_start + 1
-        db = self.db
-        db[self.first : self.last + 1] = self.cache[a:b]
-        ref = self.cache_max[a:b].max()
-        if len(self.edge_rows):
-            db[self.edge_rows] = edge_db
+        a = lo - self.cache_start  # cache row of the window's first interior frame
+        cache = self.cache
+        ref = self.cache_max[a : hi - self.cache_start + 1].max() if hi >= lo else np.float32(-np.inf)
+        if len(edge_db):
             ref = max(ref, edge_db.max())
         ref = np.float32(ref)
-        # interior vectors live in a ring indexed by their stream position (base + i): no copying as windows move
-        first, last = self.inner
-        positions = self.inner_offsets + base
-        slots = positions % self.ring
-        scores = np.empty(self.n_vectors, dtype=np.float64)
-        valid = self.vec_pos[slots] == positions
-        refs = self.vec_ref[slots]
-        same = valid & (refs == ref)  # the cached exact score still holds
-        shifted = valid & ~same  # closed form in the reference shift, where the top_db floor is untouched
-        if self.shift_model is not None and shifted.any():
-            frame_min = self.cache_min[a:b]
-            vec_min = frame_min[: len(frame_min) - self.n_stack + 1].copy()
-            for k in range(1, self.n_stack):
-                np.minimum(vec_min, frame_min[k : k + len(vec_min)], out=vec_min)
-            shifted &= (vec_min - ref >= -_TOP_DB) & (vec_min - refs >= -_TOP_DB)
-        else:
-            shifted[:] = False
-        inner_scores = scores[first : last + 1]  # a view
-        inner_scores[:] = self.vec_score[slots]
-        if shifted.any():  # move these vectors' terms to the new reference once; later windows reuse them
-            assert self.shift_model is not None
-            moved_slots = slots[shifted]
-            delta = ref.astype(np.float64) - refs[shifted].astype(np.float64)
-            moved = self.shift_model.shift([t[moved_slots] for t in self.vec_terms], delta)
-            inner_scores[shifted] = self.vec_score[moved_slots] = self.shift_model.scores(moved)
-            self.vec_ref[moved_slots] = ref
-            for cached, new_terms in zip(self.vec_terms, moved, strict=True):
-                cached[moved_slots] = new_terms
-        redo = ~(same | shifted)
-        exact = np.flatnonzero(redo) + first
-        wanted = np.concatenate([self.edge_vectors, exact]) if len(exact) else self.edge_vectors
-        if len(wanted):
-            vectors = self.stacked[wanted]  # copies; referenced and floored as the clip scorer does
-            np.subtract(vectors, ref, out=vectors)
-            np.maximum(vectors, -_TOP_DB, out=vectors)
-            model = self.shift_model
-            terms = model.terms(vectors) if model is not None and len(exact) else None
-            exact_scores = model.exact(terms) if model is not None and terms is not None else None
-            scores[wanted] = self.detector._score_windows(vectors) if exact_scores is None else exact_scores
-            if len(exact):  # cache the interior ones at this reference
-                n_edge = len(self.edge_vectors)
-                exact_slots = slots[redo]
-                self.vec_pos[exact_slots] = positions[redo]
-                self.vec_ref[exact_slots] = ref
-                self.vec_score[exact_slots] = scores[exact]
-                if terms is not None:
-                    if not self.vec_terms:
-                        self.vec_terms = [np.zeros((self.ring, *t.shape[1:])) for t in terms]
+        n_inner, n_edge = self.n_inner, len(self.edge_vectors)
+        model = self.shift_model
+        row = self._make_room_for_vectors(base + self.inner[0]) if n_inner else 0
+        n_cached = self.vec_used - row if n_inner else 0
+        # the window's interior vectors, overlapping views of the frame cache (vector j = frames a + j ...)
+        step = cache.strides[1]
+        inner = np.ndarray(
+            (n_inner, self.width), np.float32, buffer=cache, offset=a * cache.strides[0],
+            strides=(self.n_mels * step, step),
+        )  # fmt: skip
+        redo: npt.NDArray[np.intp] | None = None  # cached vectors to re-score exactly
+        if n_cached and ref != self.vec_ref:
+            if model is None:
+                redo = np.arange(n_cached)
+            else:
+                frame_min = self.cache_min[a : a + n_cached + self.n_stack - 1]
+                vec_min = frame_min[:n_cached].copy()
+                for k in range(1, self.n_stack):
+                    np.minimum(vec_min, frame_min[k : k + n_cached], out=vec_min)
+                floor = np.float32(-_TOP_DB)
+                movable = (vec_min - ref >= floor) & (vec_min - self.vec_ref >= floor)
+                moved = np.flatnonzero(movable)
+                redo = np.flatnonzero(~movable)
+                if len(moved):  # closed form in the shift; vectors unclipped at either reference
+                    delta = float(ref) - float(self.vec_ref)
+                    rows = moved + row
+                    terms = model.shift([t[rows] for t in self.vec_terms], delta)
+                    vectors = None
+                    if model.needs_vectors:  # the clip scorer's values exactly (no floor at the new reference)
+                        vectors = np.subtract(inner[moved], ref)
+                    self.vec_score[rows] = model.scores(terms, vectors)
                     for cached, new_terms in zip(self.vec_terms, terms, strict=True):
-                        cached[exact_slots] = new_terms[n_edge:]
+                        cached[rows] = new_terms
+        # score exactly, in one call: the edge vectors, the cached ones to redo, the window's new ones
+        n_redo = 0 if redo is None else len(redo)
+        n_new = max(0, n_inner - n_cached)
+        total = n_edge + n_redo + n_new
+        work = self.work[:total]
+        if n_edge:
+            frames = self.edge_frames
+            frames[self.from_edges[0]] = edge_db[self.from_edges[1]]
+            frames[self.from_cache[0]] = cache[a + self.from_cache[1]]
+            work[:n_edge] = frames[self.edge_gather].reshape(n_edge, self.width)
+        if n_redo:
+            assert redo is not None
+            work[n_edge : n_edge + n_redo] = inner[redo]
+        if n_new:
+            work[n_edge + n_redo :] = inner[n_cached:]
+        np.subtract(work, ref, out=work)  # referenced and floored as the clip scorer does
+        np.maximum(work, -_TOP_DB, out=work)
+        if model is not None and total:
+            terms = model.terms(work)
+            exact = model.exact(terms, work)
+        else:
+            terms, exact = [], None
+        if exact is None:
+            exact = self.detector._score_windows(work) if total else np.empty(0)
+        if n_redo or n_new:  # cache the interior ones at this reference
+            if terms and not self.vec_terms:
+                self.vec_terms = [np.zeros((len(self.vec_score), *t.shape[1:]), dtype=t.dtype) for t in terms]
+            targets = []
+            if n_redo:
+                assert redo is not None
+                targets.append((redo + row, slice(n_edge, n_edge + n_redo)))
+            if n_new:
+                targets.append((slice(row + n_cached, row + n_inner), slice(n_edge + n_redo, total)))
+            for rows, part in targets:
+                self.vec_score[rows] = exact[part]
+                for cached, new_terms in zip(self.vec_terms, terms, strict=True):
+                    cached[rows] = new_terms[part]
+        if n_inner:
+            self.vec_used = row + n_inner
+            self.vec_ref = ref
+        scores = self.scores
+        scores[self.inner[0] : self.inner[0] + n_inner] = self.vec_score[row : row + n_inner]
+        if n_edge:
+            scores[self.edge_vectors] = exact[:n_edge]
         return _clip_score(self.detector, scores)
 
 
 class _ShiftModel:
     """A detector's per-vector score from cached terms that follow a uniform shift ``x - delta`` in closed form."""
 
+    needs_vectors = False  # whether :meth:`scores` needs the shifted vectors themselves
+
     @staticmethod
     def for_detector(detector: Any) -> _ShiftModel | None:
+        from soundanomaly.detectors.autoencoder import AutoencoderDetector
         from soundanomaly.detectors.gaussian import GaussianDetector
 
-        # The autoencoder has a closed form too (first layer and error expansion absorb the shift), but in
-        # float64 it costs more than re-scoring the moved vectors with its own float32 network: not used.
         cls = type(detector)
         if isinstance(detector, GaussianDetector) and cls._score_windows is GaussianDetector._score_windows:
             return _GaussianShift(detector)
+        if (
+            isinstance(detector, AutoencoderDetector)
+            and cls._score_windows is AutoencoderDetector._score_windows
+            and cls.reconstruct is AutoencoderDetector.reconstruct
+            and len(detector.weights_) >= 2
+        ):
+            return _AutoencoderShift(detector)
         return None
 
-    def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:  # pragma: no cover - abstract
+    def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:  # pragma: no cover - abstract
         """Per-vector terms of ``vectors`` (n, D)."""
         raise NotImplementedError
 
-    def shift(
-        self, terms: list[npt.NDArray[np.float64]], delta: npt.NDArray[np.float64]
-    ) -> list[npt.NDArray[np.float64]]:
-        """The terms of ``vectors - delta[:, None]``."""
+    def shift(self, terms: list[npt.NDArray[Any]], delta: float) -> list[npt.NDArray[Any]]:
+        """The terms of ``vectors - delta``."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def scores(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-        """Per-vector scores from the terms."""
+    def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
+        """Per-vector scores from the terms (and the vectors they belong to, when :attr:`needs_vectors`)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
+    def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
         """The detector's own scores, when the terms hold them with the same arithmetic (else None)."""
         return None
 
 
 class _GaussianShift(_ShiftModel):
-    """``q = (x - mu)' P (x - mu)`` and ``p = 1' P (x - mu)``; shifting by ``d``: ``q - 2 d p + d^2 c``, ``p - d c``."""
+    """``q = (x - mu)' P (x - mu)`` and ``p = 1' P (x - mu)``; shifting by ``d``: ``q - 2 d p + d^2 c``, ``p - d c``.
+
+    With the Cholesky factor ``P = L L'``, ``q = |L' (x - mu)|^2`` and
+    ``p = (L' 1)' L' (x - mu)``: a triangular product, half the arithmetic of
+    ``(x - mu) P`` (float64 either way; they differ by rounding, ~1e-13).
+    """
 
     def __init__(self, detector: Any) -> None:
         self.mean = detector.mean_
         self.precision = detector.precision_
         self.total = float(self.precision.sum())  # c = 1' P 1
+        self.factor: npt.NDArray[np.float64] | None = None
+        try:
+            lower = np.linalg.cholesky(self.precision)
+        except np.linalg.LinAlgError:  # not numerically positive definite: the full product
+            return
+        if np.isfinite(lower).all():
+            self.factor = np.asfortranarray(lower)  # BLAS reads it in place
+            self.ones = lower.sum(axis=0)  # L' 1
 
-    def terms(self, vectors: FloatArray) -> list[npt.NDArray[np.float64]]:
+    def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
         centred = vectors.astype(np.float64) - self.mean
+        if self.factor is not None:
+            from scipy.linalg.blas import dtrmm
+
+            # centred.T is Fortran-ordered: L' centred' in place, i.e. rows centred @ L
+            y = dtrmm(1.0, self.factor, centred.T, side=0, lower=1, trans_a=1, overwrite_b=1).T
+            return [np.einsum("ij,ij->i", y, y), y @ self.ones]
         projected = centred @ self.precision
         return [np.einsum("ij,ij->i", projected, centred), projected.sum(axis=1)]
 
-    def shift(
-        self, terms: list[npt.NDArray[np.float64]], delta: npt.NDArray[np.float64]
-    ) -> list[npt.NDArray[np.float64]]:
+    def shift(self, terms: list[npt.NDArray[Any]], delta: float) -> list[npt.NDArray[Any]]:
         quadratic, linear = terms
         return [quadratic - 2.0 * delta * linear + delta * delta * self.total, linear - delta * self.total]
 
-    def scores(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
         return np.asarray(terms[0] / len(self.mean), dtype=np.float64)
 
-    def exact(self, terms: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64] | None:
-        # GaussianDetector._score_windows: einsum("ij,ij->i", centred @ precision, centred) / width, the same arithmetic
-        return self.scores(terms)
+    def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
+        # GaussianDetector._score_windows: einsum("ij,ij->i", centred @ precision, centred) / width, to float64 rounding
+        return self.scores(terms, vectors)
+
+
+class _AutoencoderShift(_ShiftModel):
+    """The first layer's pre-activation ``h = x W0`` is linear in ``x``: shifting by ``d`` gives ``h - d (1' W0)``.
+
+    A moved vector skips its first (widest) matrix product; the rest of the
+    network runs as :meth:`AutoencoderDetector.reconstruct` does, in float32.
+    """
+
+    needs_vectors = True
+
+    def __init__(self, detector: Any) -> None:
+        self.weights = [np.asarray(w, dtype=np.float32) for w in detector.weights_]
+        self.column_sums = self.weights[0].sum(axis=0, dtype=np.float64)  # 1' W0
+
+    def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
+        return [np.asarray(vectors, dtype=np.float32) @ self.weights[0]]
+
+    def shift(self, terms: list[npt.NDArray[Any]], delta: float) -> list[npt.NDArray[Any]]:
+        moved = np.subtract(terms[0], delta * self.column_sums, dtype=np.float32, casting="same_kind")
+        return [moved]
+
+    def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
+        # AutoencoderDetector.reconstruct from the first product on, then reconstruction_error: the same arithmetic
+        assert vectors is not None
+        weights = self.weights
+        x = terms[0] + weights[1]
+        n_layers = len(weights) // 2
+        for i in range(1, n_layers):
+            np.maximum(x, 0.0, out=x)
+            x = x @ weights[2 * i]
+            x += weights[2 * i + 1]
+        diff = x - vectors
+        return np.asarray(np.einsum("ij,ij->i", diff, diff) / vectors.shape[1], dtype=np.float64)
+
+    def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
+        return self.scores(terms, vectors)
 
 
 # ---------------------------------------------------------------------------------------------------------------

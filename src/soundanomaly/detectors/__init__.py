@@ -22,6 +22,7 @@ from soundanomaly.detectors.base import (
     register_extractor,
 )
 from soundanomaly.detectors.clipstats import ClipStatistics, ClipStatsDetector
+from soundanomaly.detectors.ensemble import Ensemble
 from soundanomaly.detectors.gaussian import GaussianDetector
 from soundanomaly.detectors.machine_id import MachineIdDetector
 from soundanomaly.detectors.pergroup import PerGroup
@@ -38,6 +39,7 @@ __all__ = [
     "BaseDetector",
     "ClipStatistics",
     "ClipStatsDetector",
+    "Ensemble",
     "GaussianDetector",
     "MachineIdDetector",
     "PerGroup",

@@ -85,6 +85,7 @@ _BUILTIN_DETECTORS = {
     "ClipStatsDetector": "soundanomaly.detectors.clipstats",
     "MachineIdDetector": "soundanomaly.detectors.machine_id",
     "PerGroup": "soundanomaly.detectors.pergroup",
+    "Ensemble": "soundanomaly.detectors.ensemble",
 }
 _EXTRACTORS: dict[str, type[Any]] = {"LogMelFrames": LogMelFrames}
 _DETECTORS: dict[str, type[BaseDetector]] = {}
@@ -282,7 +283,7 @@ class BaseDetector:
         in the number of clips.
     n_jobs : int, default 1
         Worker processes for feature extraction (``-1``: every core).
-    cache_dir : path or None
+    cache_dir : str, os.PathLike or None
         On-disk feature cache (see ``BaseFeatureExtractor.extract``).
     progress : bool, default False
         One progress bar on stderr for the whole fit or scoring run.
@@ -309,7 +310,7 @@ class BaseDetector:
         How ``threshold_`` was chosen (strategy, clip counts, ``source``); None for a fixed threshold.
     n_features_in_ : int
         Width of the feature vectors seen in :meth:`fit`.
-    training_clips_ : list of [path, hash or None]
+    training_clips_ : list of [str, str or None]
         The clips given to :meth:`fit` (blake2b-128 of each local file), saved with the model;
         see :func:`find_training_clips`.
     last_status_ : tuple of str

@@ -1,0 +1,565 @@
+"""Combine detectors: each member's scores standardised by its own held-out normal scores, then averaged.
+
+Detectors that look at different things (a clip's spectral fingerprint, how
+well its machine id can be told from its sound) fail on different clips; the
+mean of their standardised scores is often steadier than either alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from soundanomaly._validation import check_labels
+from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.detectors import base as _base
+from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.exceptions import (
+    CalibrationWarning,
+    InvalidScoreError,
+    InvalidScoreWarning,
+    ModelFormatError,
+    ParameterError,
+)
+from soundanomaly.features.base import ClipFeatures
+from soundanomaly.typing import ClipData, FloatArray
+
+__all__ = ["Ensemble"]
+
+Combine = Literal["mean", "max"]
+Standardize = Literal["robust", "standard"]
+#: Most members an ensemble (or a saved one) may have.
+MAX_MEMBERS = 64
+#: IQR of a normal distribution in standard deviations: robust spreads are comparable to std.
+_IQR_TO_STD = 1.3489795003921634
+_MEMBER_KEYS = frozenset({"detector", "params", "features", "threshold", "n_features_in", "extra", "calibration"})
+_MemberData = ClipData | Sequence[ClipFeatures]
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Ensemble(BaseDetector):
+    """Several detectors, fitted on the same clips; a clip's score combines their standardised scores.
+
+    ``fit`` holds out ``holdout`` of the normal clips (the base class's
+    hold-out rule, seeded by ``random_state``), fits a clone of every member
+    on the rest (each member again holds out its own share to calibrate its
+    own threshold), standardises each member's scores by that member's
+    **own held-out normal scores**, and calibrates the ensemble's
+    ``threshold_`` on its held-out clips, which no member has seen. Scores:
+    **higher = more anomalous**; a combined score of about 0 is a typical
+    normal clip, 1 is one "normal spread" above it.
+
+    Members may use different features: give the ensemble clips (a ClipSet
+    or paths), and each member extracts its own; or give one
+    :class:`~soundanomaly.features.ClipFeatures` (every member takes it), or
+    a list with one ClipFeatures per member (same clips, same order).
+
+    Saved and loaded as one model folder (every member's parameters, state,
+    threshold and standardisation inside).
+
+    Parameters
+    ----------
+    detectors : list of BaseDetector
+        The members, never fitted themselves (``fit`` fits clones, kept in
+        ``detectors_``). Unsupervised detectors only (those that learn from
+        normal clips); not an Ensemble.
+    combine : {"mean", "max"}, default "mean"
+        How the standardised member scores become one: their mean, or the
+        largest (flags a clip as soon as one member finds it odd; more false
+        alarms at the same threshold quantile, more sensitive to a fault only
+        one member sees).
+    standardize : {"robust", "standard"}, default "robust"
+        ``"robust"``: ``(score - median) / (IQR / 1.349)`` of the member's
+        held-out normal scores; ``"standard"``: ``(score - mean) / std``.
+        The default resists a stray loud clip among the few held-out ones
+        (anomaly scores are skewed to the right) and equals the standard
+        form for normally distributed scores. A spread of 0 (too few or
+        identical held-out scores) falls back to the standard deviation.
+    threshold : float, ThresholdCalibrator or None, default None
+        The ensemble's own threshold rule (see
+        :class:`~soundanomaly.detectors.base.BaseDetector`); a number holds
+        nothing out at the ensemble level, so members train on every clip.
+    holdout : float in [0, 1), default 0.2
+        Share of the normal clips the ensemble keeps out of its members'
+        training to calibrate ``threshold_``.
+    progress : bool, default False
+        Accepted for the base's API; members show their own progress bars.
+    on_error : {"raise", "skip"}, default "raise"
+        What ``fit`` does when a held-out clip gets no valid combined score
+        (a member skipped it): raise, or leave it out of the calibration with
+        a warning. Members read clips under their own ``on_error``.
+    random_state : int or None, default 0
+        Seeds the ensemble's hold-out split.
+
+    Attributes
+    ----------
+    detectors_ : list of BaseDetector
+        The fitted members.
+    centres_, spreads_ : np.ndarray [shape=(n_members,)]
+        Each member's standardisation: ``(score - centre) / spread``.
+
+    Notes
+    -----
+    Each member is standardised by its own held-out normal scores (clips it
+    did not train on), so the members' scales agree where it matters, among
+    normal clips, whatever their units. A member without held-out scores
+    (a numeric ``threshold`` or ``holdout=0``) is standardised by its
+    training scores, with a :class:`~soundanomaly.exceptions.CalibrationWarning`
+    (they are optimistic: its scores weigh more). Members see
+    ``1 - holdout`` of the clips; with few clips, ``threshold=<number>``
+    trains them on all.
+
+    Examples
+    --------
+    Few clips here, so every threshold aims at 10 % false alarms (1 % needs about 100 held-out clips):
+
+    >>> import numpy as np
+    >>> from soundanomaly.calibration import ThresholdCalibrator
+    >>> from soundanomaly.detectors import ClipStatsDetector, GaussianDetector
+    >>> from soundanomaly.features import ClipFeatures
+    >>> rng = np.random.default_rng(0)
+    >>> normal = ClipFeatures.from_arrays([rng.normal(size=(4, 6)).astype("float32") for _ in range(60)])
+    >>> odd = ClipFeatures.from_arrays([rng.normal(3, 1, size=(4, 6)).astype("float32")])
+    >>> rule = ThresholdCalibrator(target_fpr=0.1)
+    >>> members = [GaussianDetector(threshold=rule), ClipStatsDetector(threshold=rule)]
+    >>> ensemble = Ensemble(members, threshold=rule).fit(normal)
+    >>> [type(m).__name__ for m in ensemble.detectors_], len(ensemble.holdout_scores_)
+    (['GaussianDetector', 'ClipStatsDetector'], 12)
+    >>> ensemble.predict(odd).tolist()
+    [1]
+    """
+
+    def __init__(
+        self,
+        detectors: Sequence[BaseDetector] | None = None,
+        *,
+        combine: Combine = "mean",
+        standardize: Standardize = "robust",
+        threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            threshold=threshold, holdout=holdout, progress=progress, on_error=on_error, random_state=random_state
+        )
+        if detectors is not None:
+            if isinstance(detectors, (str, bytes, BaseDetector)) or not isinstance(detectors, Sequence):
+                raise ParameterError(f"detectors must be a list of detectors, got {detectors!r}")
+            if not 1 <= len(detectors) <= MAX_MEMBERS:
+                raise ParameterError(f"detectors must hold 1 to {MAX_MEMBERS} detectors, got {len(detectors)}")
+            for i, member in enumerate(detectors):
+                if not isinstance(member, BaseDetector):
+                    raise ParameterError(f"detectors[{i}] must be a detector (BaseDetector), got {member!r}")
+                if isinstance(member, Ensemble):
+                    raise ParameterError(f"detectors[{i}] must not itself be an Ensemble")
+                if member.supervised:
+                    raise ParameterError(
+                        f"detectors[{i}] ({type(member).__name__}) is supervised; an Ensemble combines detectors "
+                        "that learn from normal clips"
+                    )
+        if combine not in ("mean", "max"):
+            raise ParameterError(f"combine must be 'mean' or 'max', got {combine!r}")
+        if standardize not in ("robust", "standard"):
+            raise ParameterError(f"standardize must be 'robust' or 'standard', got {standardize!r}")
+        self.detectors = detectors
+        self.combine = combine
+        self.standardize = standardize
+
+    # -- data ---------------------------------------------------------------------
+    def _member_data(self, data: _MemberData, n_members: int) -> list[ClipData]:
+        """One input per member: ``data`` itself, or the member's own ClipFeatures from a list of them."""
+        if isinstance(data, (list, tuple)) and data and all(isinstance(x, ClipFeatures) for x in data):
+            if len(data) != n_members:
+                raise ParameterError(f"got {len(data)} ClipFeatures for {n_members} ensemble members; give one each")
+            sizes = {len(x) for x in data}
+            if len(sizes) != 1:
+                raise ParameterError(f"the members' ClipFeatures hold different numbers of clips: {sorted(sizes)}")
+            named = [x.paths for x in data if x.paths]
+            if any(p != named[0] for p in named):
+                raise ParameterError("the members' ClipFeatures hold different clips (their paths differ)")
+            return list(data)
+        self._check_data(data)
+        return [data] * n_members  # type: ignore[list-item]
+
+    @staticmethod
+    def _clip_paths(data: ClipData) -> list[str]:
+        if isinstance(data, ClipFeatures):
+            return list(data.paths)
+        if isinstance(data, ClipSet):
+            return list(data.paths)
+        return [os.fspath(p) for p in data]
+
+    # -- fitting ------------------------------------------------------------------
+    def _templates(self) -> list[BaseDetector]:
+        if not self.detectors:
+            raise ParameterError("Ensemble needs detectors, e.g. Ensemble([GaussianDetector(), ClipStatsDetector()])")
+        return list(self.detectors)
+
+    def fit(
+        self, data: _MemberData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None
+    ) -> Self:
+        """Fit every member on the same clips, standardise, and calibrate ``threshold_`` on held-out clips.
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, ClipFeatures, or list of ClipFeatures (one per member)
+            Abnormal clips of a labelled ClipSet (or with ``labels`` 1) are
+            left out with a warning: members learn from normal clips.
+        labels : array-like of {0, 1} or {"normal", "abnormal"}, optional
+        groups : sequence of str, optional
+            Per-clip machine ids, passed to every member (default: from a
+            ClipSet or, in members that need them, from the paths).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ParameterError
+            Bad input, or a member cannot fit (the message names it).
+        """
+        templates = self._templates()
+        parts = self._member_data(data, len(templates))
+        n = len(parts[0])
+        y = None if labels is None else check_labels(labels, n=n)
+        first = parts[0]
+        if isinstance(first, ClipSet):
+            if y is None:
+                y = np.array([r.label == "abnormal" for r in first], np.int8)
+            if groups is None:
+                groups = [f"{r.machine}/id_{r.machine_id:02d}" for r in first]
+        g = None if groups is None else np.asarray([str(x) for x in groups], dtype=str)
+        if g is not None and len(g) != n:
+            raise ParameterError(f"got {len(g)} groups for {n} clips")
+        if y is not None and y.any():
+            keep = np.flatnonzero(y == 0).astype(np.int64)
+            if not len(keep):
+                raise ParameterError("Ensemble trains on normal sound only, and every clip given is abnormal")
+            warnings.warn(
+                f"Ensemble trains on normal sound only: using the {len(keep)} normal clip(s) and leaving out "
+                f"{n - len(keep)} abnormal one(s)",
+                UserWarning,
+                stacklevel=2,
+            )
+            parts = [_base._take_data(p, keep) for p in parts]
+            g = None if g is None else g[keep]
+            n = len(keep)
+
+        calibrating = not isinstance(self.threshold, numbers.Real)
+        train_idx, hold_idx = self._split(n, None, calibrating)
+        train_parts = parts if not len(hold_idx) else [_base._take_data(p, train_idx) for p in parts]
+        train_groups = None if g is None else g[train_idx]
+        models: list[BaseDetector] = []
+        centres, spreads = [], []
+        for i, (template, part) in enumerate(zip(templates, train_parts, strict=True)):
+            model = type(template)(**template._signature_params())
+            name = type(template).__name__
+            try:
+                model.fit(part, groups=None if train_groups is None else train_groups.tolist())
+            except ParameterError as exc:
+                raise ParameterError(f"Ensemble member detectors[{i}] ({name}) cannot fit: {exc}") from exc
+            centre, spread = self._reference(model, i)
+            models.append(model)
+            centres.append(centre)
+            spreads.append(spread)
+        self.detectors_ = models
+        self.centres_ = np.asarray(centres, dtype=np.float64)
+        self.spreads_ = np.asarray(spreads, dtype=np.float64)
+        self.features = models[0].features
+        self.n_features_in_ = models[0].n_features_in_
+
+        self.train_scores_ = self._combined(train_parts, None if train_groups is None else train_groups.tolist())
+        if len(hold_idx):
+            hold_groups = None if g is None else g[hold_idx].tolist()
+            held = self._combined([_base._take_data(p, hold_idx) for p in parts], hold_groups)
+            bad = np.flatnonzero(~np.isfinite(held))
+            if len(bad):
+                if self.on_error == "raise" or len(bad) == len(held):
+                    raise InvalidScoreError([f"held-out clip #{int(i)}" for i in bad])
+                warnings.warn(
+                    f"Ensemble: leaving {len(bad)} held-out clip(s) without a valid score out of the calibration",
+                    InvalidScoreWarning,
+                    stacklevel=2,
+                )
+                held = held[np.isfinite(held)]
+            self.holdout_scores_ = held
+        else:
+            self.holdout_scores_ = np.empty(0, dtype=np.float64)
+        self.holdout_labels_ = None
+        finite_train = np.isfinite(self.train_scores_)
+        if not len(hold_idx) and not finite_train.all() and self.on_error == "skip" and finite_train.any():
+            self.train_scores_ = self.train_scores_[finite_train]
+        self._set_default_threshold(calibrating, None)
+        self.training_clips_ = _base._clip_records(self._clip_paths(parts[0]))
+        self.fit_skipped_ = tuple(s for m in models for s in getattr(m, "fit_skipped_", ()))
+        return self
+
+    def _reference(self, model: BaseDetector, index: int) -> tuple[float, float]:
+        """Centre and spread of a fitted member's held-out normal scores (its training scores if none)."""
+        scores = np.asarray(getattr(model, "holdout_scores_", np.empty(0)), dtype=np.float64)
+        labels = getattr(model, "holdout_labels_", None)
+        if labels is not None and len(labels) == len(scores):
+            scores = scores[np.asarray(labels) == 0]
+        scores = scores[np.isfinite(scores)]
+        name = f"detectors[{index}] ({type(model).__name__})"
+        if len(scores) < _base.MIN_HOLDOUT_CLIPS:
+            warnings.warn(
+                f"Ensemble: {name} has no held-out scores (numeric threshold, holdout=0 or too few clips); "
+                "standardising it by its training scores, which are optimistic",
+                CalibrationWarning,
+                stacklevel=3,
+            )
+            scores = np.asarray(model.train_scores_, dtype=np.float64)
+            scores = scores[np.isfinite(scores)]
+        if len(scores) < 2:
+            raise ParameterError(f"Ensemble member {name} has fewer than 2 finite scores to standardise by")
+        if self.standardize == "robust":
+            centre = float(np.median(scores))
+            q25, q75 = np.percentile(scores, [25.0, 75.0])
+            spread = float(q75 - q25) / _IQR_TO_STD
+        else:
+            centre, spread = float(np.mean(scores)), float(np.std(scores))
+        floor = 1e-9 * (1.0 + abs(centre))
+        if not spread > floor:
+            spread = float(np.std(scores))
+        if not spread > floor:
+            raise ParameterError(
+                f"Ensemble member {name}: its held-out normal scores do not vary ({centre:.6g}); cannot standardise"
+            )
+        return centre, spread
+
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
+        raise NotImplementedError("Ensemble.fit fits its members itself")
+
+    def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        raise ParameterError("Ensemble scores whole clips with its members; call score()")
+
+    # -- scoring ------------------------------------------------------------------
+    def _member_scores(
+        self, parts: list[ClipData], groups: Sequence[str] | None
+    ) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
+        """Standardised member scores, shape (n_members, n_clips), and the per-clip status."""
+        n = len(parts[0])
+        out = np.empty((len(self.detectors_), n), dtype=np.float64)
+        status = ["ok"] * n
+        for i, (model, part) in enumerate(zip(self.detectors_, parts, strict=True)):
+            options: dict[str, Any] = {}
+            if groups is not None and "groups" in inspect.signature(model.score).parameters:
+                options["groups"] = groups
+            scores = np.asarray(model.score(part, **options), dtype=np.float64)
+            if scores.shape != (n,):
+                raise ParameterError(f"detectors_[{i}] returned {scores.shape} scores for {n} clips")
+            out[i] = (scores - self.centres_[i]) / self.spreads_[i]
+            for j, state in enumerate(getattr(model, "last_status_", ())[:n]):
+                if state != "ok" and status[j] == "ok":
+                    status[j] = state
+        return out, tuple(status)
+
+    def _combined(self, parts: list[ClipData], groups: Sequence[str] | None) -> npt.NDArray[np.float64]:
+        per_member, status = self._member_scores(parts, groups)
+        self.last_status_ = status
+        with np.errstate(invalid="ignore"):
+            combined = per_member.mean(axis=0) if self.combine == "mean" else per_member.max(axis=0)
+        return np.asarray(combined, dtype=np.float64)  # NaN when a member has none: predict flags it
+
+    def score(self, data: _MemberData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
+        """Combined standardised score of each clip: **higher = more anomalous** (about 0 for typical normal clips).
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, ClipFeatures, or list of ClipFeatures (one per member)
+        groups : sequence of str, optional
+            Per-clip machine ids, passed to members that take them (machine-id detectors, PerGroup).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_clips,)], float64
+            NaN for a clip some member could not score (``on_error="skip"`` members).
+        """
+        self._check_fitted()
+        return self._combined(self._member_data(data, len(self.detectors_)), groups)
+
+    def member_scores(self, data: _MemberData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
+        """Each member's standardised score per clip, shape ``(n_members, n_clips)`` (what ``score`` combines).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from soundanomaly.calibration import ThresholdCalibrator
+        >>> from soundanomaly.detectors import ClipStatsDetector, GaussianDetector
+        >>> from soundanomaly.features import ClipFeatures
+        >>> rng = np.random.default_rng(0)
+        >>> clips = ClipFeatures.from_arrays([rng.normal(size=(4, 6)).astype("float32") for _ in range(60)])
+        >>> rule = ThresholdCalibrator(target_fpr=0.1)
+        >>> members = [GaussianDetector(threshold=rule), ClipStatsDetector(threshold=rule)]
+        >>> ensemble = Ensemble(members, threshold=rule).fit(clips)
+        >>> ensemble.member_scores(clips).shape
+        (2, 60)
+        """
+        self._check_fitted()
+        per_member, self.last_status_ = self._member_scores(self._member_data(data, len(self.detectors_)), groups)
+        return per_member
+
+    def predict(self, data: _MemberData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.int8]:
+        """1 = anomaly (``score > threshold_``; NaN scores give 1)."""
+        scores = self.score(data, groups=groups)
+        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
+
+    # -- persistence --------------------------------------------------------------
+    def _manifest_extra(self) -> dict[str, Any]:
+        members = []
+        for model in self.detectors_:
+            calibration = getattr(model, "calibration_", None)
+            members.append(
+                {
+                    "detector": type(model).__name__,
+                    "params": model._persisted_params(),
+                    "features": _base._extractor_params(model.features),
+                    "threshold": float(model.threshold_),
+                    "n_features_in": int(model.n_features_in_),
+                    "extra": model._manifest_extra(),
+                    "calibration": None if calibration is None else calibration.to_dict(),
+                }
+            )
+        return {"members": members}
+
+    def _get_state(self) -> dict[str, FloatArray]:
+        state: dict[str, Any] = {"centres": self.centres_, "spreads": self.spreads_}
+        for i, model in enumerate(self.detectors_):
+            for name, value in model._get_state().items():
+                state[f"m{i}__{name}"] = value
+            state[f"m{i}__train_scores"] = np.asarray(model.train_scores_, np.float64)
+            state[f"m{i}__holdout_scores"] = np.asarray(getattr(model, "holdout_scores_", np.empty(0)), np.float64)
+        return state
+
+    def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
+        if set(extra) != {"members"}:
+            raise ModelFormatError(f"Ensemble manifest 'extra' must hold exactly 'members', got {sorted(extra)}")
+        entries = extra["members"]
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_MEMBERS:
+            raise ModelFormatError(f"Ensemble manifest 'members' must be a list of 1 to {MAX_MEMBERS} entries")
+        self.detectors_ = [_load_member(entry, i) for i, entry in enumerate(entries)]
+        self._member_calibrations = [entry["calibration"] for entry in entries]
+        if self.detectors is None:  # unfitted templates, so that the loaded ensemble can be refitted
+            self.detectors = [type(m)(**m._signature_params()) for m in self.detectors_]
+
+    def _member_spec(self, index: int) -> dict[str, tuple[int | None, ...]] | None:
+        spec = self.detectors_[index]._state_spec()
+        if spec is None:
+            return None
+        return {**spec, "train_scores": (None,), "holdout_scores": (None,)}
+
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]] | None:
+        m = len(self.detectors_)
+        spec: dict[str, tuple[int | None, ...]] = {"centres": (m,), "spreads": (m,)}
+        for i in range(m):
+            member = self._member_spec(i)
+            if member is None:
+                return None  # a member without a spec: every header is still checked (float, size caps)
+            spec.update({f"m{i}__{k}": v for k, v in member.items()})
+        return spec
+
+    def _set_state(self, state: dict[str, FloatArray]) -> None:
+        m = len(self.detectors_)
+        for key in ("centres", "spreads"):
+            if key not in state or state[key].shape != (m,):
+                raise ModelFormatError(f"state array {key!r} missing or not of shape ({m},)")
+        prefixes = [f"m{i}__" for i in range(m)]
+        stray = sorted(k for k in state if k not in ("centres", "spreads") and not k.startswith(tuple(prefixes)))
+        if stray:
+            raise ModelFormatError(f"unexpected state array(s) {stray}")
+        spreads = state["spreads"].astype(np.float64)
+        if not (spreads > 0).all():
+            raise ModelFormatError("state array 'spreads' must be positive")
+        self.centres_ = state["centres"].astype(np.float64)
+        self.spreads_ = spreads
+        for i, (model, prefix) in enumerate(zip(self.detectors_, prefixes, strict=True)):
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            spec = self._member_spec(i)
+            if spec is not None:
+                if set(own) != set(spec):
+                    raise ModelFormatError(f"member {i}: state arrays {sorted(own)}, expected {sorted(spec)}")
+                for key, shape in spec.items():
+                    got = own[key].shape
+                    if len(got) != len(shape) or any(w is not None and s != w for s, w in zip(got, shape, strict=True)):
+                        raise ModelFormatError(f"member {i}: array {key!r} has shape {got}, expected {shape}")
+            if "train_scores" not in own:
+                raise ModelFormatError(f"member {i}: missing array 'train_scores'")
+            model.train_scores_ = own.pop("train_scores").astype(np.float64)
+            model.holdout_scores_ = own.pop("holdout_scores", np.empty(0)).astype(np.float64)
+            model.holdout_labels_ = None
+            try:
+                model._set_state(own)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise ModelFormatError(f"member {i} ({type(model).__name__}): state does not fit: {exc}") from exc
+            model.calibration_ = _base._loaded_calibration(self._member_calibrations[i], model)
+
+
+def _load_member(entry: Any, index: int) -> BaseDetector:
+    """Rebuild one (still stateless) member from its manifest entry, as strictly as ``BaseDetector.load``."""
+    where = f"Ensemble member {index}"
+    if not isinstance(entry, dict):
+        raise ModelFormatError(f"{where}: must be a JSON object")
+    missing, unknown = _MEMBER_KEYS - set(entry), set(entry) - _MEMBER_KEYS
+    if missing or unknown:
+        raise ModelFormatError(f"{where}: missing key(s) {sorted(missing)}, unknown key(s) {sorted(unknown)}")
+    name = entry["detector"]
+    if not isinstance(name, str):
+        raise ModelFormatError(f"{where}: 'detector' must be a string")
+    if name not in _base._DETECTORS and name in _base._BUILTIN_DETECTORS:
+        importlib.import_module(_base._BUILTIN_DETECTORS[name])  # a fixed list, as BaseDetector.load does
+    cls = _base._DETECTORS.get(name)
+    if cls is None or issubclass(cls, Ensemble):
+        raise ModelFormatError(f"{where}: unknown detector {name!r} (import the module that defines it first)")
+    if not _is_real(entry["threshold"]):
+        raise ModelFormatError(f"{where}: threshold must be a finite number, got {entry['threshold']!r}")
+    n_features = entry["n_features_in"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ModelFormatError(f"{where}: n_features_in must be a positive integer, got {n_features!r}")
+    for key, kind in (("params", dict), ("extra", dict)):
+        if not isinstance(entry[key], kind):
+            raise ModelFormatError(f"{where}: {key!r} must be a JSON object")
+    if entry["calibration"] is not None and not isinstance(entry["calibration"], dict):
+        raise ModelFormatError(f"{where}: 'calibration' must be a JSON object or null")
+    features = _base.features_from_params(entry["features"])
+    allowed = set(cls._param_names()) - {"features"}
+    stray = set(entry["params"]) - allowed
+    if stray:
+        raise ModelFormatError(f"{where}: parameters {sorted(stray)} are not {name}'s")
+    params = {k: v for k, v in entry["params"].items() if k not in cls._untrusted_params}
+    try:
+        if isinstance(params.get("threshold"), dict):
+            params["threshold"] = ThresholdCalibrator(**params["threshold"]["ThresholdCalibrator"])
+        if "features" in cls._param_names():
+            same = _base._extractor_params(cls._default_features()) == _base._extractor_params(features)
+            params["features"] = None if same else features
+        model = cls(**params)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelFormatError(f"{where}: the saved parameters are not valid for {name}: {exc}") from exc
+    if model.supervised:
+        raise ModelFormatError(f"{where}: {name} is supervised; an Ensemble holds unsupervised detectors only")
+    if "features" not in cls._param_names():
+        model.features = features
+    model.threshold_ = float(entry["threshold"])
+    model.n_features_in_ = n_features
+    try:
+        model._load_manifest_extra(entry["extra"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelFormatError(f"{where}: invalid 'extra' for {name}: {exc}") from exc
+    return model
