@@ -142,6 +142,69 @@ def test_autoencoder_streams_like_clips(stream: Any) -> None:
     )
 
 
+def _moving_reference_stream() -> np.ndarray:
+    """Fan audio with a near-silent stretch (values hit the top_db floor) and a loud click (the reference jumps)."""
+    signal = generate_clip(0, duration=6.0, clip_index=3)
+    rng = np.random.default_rng(5)
+    signal[16000:24000] = rng.normal(0, 1e-6, 8000).astype(np.float32)  # far below max - 80 dB
+    signal[48000:48320] = 0.9 * np.sign(rng.normal(size=320)).astype(np.float32)  # the loudest bin while in view
+    return signal
+
+
+def _count_shifts(monkeypatch: pytest.MonkeyPatch, cls: type) -> dict[str, int]:
+    counts = {"shifted": 0}
+    shift = cls.shift  # type: ignore[attr-defined]
+
+    def counting_shift(self: Any, terms: list[np.ndarray], delta: float) -> list[np.ndarray]:
+        counts["shifted"] += len(terms[0])
+        return shift(self, terms, delta)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(cls, "shift", counting_shift)
+    return counts
+
+
+@pytest.mark.parametrize("factor", [True, False], ids=["cholesky", "full-product"])
+def test_reference_moves_and_floor_keep_stream_equal_to_clips(
+    gaussian: GaussianDetector, monkeypatch: pytest.MonkeyPatch, factor: bool
+) -> None:
+    import soundanomaly.monitor as monitor_module
+
+    if not factor:  # a precision matrix without a Cholesky factor: the full product
+
+        def no_cholesky(a: np.ndarray) -> np.ndarray:
+            raise np.linalg.LinAlgError("not positive definite")
+
+        monkeypatch.setattr(np.linalg, "cholesky", no_cholesky)
+    counts = _count_shifts(monkeypatch, monitor_module._GaussianShift)
+    signal = _moving_reference_stream()
+    monitor = Monitor(gaussian, window_seconds=2.0, hop_seconds=0.25)
+    assert isinstance(monitor_module._ShiftModel.for_detector(gaussian), monitor_module._GaussianShift)
+    windows = _push_random_blocks(monitor, signal, 9, high=3000)
+    assert monitor._frames is not None and (monitor._frames.shift_model.factor is not None) == factor  # type: ignore[union-attr]
+    assert counts["shifted"] > 0  # the closed form ran
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(gaussian, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
+
+
+@pytest.mark.tf
+def test_autoencoder_first_layer_follows_reference_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundanomaly.monitor as monitor_module
+    from soundanomaly.detectors import AutoencoderDetector
+
+    features = LogMelFrames()
+    train = [features.transform(generate_clip(0, duration=2.0, clip_index=i), SR) for i in range(3)]
+    detector = AutoencoderDetector(epochs=1, batch_size=64, threshold=1.0).fit(ClipFeatures.from_arrays(train))
+    counts = _count_shifts(monkeypatch, monitor_module._AutoencoderShift)
+    signal = _moving_reference_stream()
+    monitor = Monitor(detector, window_seconds=2.0, hop_seconds=0.25)
+    windows = _push_random_blocks(monitor, signal, 10, high=3000)
+    assert counts["shifted"] > 0
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
+
+
 class _Peak(BaseDetector):
     """A non-linear, non-Gaussian detector: the largest deviation from the training mean."""
 
@@ -157,7 +220,8 @@ class _Energy(BaseFeatureExtractor):
 
     def transform(self, signal: np.ndarray, sr: int) -> np.ndarray:
         frames = signal[: len(signal) // 400 * 400].reshape(-1, 400)
-        return np.log((frames**2).mean(axis=1, keepdims=True) + 1e-9).astype(np.float32)
+        energy: np.ndarray = np.log((frames**2).mean(axis=1, keepdims=True) + 1e-9).astype(np.float32)
+        return energy
 
     def params(self) -> dict[str, Any]:
         return {"name": "Energy"}

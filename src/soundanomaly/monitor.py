@@ -65,6 +65,7 @@ __all__ = [
 logger = logging.getLogger("soundanomaly.monitor")
 _TOP_DB = 80.0
 _FLOAT32 = np.dtype(np.float32)
+_ONES = np.ones(0, dtype=np.float32)  # grown on first use
 Block = tuple[npt.NDArray[Any], int]
 
 
@@ -458,7 +459,8 @@ class Monitor:
             Each carries the alert it raised or cleared (``raised``,
             ``cleared``); all events are also in :attr:`events`.
         """
-        return [self._alert(window) for window in self._push(block, sr)]
+        windows = self._push(block, sr)
+        return [self._alert(window) for window in windows] if windows else windows
 
     def _alert(self, window: WindowScore) -> WindowScore:
         raised, cleared = self.alerter.update(window)
@@ -468,7 +470,8 @@ class Monitor:
 
     def _push(self, block: npt.ArrayLike, sr: int) -> list[WindowScore]:
         samples = _as_mono(block, self.channel)
-        self._set_sr(sr)
+        if type(sr) is not int or sr != self.input_sr_:  # validated once; a plain int equal to it is fine
+            self._set_sr(sr)
         if self._resampler is not None:
             samples = np.asarray(self._resampler.resample_chunk(samples), dtype=np.float32)
         buffer = self._buffer
@@ -700,8 +703,12 @@ def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
 
 
 def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
+    global _ONES
     if type(block) is np.ndarray and block.dtype is _FLOAT32 and block.ndim == 1:  # the common case, fast
-        if not np.isfinite(np.add.reduce(block)) and not np.isfinite(block).all():
+        if len(block) > len(_ONES):
+            _ONES = np.ones(max(len(block), 1 << 12), dtype=np.float32)
+        # the sum (a BLAS dot, faster than a reduction) is NaN or inf when any sample is, or on overflow
+        if not math.isfinite(block.dot(_ONES[: len(block)])) and not np.isfinite(block).all():
             raise AudioError("<stream>", "block contains NaN or infinite samples")
         return block
     array = np.asarray(block)
@@ -718,7 +725,7 @@ def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
     if kind not in "fiu":
         raise ParameterError(f"block must hold numbers, got dtype {array.dtype}")
     samples = np.asarray(array, dtype=np.float32)
-    if kind == "f" and not np.isfinite(samples.sum()) and not np.isfinite(samples).all():
+    if kind == "f" and not math.isfinite(samples.sum()) and not np.isfinite(samples).all():
         raise AudioError("<stream>", "block contains NaN or infinite samples")
     return samples
 
@@ -736,13 +743,14 @@ class _SampleBuffer:
         return self.start + self._used
 
     def append(self, samples: FloatArray) -> None:
-        if self._used + len(samples) > len(self._data):
-            grown = np.empty(max(2 * len(self._data), 2 * (self._used + len(samples))), dtype=np.float32)
-            grown[: self._used] = self._data[: self._used]
+        used = self._used
+        end = used + len(samples)
+        if end > len(self._data):
+            grown = np.empty(max(2 * len(self._data), 2 * end), dtype=np.float32)
+            grown[:used] = self._data[:used]
             self._data = grown
-        self._data[self._used : self._used + len(samples)] = samples
-
-        self._used += len(samples)
+        self._data[used:end] = samples
+        self._used = end
 
     def discard_before(self, absolute: int) -> None:
         drop = min(max(0, absolute - self.start), self._used)
@@ -817,6 +825,7 @@ class _FramePipeline:
             np.array([f - self.first for f in used if f not in edge_index], dtype=np.intp),  # rows after cache row a
         )
         self.edge_frames = np.empty((len(used), self.n_mels), dtype=np.float32)
+        self.windowed = np.empty((0, self.n_fft), dtype=np.float32)
         self.taper = _window(self.n_fft, 1.0)
         self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
         self.detector = detector
@@ -872,7 +881,9 @@ class _FramePipeline:
                 grown[: self.cache_used] = old[: self.cache_used]
                 setattr(self, name, grown)
         n_edges = len(self.edge_rows)
-        windowed = np.empty((count + n_edges, self.n_fft), dtype=np.float32)
+        if count + n_edges > len(self.windowed):  # a workspace, reused from window to window
+            self.windowed = np.empty((count + n_edges, self.n_fft), dtype=np.float32)
+        windowed = self.windowed[: count + n_edges]
         if count:
             samples = buffer.view(nxt * self.hop - self.pad, upto * self.hop - self.pad + self.n_fft)
             step = samples.strides[0]
@@ -949,11 +960,13 @@ class _FramePipeline:
                 redo = np.flatnonzero(~movable)
                 if len(moved):  # closed form in the shift; vectors unclipped at either reference
                     delta = float(ref) - float(self.vec_ref)
-                    rows = moved + row
+                    every = len(moved) == n_cached  # the usual case: slices, not gathers
+                    rows: Any = slice(row, row + n_cached) if every else moved + row
                     terms = model.shift([t[rows] for t in self.vec_terms], delta)
                     vectors = None
                     if model.needs_vectors:  # the clip scorer's values exactly (no floor at the new reference)
-                        vectors = np.subtract(inner[moved], ref)
+                        vectors = self.work[: len(moved)]
+                        np.subtract(inner[:n_cached] if every else inner[moved], ref, out=vectors)
                     self.vec_score[rows] = model.scores(terms, vectors)
                     for cached, new_terms in zip(self.vec_terms, terms, strict=True):
                         cached[rows] = new_terms
@@ -984,7 +997,7 @@ class _FramePipeline:
         if n_redo or n_new:  # cache the interior ones at this reference
             if terms and not self.vec_terms:
                 self.vec_terms = [np.zeros((len(self.vec_score), *t.shape[1:]), dtype=t.dtype) for t in terms]
-            targets = []
+            targets: list[tuple[Any, slice]] = []
             if n_redo:
                 assert redo is not None
                 targets.append((redo + row, slice(n_edge, n_edge + n_redo)))
@@ -1065,7 +1078,7 @@ class _GaussianShift(_ShiftModel):
             self.ones = lower.sum(axis=0)  # L' 1
 
     def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
-        centred = vectors.astype(np.float64) - self.mean
+        centred = np.subtract(vectors, self.mean)  # float64, as GaussianDetector's astype then subtract
         if self.factor is not None:
             from scipy.linalg.blas import dtrmm
 
