@@ -75,9 +75,9 @@ def test_band_edges_cover_the_mel_filters() -> None:
     edges = band_edges_hz(SR, 64)
     assert edges.shape == (64, 3) and np.all(np.diff(edges[:, 1]) > 0)
     bin_hz = np.arange(513) * SR / 1024
-    for band, row in enumerate(mel_basis(SR, 1024, 64)):
+    for index, row in enumerate(mel_basis(SR, 1024, 64)):
         support = bin_hz[row > 0]
-        assert edges[band, 0] <= support.min() and support.max() <= edges[band, 2]
+        assert edges[index, 0] <= support.min() and support.max() <= edges[index, 2]
     band = Band(3, 100.0, 150.0, 200.0, 1.0, 0.5)
     assert band.contains(120.0) and not band.contains(250.0) and "100-200 Hz" in str(band)
 
