@@ -173,7 +173,7 @@ def peak_kib():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
-from soundanomaly.detectors import load
+from soundanomaly.detectors import load_model as load
 detector = load(sys.argv[1])
 paths = [l.strip() for l in open(sys.argv[2])]
 n = int(sys.argv[3])

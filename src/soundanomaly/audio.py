@@ -180,7 +180,14 @@ def _read_local(shown: str, name: str, max_bytes: int) -> bytes:
                 raise AudioError(shown, f"not a regular file ({_kind(info.st_mode)}); give an audio file")
             if info.st_size > max_bytes:
                 raise AudioError(shown, f"file too large: {info.st_size} bytes (limit {max_bytes}, see max_bytes)")
-            data = handle.read(max_bytes + 1)
+            # read what fstat announces (+1 byte to see growth); asking for max_bytes at once would make the
+            # buffered reader allocate the whole cap (2 GiB) for every clip
+            data = handle.read(info.st_size + 1)
+            while len(data) > info.st_size and len(data) <= max_bytes:  # the file grew (or fstat said 0)
+                more = handle.read(min(1 << 20, max_bytes + 1 - len(data)))
+                if not more:
+                    break
+                data += more
         except OSError as exc:
             raise AudioError(shown, f"cannot read ({exc.strerror or exc})") from exc
     if len(data) > max_bytes:
