@@ -11,11 +11,12 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 import pytest
 
+from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.datasets import MIMII, ClipSet
 from soundanomaly.detectors import ClipStatsDetector, Ensemble, GaussianDetector, PerGroup, load_model
 from soundanomaly.detectors.clipstats import ClipStatistics
 from soundanomaly.evaluation import roc_auc
-from soundanomaly.exceptions import ModelFormatError, NotFittedError, ParameterError
+from soundanomaly.exceptions import CalibrationWarning, ModelFormatError, NotFittedError, ParameterError
 from soundanomaly.features import ClipFeatures, LogMelFrames
 
 P = ParamSpec("P")
@@ -187,3 +188,51 @@ def test_load_rejects_tampered_models(fitted: Ensemble, tmp_path: Path) -> None:
     np.savez(path / "state.npz", **state)
     with pytest.raises(ModelFormatError, match="centres"):
         load_model(path)
+
+
+def test_member_without_holdout_warns_and_standard_mode() -> None:
+    rng = np.random.default_rng(3)
+    clips = ClipFeatures.from_arrays([rng.normal(size=(4, 6)).astype(np.float32) for _ in range(40)])
+    members = [GaussianDetector(threshold=5.0), ClipStatsDetector(threshold=ThresholdCalibrator(target_fpr=0.2))]
+    ensemble = Ensemble(members, standardize="standard", threshold=1.0)
+    with pytest.warns(CalibrationWarning, match=r"detectors\[0\].*no held-out scores"):
+        ensemble.fit(clips)
+    assert ensemble.threshold_ == 1.0 and len(ensemble.holdout_scores_) == 0  # a fixed threshold holds nothing out
+    first, second = ensemble.detectors_
+    assert len(first.train_scores_) == 40  # so the members train on every clip
+    assert np.isclose(ensemble.centres_[0], first.train_scores_.mean())
+    assert np.isclose(ensemble.spreads_[0], first.train_scores_.std())
+    assert np.isclose(ensemble.centres_[1], second.holdout_scores_.mean())
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "check_get_params_invariance",
+        "check_set_params",
+        "check_no_attributes_set_in_init",
+        "check_parameters_default_constructible",
+        "check_estimator_repr",
+    ],
+)
+def test_sklearn_estimator_checks_that_apply(check: str) -> None:
+    from sklearn.utils import estimator_checks
+
+    function = getattr(estimator_checks, check, None)
+    if function is None:
+        pytest.skip(f"this scikit-learn has no {check}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # check_set_params tries invalid values, which we refuse at once
+        function("ensemble", Ensemble(_members(), combine="max"))
+
+
+def test_robust_standardisation_uses_median_and_iqr() -> None:
+    rng = np.random.default_rng(4)
+    clips = ClipFeatures.from_arrays([rng.normal(size=(4, 6)).astype(np.float32) for _ in range(40)])
+    rule = ThresholdCalibrator(target_fpr=0.2)
+    ensemble = Ensemble([GaussianDetector(threshold=rule)], standardize="robust", threshold=rule).fit(clips)
+    held = ensemble.detectors_[0].holdout_scores_
+    q25, q75 = np.percentile(held, [25, 75])
+    assert np.isclose(ensemble.centres_[0], np.median(held))
+    assert np.isclose(ensemble.spreads_[0], (q75 - q25) / 1.3489795003921634)
+    assert ensemble.calibration_ is not None and ensemble.calibration_.source == "holdout"

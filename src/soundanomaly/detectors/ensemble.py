@@ -37,7 +37,7 @@ from soundanomaly.typing import ClipData, FloatArray
 __all__ = ["Ensemble"]
 
 Combine = Literal["mean", "max"]
-Standardize = Literal["robust", "standard"]
+Standardize = Literal["standard", "robust"]
 #: Most members an ensemble (or a saved one) may have.
 MAX_MEMBERS = 64
 #: IQR of a normal distribution in standard deviations: robust spreads are comparable to std.
@@ -81,13 +81,16 @@ class Ensemble(BaseDetector):
         largest (flags a clip as soon as one member finds it odd; more false
         alarms at the same threshold quantile, more sensitive to a fault only
         one member sees).
-    standardize : {"robust", "standard"}, default "robust"
-        ``"robust"``: ``(score - median) / (IQR / 1.349)`` of the member's
-        held-out normal scores; ``"standard"``: ``(score - mean) / std``.
-        The default resists a stray loud clip among the few held-out ones
-        (anomaly scores are skewed to the right) and equals the standard
-        form for normally distributed scores. A spread of 0 (too few or
-        identical held-out scores) falls back to the standard deviation.
+    standardize : {"standard", "robust"}, default "standard"
+        ``"standard"``: ``(score - mean) / std`` of the member's held-out
+        normal scores; ``"robust"``: ``(score - median) / (IQR / 1.349)``
+        (equal for normally distributed scores). With ``combine="mean"`` only
+        the spreads change the ranking. The standard deviation gives less
+        weight to a member whose normal scores have a long tail (one that is
+        erratic on normal clips); on the quality benchmark that was as good or
+        better (severity 0.8, -6 dB: pAUC 0.71 against 0.58 with the IQR).
+        ``"robust"`` resists a stray loud clip among few held-out ones. A
+        spread of 0 falls back to the standard deviation.
     threshold : float, ThresholdCalibrator or None, default None
         The ensemble's own threshold rule (see
         :class:`~soundanomaly.detectors.base.BaseDetector`); a number holds
@@ -147,7 +150,7 @@ class Ensemble(BaseDetector):
         detectors: Sequence[BaseDetector] | None = None,
         *,
         combine: Combine = "mean",
-        standardize: Standardize = "robust",
+        standardize: Standardize = "standard",
         threshold: float | ThresholdCalibrator | None = None,
         holdout: float = 0.2,
         progress: bool = False,
@@ -303,7 +306,9 @@ class Ensemble(BaseDetector):
             self.holdout_scores_ = np.empty(0, dtype=np.float64)
         self.holdout_labels_ = None
         finite_train = np.isfinite(self.train_scores_)
-        if not len(hold_idx) and not finite_train.all() and self.on_error == "skip" and finite_train.any():
+        if not finite_train.all():  # clips a member skipped (its on_error="skip") have no score to keep
+            if not finite_train.any():
+                raise InvalidScoreError(["every training clip"])
             self.train_scores_ = self.train_scores_[finite_train]
         self._set_default_threshold(calibrating, None)
         self.training_clips_ = _base._clip_records(self._clip_paths(parts[0]))
