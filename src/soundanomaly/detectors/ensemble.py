@@ -109,7 +109,7 @@ class Ensemble(BaseDetector):
 
     Attributes
     ----------
-    detectors_ : list of BaseDetector
+    detectors_ : list of soundanomaly.detectors.base.BaseDetector
         The fitted members.
     centres_, spreads_ : np.ndarray [shape=(n_members,)]
         Each member's standardisation: ``(score - centre) / spread``.

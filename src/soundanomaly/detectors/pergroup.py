@@ -145,7 +145,7 @@ class PerGroup(BaseDetector):
 
     Attributes
     ----------
-    models_ : dict of str to BaseDetector
+    models_ : dict of str to soundanomaly.detectors.base.BaseDetector
         The fitted model of each group.
     groups_ : list of str
         The groups seen in fit, sorted.
