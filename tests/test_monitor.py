@@ -187,6 +187,38 @@ def test_reference_moves_and_floor_keep_stream_equal_to_clips(
     )
 
 
+def _ill_conditioned(detector: GaussianDetector, condition: float) -> GaussianDetector:
+    """The detector with its precision replaced by one of the given condition number (same eigenvectors)."""
+    import copy
+
+    values, vectors = np.linalg.eigh(detector.precision_)
+    values = np.geomspace(1.0 / condition, 1.0, len(values)) * values.max()
+    changed = copy.deepcopy(detector)
+    changed.precision_ = (vectors * values) @ vectors.T
+    return changed
+
+
+@pytest.mark.parametrize("condition", [None, 1e12], ids=["fitted", "ill-conditioned"])
+def test_float32_factor_only_where_it_keeps_float_tolerance(
+    gaussian: GaussianDetector, monkeypatch: pytest.MonkeyPatch, condition: float | None
+) -> None:
+    """The triangular product runs in float32 for a fitted model, in float64 where float32 would lose digits."""
+    import soundanomaly.monitor as monitor_module
+
+    detector = gaussian if condition is None else _ill_conditioned(gaussian, condition)
+    model = monitor_module._ShiftModel.for_detector(detector)
+    assert isinstance(model, monitor_module._GaussianShift) and model.factor is not None
+    assert model.factor.dtype == (np.float32 if condition is None else np.float64)
+    counts = _count_shifts(monkeypatch, monitor_module._GaussianShift)
+    signal = _moving_reference_stream()
+    monitor = Monitor(detector, window_seconds=2.0, hop_seconds=0.25)
+    windows = _push_random_blocks(monitor, signal, 11, high=3000)
+    assert counts["shifted"] > 0
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
+
+
 @pytest.mark.tf
 def test_autoencoder_first_layer_follows_reference_moves(monkeypatch: pytest.MonkeyPatch) -> None:
     import soundanomaly.monitor as monitor_module

@@ -1017,6 +1017,9 @@ class _FramePipeline:
         return _clip_score(self.detector, scores)
 
 
+_FLOAT32_RTOL = 1e-6  # the largest relative error of a vector's score allowed for a float32 shortcut
+
+
 class _ShiftModel:
     """A detector's per-vector score from cached terms that follow a uniform shift ``x - delta`` in closed form."""
 
@@ -1061,7 +1064,10 @@ class _GaussianShift(_ShiftModel):
 
     With the Cholesky factor ``P = L L'``, ``q = |L' (x - mu)|^2`` and
     ``p = (L' 1)' L' (x - mu)``: a triangular product, half the arithmetic of
-    ``(x - mu) P`` (float64 either way; they differ by rounding, ~1e-13).
+    ``(x - mu) P``. The product runs in float32 (twice as fast) when, on probe
+    vectors drawn from the model at a few shifts, ``q`` stays within
+    :data:`_FLOAT32_RTOL` of the float64 value (a well-conditioned covariance,
+    as the default shrinkage gives); else in float64 (~1e-13).
     """
 
     def __init__(self, detector: Any) -> None:
@@ -1074,17 +1080,50 @@ class _GaussianShift(_ShiftModel):
         except np.linalg.LinAlgError:  # not numerically positive definite: the full product
             return
         if np.isfinite(lower).all():
+            from scipy.linalg.blas import dtrmm, strmm
+
             self.factor = np.asfortranarray(lower)  # BLAS reads it in place
             self.ones = lower.sum(axis=0)  # L' 1
+            self.mean32 = self.mean.astype(np.float32)
+            self.trmm = dtrmm
+            if self._float32_error(lower) <= _FLOAT32_RTOL:
+                self.factor, self.trmm = np.asfortranarray(lower, dtype=np.float32), strmm
+
+    def _float32_error(self, lower: npt.NDArray[np.float64]) -> float:
+        """Largest relative error of the float32 ``q`` (also shifted by up to 6 dB) on probe vectors, vs float64."""
+        from scipy.linalg import solve_triangular
+        from scipy.linalg.blas import strmm
+
+        rng = np.random.default_rng(0)
+        width = len(self.mean)
+        white = rng.standard_normal((width, 64)) * np.repeat([0.5, 1.0, 3.0, 10.0], 16)  # typical to far out
+        centred = solve_triangular(lower, white, trans="T", lower=True).T  # rows drawn from N(0, cov), scaled
+        worst = 0.0
+        for delta in (0.0, -6.0, 0.5, 6.0):
+            vectors = (self.mean + centred).astype(np.float32)  # as the stream's frames are
+            exact = np.subtract(vectors, self.mean) @ lower  # float64 reference, then the shift in closed form
+            q64 = np.einsum("ij,ij->i", exact, exact)
+            p64 = exact @ self.ones
+            y = strmm(1.0, np.asfortranarray(lower, dtype=np.float32), np.subtract(vectors, self.mean32).T,
+                      side=0, lower=1, trans_a=1, overwrite_b=1).T  # fmt: skip
+            q32 = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+            p32 = y @ self.ones
+            want = q64 - 2.0 * delta * p64 + delta * delta * self.total
+            got = q32 - 2.0 * delta * p32 + delta * delta * self.total
+            if not (np.isfinite(got).all() and (want > 0).all()):
+                return np.inf
+            worst = max(worst, float(np.max(np.abs(got - want) / want)))
+        return worst
 
     def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
-        centred = np.subtract(vectors, self.mean)  # float64, as GaussianDetector's astype then subtract
         if self.factor is not None:
-            from scipy.linalg.blas import dtrmm
-
-            # centred.T is Fortran-ordered: L' centred' in place, i.e. rows centred @ L
-            y = dtrmm(1.0, self.factor, centred.T, side=0, lower=1, trans_a=1, overwrite_b=1).T
-            return [np.einsum("ij,ij->i", y, y), y @ self.ones]
+            # float32 frames minus the mean, in the factor's precision; centred.T is Fortran-ordered,
+            # L' centred' in place, i.e. rows centred @ L
+            mean = self.mean32 if self.factor.dtype == np.float32 else self.mean
+            centred = np.subtract(vectors, mean)
+            y = self.trmm(1.0, self.factor, centred.T, side=0, lower=1, trans_a=1, overwrite_b=1).T
+            return [np.einsum("ij,ij->i", y, y, dtype=np.float64), y @ self.ones]
+        centred = np.subtract(vectors, self.mean)  # float64, as GaussianDetector's astype then subtract
         projected = centred @ self.precision
         return [np.einsum("ij,ij->i", projected, centred), projected.sum(axis=1)]
 
