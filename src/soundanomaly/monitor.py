@@ -64,7 +64,6 @@ __all__ = [
 
 logger = logging.getLogger("soundanomaly.monitor")
 _TOP_DB = 80.0
-_FLOOR = np.float32(-_TOP_DB)  # the top_db floor of referenced values
 _FLOAT32 = np.dtype(np.float32)
 _ONES = np.ones(0, dtype=np.float32)  # grown on first use
 Block = tuple[npt.NDArray[Any], int]
@@ -460,23 +459,6 @@ class Monitor:
             Each carries the alert it raised or cleared (``raised``,
             ``cleared``); all events are also in :attr:`events`.
         """
-        buffer = self._buffer
-        if (  # the usual small float32 mono block at the stream's rate: append, and score only when a window is due
-            type(block) is np.ndarray
-            and block.dtype is _FLOAT32
-            and block.ndim == 1
-            and type(sr) is int
-            and sr == self.input_sr_
-            and self._resampler is None
-            and len(block) <= len(_ONES)
-            and buffer.end + len(block) < self._next_end
-        ):
-            # the sum (a BLAS dot, faster than a reduction) is NaN or inf when any sample is, or on overflow
-            if not math.isfinite(block.dot(_ONES[: len(block)])) and not np.isfinite(block).all():
-                raise AudioError("<stream>", "block contains NaN or infinite samples")
-            buffer.append(block)
-            self._stream_samples += len(block)
-            return []
         windows = self._push(block, sr)
         return [self._alert(window) for window in windows] if windows else windows
 
@@ -848,7 +830,6 @@ class _FramePipeline:
         self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
         self.detector = detector
         self.shift_model = _ShiftModel.for_detector(detector)
-        self.mean = getattr(detector, "aggregate", "mean") == "mean"
         # interior frame cache: rows are stream frames cache_start .. cache_start + cache_used - 1
         self.cache = np.empty((max(64, 2 * self.n_frames), self.n_mels), dtype=np.float32)
         self.cache_max = np.empty(len(self.cache), dtype=np.float32)
@@ -973,7 +954,7 @@ class _FramePipeline:
                 vec_min = frame_min[:n_cached].copy()
                 for k in range(1, self.n_stack):
                     np.minimum(vec_min, frame_min[k : k + n_cached], out=vec_min)
-                floor = _FLOOR
+                floor = np.float32(-_TOP_DB)
                 movable = (vec_min - ref >= floor) & (vec_min - self.vec_ref >= floor)
                 moved = np.flatnonzero(movable)
                 redo = np.flatnonzero(~movable)
@@ -1005,7 +986,7 @@ class _FramePipeline:
         if n_new:
             work[n_edge + n_redo :] = inner[n_cached:]
         np.subtract(work, ref, out=work)  # referenced and floored as the clip scorer does
-        np.maximum(work, _FLOOR, out=work)
+        np.maximum(work, -_TOP_DB, out=work)
         if model is not None and total:
             terms = model.terms(work)
             exact = model.exact(terms, work)
@@ -1033,8 +1014,6 @@ class _FramePipeline:
         scores[self.inner[0] : self.inner[0] + n_inner] = self.vec_score[row : row + n_inner]
         if n_edge:
             scores[self.edge_vectors] = exact[:n_edge]
-        if self.mean:  # the default reduction, as _clip_score does it
-            return float(np.add.reduce(scores) / len(scores))
         return _clip_score(self.detector, scores)
 
 
