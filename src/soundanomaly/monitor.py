@@ -1074,7 +1074,7 @@ class _GaussianShift(_ShiftModel):
         self.mean = detector.mean_
         self.precision = detector.precision_
         self.total = float(self.precision.sum())  # c = 1' P 1
-        self.factor: npt.NDArray[np.float64] | None = None
+        self.factor: npt.NDArray[np.floating[Any]] | None = None
         try:
             lower = np.linalg.cholesky(self.precision)
         except np.linalg.LinAlgError:  # not numerically positive definite: the full product
@@ -1082,45 +1082,44 @@ class _GaussianShift(_ShiftModel):
         if np.isfinite(lower).all():
             from scipy.linalg.blas import dtrmm, strmm
 
-            self.factor = np.asfortranarray(lower)  # BLAS reads it in place
             self.ones = lower.sum(axis=0)  # L' 1
-            self.mean32 = self.mean.astype(np.float32)
-            self.trmm = dtrmm
-            if self._float32_error(lower) <= _FLOAT32_RTOL:
-                self.factor, self.trmm = np.asfortranarray(lower, dtype=np.float32), strmm
+            self.factor, self.factor_mean, self.trmm = np.asfortranarray(lower), self.mean, dtrmm  # BLAS reads in place
+            probes = self._probes(lower)
+            reference = self._project(probes)
+            self.factor, self.factor_mean, self.trmm = (
+                np.asfortranarray(lower, dtype=np.float32), self.mean.astype(np.float32), strmm
+            )  # fmt: skip
+            if self._relative_error(self._project(probes), reference) > _FLOAT32_RTOL:
+                self.factor, self.factor_mean, self.trmm = np.asfortranarray(lower), self.mean, dtrmm
 
-    def _float32_error(self, lower: npt.NDArray[np.float64]) -> float:
-        """Largest relative error of the float32 ``q`` (also shifted by up to 6 dB) on probe vectors, vs float64."""
+    def _probes(self, lower: npt.NDArray[np.float64]) -> FloatArray:
+        """Float32 vectors drawn from the model, typical to far out (0.5 to 10 standard deviations)."""
         from scipy.linalg import solve_triangular
-        from scipy.linalg.blas import strmm
 
-        rng = np.random.default_rng(0)
-        width = len(self.mean)
-        white = rng.standard_normal((width, 64)) * np.repeat([0.5, 1.0, 3.0, 10.0], 16)  # typical to far out
+        white = np.random.default_rng(0).standard_normal((len(self.mean), 64)) * np.repeat([0.5, 1.0, 3.0, 10.0], 16)
         centred = solve_triangular(lower, white, trans="T", lower=True).T  # rows drawn from N(0, cov), scaled
+        probes: FloatArray = (self.mean + centred).astype(np.float32)  # as the stream's frames are
+        return probes
+
+    def _relative_error(self, terms: list[npt.NDArray[Any]], reference: list[npt.NDArray[Any]]) -> float:
+        """Largest relative error of ``q`` against the reference terms', also shifted by up to 6 dB."""
         worst = 0.0
         for delta in (0.0, -6.0, 0.5, 6.0):
-            vectors = (self.mean + centred).astype(np.float32)  # as the stream's frames are
-            exact = np.subtract(vectors, self.mean) @ lower  # float64 reference, then the shift in closed form
-            q64 = np.einsum("ij,ij->i", exact, exact)
-            p64 = exact @ self.ones
-            y = strmm(1.0, np.asfortranarray(lower, dtype=np.float32), np.subtract(vectors, self.mean32).T,
-                      side=0, lower=1, trans_a=1, overwrite_b=1).T  # fmt: skip
-            q32 = np.einsum("ij,ij->i", y, y, dtype=np.float64)
-            p32 = y @ self.ones
-            want = q64 - 2.0 * delta * p64 + delta * delta * self.total
-            got = q32 - 2.0 * delta * p32 + delta * delta * self.total
+            got, want = self.shift(terms, delta)[0], self.shift(reference, delta)[0]
             if not (np.isfinite(got).all() and (want > 0).all()):
                 return np.inf
             worst = max(worst, float(np.max(np.abs(got - want) / want)))
         return worst
 
     def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
+        return self._project(vectors)
+
+    def _project(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
+        """:meth:`terms` (also of the probes, which the stream's own accounting does not count)."""
         if self.factor is not None:
             # float32 frames minus the mean, in the factor's precision; centred.T is Fortran-ordered,
             # L' centred' in place, i.e. rows centred @ L
-            mean = self.mean32 if self.factor.dtype == np.float32 else self.mean
-            centred = np.subtract(vectors, mean)
+            centred = np.subtract(vectors, self.factor_mean)
             y = self.trmm(1.0, self.factor, centred.T, side=0, lower=1, trans_a=1, overwrite_b=1).T
             return [np.einsum("ij,ij->i", y, y, dtype=np.float64), y @ self.ones]
         centred = np.subtract(vectors, self.mean)  # float64, as GaussianDetector's astype then subtract
