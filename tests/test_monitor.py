@@ -163,6 +163,21 @@ def _count_shifts(monkeypatch: pytest.MonkeyPatch, cls: type) -> dict[str, int]:
     return counts
 
 
+def _assert_shifts_keep_stream_equal_to_clips(
+    detector: BaseDetector, monkeypatch: pytest.MonkeyPatch, shift_model: type, seed: int
+) -> Monitor:
+    """Stream the moving-reference signal: the closed form must run and the scores equal clip scoring."""
+    counts = _count_shifts(monkeypatch, shift_model)
+    signal = _moving_reference_stream()
+    monitor = Monitor(detector, window_seconds=2.0, hop_seconds=0.25)
+    windows = _push_random_blocks(monitor, signal, seed, high=3000)
+    assert counts["shifted"] > 0  # the closed form ran
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
+    return monitor
+
+
 @pytest.mark.parametrize("factor", [True, False], ids=["cholesky", "full-product"])
 def test_reference_moves_and_floor_keep_stream_equal_to_clips(
     gaussian: GaussianDetector, monkeypatch: pytest.MonkeyPatch, factor: bool
@@ -175,16 +190,9 @@ def test_reference_moves_and_floor_keep_stream_equal_to_clips(
             raise np.linalg.LinAlgError("not positive definite")
 
         monkeypatch.setattr(np.linalg, "cholesky", no_cholesky)
-    counts = _count_shifts(monkeypatch, monitor_module._GaussianShift)
-    signal = _moving_reference_stream()
-    monitor = Monitor(gaussian, window_seconds=2.0, hop_seconds=0.25)
     assert isinstance(monitor_module._ShiftModel.for_detector(gaussian), monitor_module._GaussianShift)
-    windows = _push_random_blocks(monitor, signal, 9, high=3000)
+    monitor = _assert_shifts_keep_stream_equal_to_clips(gaussian, monkeypatch, monitor_module._GaussianShift, 9)
     assert monitor._frames is not None and (monitor._frames.shift_model.factor is not None) == factor  # type: ignore[union-attr]
-    assert counts["shifted"] > 0  # the closed form ran
-    np.testing.assert_allclose(
-        [w.score for w in windows], _clip_scores(gaussian, signal, windows, monitor.window_samples_), rtol=1e-5
-    )
 
 
 def _ill_conditioned(detector: GaussianDetector, condition: float) -> GaussianDetector:
@@ -209,14 +217,7 @@ def test_float32_factor_only_where_it_keeps_float_tolerance(
     model = monitor_module._ShiftModel.for_detector(detector)
     assert isinstance(model, monitor_module._GaussianShift) and model.factor is not None
     assert model.factor.dtype == (np.float32 if condition is None else np.float64)
-    counts = _count_shifts(monkeypatch, monitor_module._GaussianShift)
-    signal = _moving_reference_stream()
-    monitor = Monitor(detector, window_seconds=2.0, hop_seconds=0.25)
-    windows = _push_random_blocks(monitor, signal, 11, high=3000)
-    assert counts["shifted"] > 0
-    np.testing.assert_allclose(
-        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
-    )
+    _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, monitor_module._GaussianShift, 11)
 
 
 @pytest.mark.tf
@@ -227,14 +228,7 @@ def test_autoencoder_first_layer_follows_reference_moves(monkeypatch: pytest.Mon
     features = LogMelFrames()
     train = [features.transform(generate_clip(0, duration=2.0, clip_index=i), SR) for i in range(3)]
     detector = AutoencoderDetector(epochs=1, batch_size=64, threshold=1.0).fit(ClipFeatures.from_arrays(train))
-    counts = _count_shifts(monkeypatch, monitor_module._AutoencoderShift)
-    signal = _moving_reference_stream()
-    monitor = Monitor(detector, window_seconds=2.0, hop_seconds=0.25)
-    windows = _push_random_blocks(monitor, signal, 10, high=3000)
-    assert counts["shifted"] > 0
-    np.testing.assert_allclose(
-        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
-    )
+    _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, monitor_module._AutoencoderShift, 10)
 
 
 class _Peak(BaseDetector):
