@@ -1374,6 +1374,37 @@ def _loaded_calibration(info: Any, detector: BaseDetector) -> Calibration | None
         raise ModelFormatError(f"invalid saved calibration: {exc}") from exc
 
 
+def _member_entry(model: BaseDetector) -> dict[str, Any]:
+    """A fitted sub-detector's manifest entry (PerGroup's groups, Ensemble's members)."""
+    calibration = getattr(model, "calibration_", None)
+    return {
+        "detector": type(model).__name__,
+        "params": model._persisted_params(),
+        "features": _extractor_params(model.features),
+        "threshold": float(model.threshold_),
+        "n_features_in": int(model.n_features_in_),
+        "extra": model._manifest_extra(),
+        "calibration": None if calibration is None else calibration.to_dict(),
+    }
+
+
+def _member_state(model: BaseDetector, prefix: str) -> dict[str, FloatArray]:
+    """A sub-detector's state arrays under ``prefix``, with its training and held-out scores."""
+    state = {f"{prefix}{name}": value for name, value in model._get_state().items()}
+    state[f"{prefix}train_scores"] = np.asarray(model.train_scores_, np.float64)
+    state[f"{prefix}holdout_scores"] = np.asarray(getattr(model, "holdout_scores_", np.empty(0)), np.float64)
+    return state
+
+
+def _restore_member(model: BaseDetector, own: dict[str, FloatArray], calibration: Any) -> None:
+    """Inverse of :func:`_member_state` (``own`` without the prefix; ``train_scores`` checked by the caller)."""
+    model.train_scores_ = own.pop("train_scores").astype(np.float64)
+    model.holdout_scores_ = own.pop("holdout_scores", np.empty(0)).astype(np.float64)
+    model.holdout_labels_ = None
+    model._set_state(own)
+    model.calibration_ = _loaded_calibration(calibration, model)
+
+
 def _read_state(
     path: Path,
     spec: dict[str, tuple[tuple[int | None, ...], bool]] | None,

@@ -428,29 +428,12 @@ class Ensemble(BaseDetector):
 
     # -- persistence --------------------------------------------------------------
     def _manifest_extra(self) -> dict[str, Any]:
-        members = []
-        for model in self.detectors_:
-            calibration = getattr(model, "calibration_", None)
-            members.append(
-                {
-                    "detector": type(model).__name__,
-                    "params": model._persisted_params(),
-                    "features": _base._extractor_params(model.features),
-                    "threshold": float(model.threshold_),
-                    "n_features_in": int(model.n_features_in_),
-                    "extra": model._manifest_extra(),
-                    "calibration": None if calibration is None else calibration.to_dict(),
-                }
-            )
-        return {"members": members}
+        return {"members": [_base._member_entry(model) for model in self.detectors_]}
 
     def _get_state(self) -> dict[str, FloatArray]:
         state: dict[str, Any] = {"centres": self.centres_, "spreads": self.spreads_}
         for i, model in enumerate(self.detectors_):
-            for name, value in model._get_state().items():
-                state[f"m{i}__{name}"] = value
-            state[f"m{i}__train_scores"] = np.asarray(model.train_scores_, np.float64)
-            state[f"m{i}__holdout_scores"] = np.asarray(getattr(model, "holdout_scores_", np.empty(0)), np.float64)
+            state.update(_base._member_state(model, f"m{i}__"))
         return state
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
@@ -506,14 +489,10 @@ class Ensemble(BaseDetector):
                         raise ModelFormatError(f"member {i}: array {key!r} has shape {got}, expected {shape}")
             if "train_scores" not in own:
                 raise ModelFormatError(f"member {i}: missing array 'train_scores'")
-            model.train_scores_ = own.pop("train_scores").astype(np.float64)
-            model.holdout_scores_ = own.pop("holdout_scores", np.empty(0)).astype(np.float64)
-            model.holdout_labels_ = None
             try:
-                model._set_state(own)
+                _base._restore_member(model, own, self._member_calibrations[i])
             except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
                 raise ModelFormatError(f"member {i} ({type(model).__name__}): state does not fit: {exc}") from exc
-            model.calibration_ = _base._loaded_calibration(self._member_calibrations[i], model)
 
 
 def _load_member(entry: Any, index: int) -> BaseDetector:

@@ -333,32 +333,13 @@ class PerGroup(BaseDetector):
 
     # -- persistence --------------------------------------------------------------
     def _manifest_extra(self) -> dict[str, Any]:
-        models = []
-        for key in self.groups_:
-            model = self.models_[key]
-            calibration = getattr(model, "calibration_", None)
-            models.append(
-                {
-                    "group": key,
-                    "detector": type(model).__name__,
-                    "params": model._persisted_params(),
-                    "features": _base._extractor_params(model.features),
-                    "threshold": float(model.threshold_),
-                    "n_features_in": int(model.n_features_in_),
-                    "extra": model._manifest_extra(),
-                    "calibration": None if calibration is None else calibration.to_dict(),
-                }
-            )
+        models = [{"group": key, **_base._member_entry(self.models_[key])} for key in self.groups_]
         return {"group_by": self.group_by, "models": models}
 
     def _get_state(self) -> dict[str, FloatArray]:
         state: dict[str, FloatArray] = {}
         for i, key in enumerate(self.groups_):
-            model = self.models_[key]
-            for name, value in model._get_state().items():
-                state[f"g{i}__{name}"] = value
-            state[f"g{i}__train_scores"] = np.asarray(model.train_scores_, np.float64)
-            state[f"g{i}__holdout_scores"] = np.asarray(getattr(model, "holdout_scores_", np.empty(0)), np.float64)
+            state.update(_base._member_state(self.models_[key], f"g{i}__"))
         return state
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
@@ -393,9 +374,4 @@ class PerGroup(BaseDetector):
         for i, key in enumerate(self.groups_):
             prefix = f"g{i}__"
             own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            model = self.models_[key]
-            model.train_scores_ = own.pop("train_scores").astype(np.float64)
-            model.holdout_scores_ = own.pop("holdout_scores", np.empty(0)).astype(np.float64)
-            model.holdout_labels_ = None
-            model._set_state(own)
-            model.calibration_ = _base._loaded_calibration(self._calibrations.get(key), model)
+            _base._restore_member(self.models_[key], own, self._calibrations.get(key))
