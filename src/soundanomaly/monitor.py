@@ -1037,7 +1037,7 @@ class _ShiftModel:
             isinstance(detector, AutoencoderDetector)
             and cls._score_windows is AutoencoderDetector._score_windows
             and cls.reconstruct is AutoencoderDetector.reconstruct
-            and len(detector.weights_) >= 2
+            and len(detector.weights_) >= 4  # a hidden layer
         ):
             return _AutoencoderShift(detector)
         return None
@@ -1139,37 +1139,79 @@ class _GaussianShift(_ShiftModel):
 
 
 class _AutoencoderShift(_ShiftModel):
-    """The first layer's pre-activation ``h = x W0`` is linear in ``x``: shifting by ``d`` gives ``h - d (1' W0)``.
+    """Cached per vector: the first layer's pre-activation ``z``, the last hidden layer's output ``h``,
+    the residual ``r = reconstruction - x``'s projection ``g = W r`` on the output layer ``W`` and its sum
+    ``s``, and the score ``|r|^2 / D``.
 
-    A moved vector skips its first (widest) matrix product; the rest of the
-    network runs as :meth:`AutoencoderDetector.reconstruct` does, in float32.
+    Shifting ``x`` by ``-d``: ``z - d (1' W0)`` exactly (the first layer is linear), and the hidden
+    layers run again from it. The residual moves by ``dr = W' dh + d 1`` (``dh`` the change of ``h``),
+    so the output layer, the widest product (``64 x 320``), need not run again: ``|r|^2`` gains
+    ``dr' (r_old + r_new) = [dh, d]' [g_old + g_new, s_old + s_new]``, and
+    ``[g, s]`` gains ``[dh, d] [[G, W 1], [1' W', D]]`` with ``G = W W'`` (``65 x 65``). All of these
+    are residual-sized, so float32 keeps the clip scorer's precision (the score accumulates in float64).
+    New vectors run the network as :meth:`AutoencoderDetector.reconstruct` does, with the same
+    arithmetic, plus one product for ``[g, s]``.
     """
 
-    needs_vectors = True
-
     def __init__(self, detector: Any) -> None:
-        self.weights = [np.asarray(w, dtype=np.float32) for w in detector.weights_]
-        self.column_sums = self.weights[0].sum(axis=0, dtype=np.float64)  # 1' W0
+        weights = [np.asarray(w, dtype=np.float32) for w in detector.weights_]
+        self.first, self.hidden = weights[0], weights[1:-2]  # hidden: bias 0, W1, bias 1, ..., the last hidden bias
+        self.output, self.output_bias = weights[-2], weights[-1]
+        self.column_sums = weights[0].sum(axis=0, dtype=np.float64)  # 1' W0
+        out = self.output.astype(np.float64)  # (h, D)
+        self.width = out.shape[1]
+        row_sums = out.sum(axis=1)  # W 1
+        self.project = np.ascontiguousarray(np.hstack([out.T, np.ones((self.width, 1))]), dtype=np.float32)
+        self.gram = np.block([[out @ out.T, row_sums[:, None]], [row_sums[None, :], np.array([[self.width]])]])
+        self.gram = self.gram.astype(np.float32)
+        self._rows = 0
+        self._tiles: list[FloatArray] = []
+        self._zeros: FloatArray = np.zeros(0, dtype=np.float32)
+
+    def _scratch(self, n: int) -> None:
+        """Row-tiled biases and zeros for ``n`` rows (NumPy adds and compares whole arrays faster than rows)."""
+        if n > self._rows:
+            self._rows = max(n, 2 * self._rows, 64)
+            biases = [*self.hidden[0::2], self.output_bias]
+            self._tiles = [np.tile(b, (self._rows, 1)) for b in biases]
+            self._zeros = np.zeros(self._rows * max(len(b) for b in biases), dtype=np.float32)
+
+    def _last_hidden(self, z: FloatArray) -> FloatArray:
+        """The last hidden layer's output from first-layer pre-activations ``z``, as ``reconstruct`` computes it."""
+        n = len(z)
+        self._scratch(n)
+        x = np.add(z, self._tiles[0][:n])
+        for i in range(len(self.hidden) // 2 + 1):
+            if i:
+                x = x @ self.hidden[2 * i - 1]
+                x += self._tiles[i][:n]
+            np.maximum(x, self._zeros[: x.size].reshape(x.shape), out=x)
+        return x
 
     def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:
-        return [np.asarray(vectors, dtype=np.float32) @ self.weights[0]]
+        z = vectors @ self.first
+        h = self._last_hidden(z)
+        residual = h @ self.output
+        residual += self._tiles[-1][: len(h)]
+        residual -= vectors  # reconstruction_error's diff, with the same arithmetic
+        score = np.asarray(np.einsum("ij,ij->i", residual, residual) / self.width, dtype=np.float64)
+        return [z, h, residual @ self.project, score]
 
     def shift(self, terms: list[npt.NDArray[Any]], delta: float) -> list[npt.NDArray[Any]]:
-        moved = np.subtract(terms[0], delta * self.column_sums, dtype=np.float32, casting="same_kind")
-        return [moved]
+        z, h, projected, score = terms
+        moved = np.subtract(z, delta * self.column_sums, dtype=np.float32, casting="same_kind")
+        new_h = self._last_hidden(moved)
+        change = np.empty(projected.shape, dtype=np.float32)  # [dh, d]
+        np.subtract(new_h, h, out=change[:, :-1])
+        change[:, -1] = delta
+        new_projected = change @ self.gram
+        new_projected += projected
+        projected = projected + new_projected
+        gain = np.einsum("ij,ij->i", change, projected)
+        return [moved, new_h, new_projected, score + gain / self.width]
 
     def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
-        # AutoencoderDetector.reconstruct from the first product on, then reconstruction_error: the same arithmetic
-        assert vectors is not None
-        weights = self.weights
-        x = terms[0] + weights[1]
-        n_layers = len(weights) // 2
-        for i in range(1, n_layers):
-            np.maximum(x, 0.0, out=x)
-            x = x @ weights[2 * i]
-            x += weights[2 * i + 1]
-        diff = x - vectors
-        return np.asarray(np.einsum("ij,ij->i", diff, diff) / vectors.shape[1], dtype=np.float64)
+        return np.asarray(terms[-1], dtype=np.float64)
 
     def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
         return self.scores(terms, vectors)
