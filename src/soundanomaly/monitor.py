@@ -809,31 +809,29 @@ class _FramePipeline:
         self.edge_vectors = np.array(
             [i for i in range(self.n_vectors) if not self.inner[0] <= i <= self.inner[1]], dtype=np.intp
         )
-        # the frames the edge vectors use: zero-padded ones from the window's edge FFT, the others from the cache
-        used = sorted({i + k for i in self.edge_vectors.tolist() for k in range(self.n_stack)})
-        where = {frame: row for row, frame in enumerate(used)}
-        self.edge_gather = np.array(
-            [[where[i + k] for k in range(self.n_stack)] for i in self.edge_vectors.tolist()], dtype=np.intp
-        ).reshape(len(self.edge_vectors), self.n_stack)
+        # the frames of the edge vectors, as runs of copies: (vector, its frames k0:k1, from the window's
+        # zero-padded edge frames (True) or the cache, first row there (edge row, or cache row after row a))
         edge_index = {frame: row for row, frame in enumerate(self.edge_rows.tolist())}
-        self.from_edges = (
-            np.array([where[f] for f in used if f in edge_index], dtype=np.intp),
-            np.array([edge_index[f] for f in used if f in edge_index], dtype=np.intp),
-        )
-        self.from_cache = (
-            np.array([where[f] for f in used if f not in edge_index], dtype=np.intp),
-            np.array([f - self.first for f in used if f not in edge_index], dtype=np.intp),  # rows after cache row a
-        )
-        self.edge_frames = np.empty((len(used), self.n_mels), dtype=np.float32)
+        self.edge_copies: list[tuple[int, int, int, bool, int]] = []
+        for v, i in enumerate(self.edge_vectors.tolist()):
+            for k in range(self.n_stack):
+                padded = i + k in edge_index
+                row = edge_index[i + k] if padded else i + k - self.first
+                last = self.edge_copies[-1] if self.edge_copies else None
+                if last and last[0] == v and last[3] == padded and last[2] == k and last[4] + k - last[1] == row:
+                    self.edge_copies[-1] = (v, last[1], k + 1, padded, last[4])
+                else:
+                    self.edge_copies.append((v, k, k + 1, padded, row))
         self.windowed = np.empty((0, self.n_fft), dtype=np.float32)
         self.taper = _window(self.n_fft, 1.0)
+        self.amin = np.full((0, self.n_mels), _AMIN, dtype=np.float32)
+        self.floor = np.full((self.n_vectors, self.width), -_TOP_DB, dtype=np.float32)
+        self.mean = getattr(detector, "aggregate", "mean") == "mean"
         self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
         self.detector = detector
         self.shift_model = _ShiftModel.for_detector(detector)
         # interior frame cache: rows are stream frames cache_start .. cache_start + cache_used - 1
         self.cache = np.empty((max(64, 2 * self.n_frames), self.n_mels), dtype=np.float32)
-        self.cache_max = np.empty(len(self.cache), dtype=np.float32)
-        self.cache_min = np.empty(len(self.cache), dtype=np.float32)
         self.cache_start = self.first
         self.cache_used = 0
         # interior vector cache: rows are stream positions vec_start .. vec_start + vec_used - 1, all at vec_ref
@@ -861,10 +859,13 @@ class _FramePipeline:
         squares = spectrum.view(np.float32)
         np.square(squares, out=squares)
         power = np.add(squares[:, 0::2], squares[:, 1::2])
-        db = np.empty((len(windowed), self.n_mels), dtype=np.float32)
+        n = len(windowed)
+        db = np.empty((n, self.n_mels), dtype=np.float32)
         for bands, bins, block in self.blocks:
             np.matmul(power[:, bins], block, out=db[:, bands])
-        np.maximum(db, _AMIN, out=db)
+        if n > len(self.amin):
+            self.amin = np.full((n, self.n_mels), _AMIN, dtype=np.float32)
+        np.maximum(db, self.amin[:n], out=db)
         np.log10(db, out=db)
         db *= 10.0
         return db
@@ -874,12 +875,9 @@ class _FramePipeline:
         nxt = self.cache_start + self.cache_used
         count = max(0, upto - nxt + 1)
         if self.cache_used + count > len(self.cache):
-            size = max(2 * len(self.cache), self.cache_used + count)
-            for name in ("cache", "cache_max", "cache_min"):
-                old = getattr(self, name)
-                grown = np.empty((size, *old.shape[1:]), dtype=np.float32)
-                grown[: self.cache_used] = old[: self.cache_used]
-                setattr(self, name, grown)
+            grown = np.empty((max(2 * len(self.cache), self.cache_used + count), self.n_mels), dtype=np.float32)
+            grown[: self.cache_used] = self.cache[: self.cache_used]
+            self.cache = grown
         n_edges = len(self.edge_rows)
         if count + n_edges > len(self.windowed):  # a workspace, reused from window to window
             self.windowed = np.empty((count + n_edges, self.n_fft), dtype=np.float32)
@@ -900,10 +898,7 @@ class _FramePipeline:
             edges *= self.taper
         db = self._log_mel(windowed)
         if count:
-            new = db[:count]
-            self.cache[self.cache_used : self.cache_used + count] = new
-            self.cache_max[self.cache_used : self.cache_used + count] = new.max(axis=1)
-            self.cache_min[self.cache_used : self.cache_used + count] = new.min(axis=1)
+            self.cache[self.cache_used : self.cache_used + count] = db[:count]
             self.cache_used += count
         return db[count:]
 
@@ -925,13 +920,12 @@ class _FramePipeline:
         stale = lo - self.cache_start  # cached frames no window needs any more (windows only move forward)
         if stale > 0 and (stale >= len(self.cache) // 2 or stale >= self.cache_used):
             keep = max(0, self.cache_used - stale)
-            for array in (self.cache, self.cache_max, self.cache_min):
-                array[:keep] = array[stale : self.cache_used]
+            self.cache[:keep] = self.cache[stale : self.cache_used]
             self.cache_start, self.cache_used = lo, keep
         edge_db = self._extend_cache(hi, buffer, start)
         a = lo - self.cache_start  # cache row of the window's first interior frame
         cache = self.cache
-        ref = self.cache_max[a : hi - self.cache_start + 1].max() if hi >= lo else np.float32(-np.inf)
+        ref = cache[a : hi - self.cache_start + 1].max() if hi >= lo else np.float32(-np.inf)  # the loudest bin
         if len(edge_db):
             ref = max(ref, edge_db.max())
         ref = np.float32(ref)
@@ -950,14 +944,18 @@ class _FramePipeline:
             if model is None:
                 redo = np.arange(n_cached)
             else:
-                frame_min = self.cache_min[a : a + n_cached + self.n_stack - 1]
-                vec_min = frame_min[:n_cached].copy()
-                for k in range(1, self.n_stack):
-                    np.minimum(vec_min, frame_min[k : k + n_cached], out=vec_min)
-                floor = np.float32(-_TOP_DB)
-                movable = (vec_min - ref >= floor) & (vec_min - self.vec_ref >= floor)
-                moved = np.flatnonzero(movable)
-                redo = np.flatnonzero(~movable)
+                frames = cache[a : a + n_cached + self.n_stack - 1]
+                floor, lowest = np.float32(-_TOP_DB), frames.min()
+                if lowest - ref >= floor and lowest - self.vec_ref >= floor:  # the usual case: nothing near the floor
+                    moved, redo = np.arange(n_cached), np.empty(0, dtype=np.intp)
+                else:
+                    frame_min = frames.min(axis=1)
+                    vec_min = frame_min[:n_cached].copy()
+                    for k in range(1, self.n_stack):
+                        np.minimum(vec_min, frame_min[k : k + n_cached], out=vec_min)
+                    movable = (vec_min - ref >= floor) & (vec_min - self.vec_ref >= floor)
+                    moved = np.flatnonzero(movable)
+                    redo = np.flatnonzero(~movable)
                 if len(moved):  # closed form in the shift; vectors unclipped at either reference
                     delta = float(ref) - float(self.vec_ref)
                     every = len(moved) == n_cached  # the usual case: slices, not gathers
@@ -976,17 +974,17 @@ class _FramePipeline:
         total = n_edge + n_redo + n_new
         work = self.work[:total]
         if n_edge:
-            frames = self.edge_frames
-            frames[self.from_edges[0]] = edge_db[self.from_edges[1]]
-            frames[self.from_cache[0]] = cache[a + self.from_cache[1]]
-            work[:n_edge] = frames[self.edge_gather].reshape(n_edge, self.width)
+            stacked = work[:n_edge].reshape(n_edge, self.n_stack, self.n_mels)
+            for v, k0, k1, padded, first in self.edge_copies:
+                source = edge_db[first:] if padded else cache[a + first :]
+                stacked[v, k0:k1] = source[: k1 - k0]
         if n_redo:
             assert redo is not None
             work[n_edge : n_edge + n_redo] = inner[redo]
         if n_new:
             work[n_edge + n_redo :] = inner[n_cached:]
         np.subtract(work, ref, out=work)  # referenced and floored as the clip scorer does
-        np.maximum(work, -_TOP_DB, out=work)
+        np.maximum(work, self.floor[:total], out=work)
         if model is not None and total:
             terms = model.terms(work)
             exact = model.exact(terms, work)
@@ -1014,6 +1012,8 @@ class _FramePipeline:
         scores[self.inner[0] : self.inner[0] + n_inner] = self.vec_score[row : row + n_inner]
         if n_edge:
             scores[self.edge_vectors] = exact[:n_edge]
+        if self.mean:  # the default reduction, without the general machinery
+            return float(np.add.reduce(scores) / len(scores))
         return _clip_score(self.detector, scores)
 
 
