@@ -220,15 +220,38 @@ def test_float32_factor_only_where_it_keeps_float_tolerance(
     _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, monitor_module._GaussianShift, 11)
 
 
+def _swelling_stream(seconds: float, db_per_second: float) -> np.ndarray:
+    """Fan audio growing louder, then quieter: the window's loudest bin, the dB reference, moves at every hop."""
+    signal = generate_clip(0, duration=seconds, clip_index=4)
+    t = np.arange(len(signal)) / SR
+    level = db_per_second * np.minimum(t, seconds - t)
+    return (signal * 10.0 ** ((level - level.max()) / 20.0)).astype(np.float32)
+
+
 @pytest.mark.tf
-def test_autoencoder_first_layer_follows_reference_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("hidden", [(64, 64, 8, 64, 64), (16,)], ids=["default", "one-hidden-layer"])
+def test_autoencoder_moves_follow_the_reference_without_the_output_layer(
+    monkeypatch: pytest.MonkeyPatch, hidden: tuple[int, ...]
+) -> None:
+    """Moved vectors update their residual in closed form; after many moves the stream still equals the clips."""
     import soundanomaly.monitor as monitor_module
     from soundanomaly.detectors import AutoencoderDetector
 
     features = LogMelFrames()
     train = [features.transform(generate_clip(0, duration=2.0, clip_index=i), SR) for i in range(3)]
-    detector = AutoencoderDetector(epochs=1, batch_size=64, threshold=1.0).fit(ClipFeatures.from_arrays(train))
+    detector = AutoencoderDetector(hidden=hidden, epochs=1, batch_size=64, threshold=1.0)
+    detector.fit(ClipFeatures.from_arrays(train))
     _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, monitor_module._AutoencoderShift, 10)
+    # each vector stays in view for ~40 hops and moves at nearly every one: the updates must not drift
+    counts = _count_shifts(monkeypatch, monitor_module._AutoencoderShift)
+    signal = _swelling_stream(12.0, 10.0)
+    monitor = Monitor(detector, window_seconds=4.0, hop_seconds=0.1)
+    windows = _push_random_blocks(monitor, signal, 12, high=5000)
+    moves_per_vector = counts["shifted"] / (len(signal) / features.hop_length)
+    assert moves_per_vector > 10, moves_per_vector
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(detector, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
 
 
 class _Peak(BaseDetector):

@@ -784,9 +784,9 @@ class _FramePipeline:
     window's); while it holds, a window scores only its new vectors and its
     edge vectors, in one call. When it moves, the cached vectors follow in
     closed form where the detector has one (the Gaussian: a quadratic in the
-    shift; the autoencoder: its first layer is linear), else they are
-    re-scored once. Vectors touched by the ``top_db`` floor at either
-    reference are re-scored exactly.
+    shift; the autoencoder: its first layer and its residual, see
+    :class:`_AutoencoderShift`), else they are re-scored once. Vectors touched
+    by the ``top_db`` floor at either reference are re-scored exactly.
     """
 
     def __init__(self, features: LogMelFrames, sr: int, window: int, detector: Any) -> None:
