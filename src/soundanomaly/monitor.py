@@ -961,11 +961,7 @@ class _FramePipeline:
                     every = len(moved) == n_cached  # the usual case: slices, not gathers
                     rows: Any = slice(row, row + n_cached) if every else moved + row
                     terms = model.shift([t[rows] for t in self.vec_terms], delta)
-                    vectors = None
-                    if model.needs_vectors:  # the clip scorer's values exactly (no floor at the new reference)
-                        vectors = self.work[: len(moved)]
-                        np.subtract(inner[:n_cached] if every else inner[moved], ref, out=vectors)
-                    self.vec_score[rows] = model.scores(terms, vectors)
+                    self.vec_score[rows] = model.scores(terms)
                     for cached, new_terms in zip(self.vec_terms, terms, strict=True):
                         cached[rows] = new_terms
         # score exactly, in one call: the edge vectors, the cached ones to redo, the window's new ones
@@ -987,11 +983,9 @@ class _FramePipeline:
         np.maximum(work, self.floor[:total], out=work)
         if model is not None and total:
             terms = model.terms(work)
-            exact = model.exact(terms, work)
+            exact = model.scores(terms)
         else:
-            terms, exact = [], None
-        if exact is None:
-            exact = self.detector._score_windows(work) if total else np.empty(0)
+            terms, exact = [], self.detector._score_windows(work) if total else np.empty(0)
         if n_redo or n_new:  # cache the interior ones at this reference
             if terms and not self.vec_terms:
                 self.vec_terms = [np.zeros((len(self.vec_score), *t.shape[1:]), dtype=t.dtype) for t in terms]
@@ -1021,9 +1015,11 @@ _FLOAT32_RTOL = 1e-6  # the largest relative error of a vector's score allowed f
 
 
 class _ShiftModel:
-    """A detector's per-vector score from cached terms that follow a uniform shift ``x - delta`` in closed form."""
+    """A detector's per-vector score from cached terms that follow a uniform shift ``x - delta`` in closed form.
 
-    needs_vectors = False  # whether :meth:`scores` needs the shifted vectors themselves
+    The scores of fresh terms equal the detector's own (``_score_windows``), with the same arithmetic or to
+    float64 rounding.
+    """
 
     @staticmethod
     def for_detector(detector: Any) -> _ShiftModel | None:
@@ -1050,13 +1046,9 @@ class _ShiftModel:
         """The terms of ``vectors - delta``."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
-        """Per-vector scores from the terms (and the vectors they belong to, when :attr:`needs_vectors`)."""
+    def scores(self, terms: list[npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
+        """Per-vector scores from the terms."""
         raise NotImplementedError  # pragma: no cover - abstract
-
-    def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
-        """The detector's own scores, when the terms hold them with the same arithmetic (else None)."""
-        return None
 
 
 class _GaussianShift(_ShiftModel):
@@ -1130,12 +1122,9 @@ class _GaussianShift(_ShiftModel):
         quadratic, linear = terms
         return [quadratic - 2.0 * delta * linear + delta * delta * self.total, linear - delta * self.total]
 
-    def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
-        return np.asarray(terms[0] / len(self.mean), dtype=np.float64)
-
-    def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
+    def scores(self, terms: list[npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
         # GaussianDetector._score_windows: einsum("ij,ij->i", centred @ precision, centred) / width, to float64 rounding
-        return self.scores(terms, vectors)
+        return np.asarray(terms[0] / len(self.mean), dtype=np.float64)
 
 
 class _AutoencoderShift(_ShiftModel):
@@ -1210,11 +1199,8 @@ class _AutoencoderShift(_ShiftModel):
         gain = np.einsum("ij,ij->i", change, projected)
         return [moved, new_h, new_projected, score + gain / self.width]
 
-    def scores(self, terms: list[npt.NDArray[Any]], vectors: FloatArray | None) -> npt.NDArray[np.float64]:
+    def scores(self, terms: list[npt.NDArray[Any]]) -> npt.NDArray[np.float64]:
         return np.asarray(terms[-1], dtype=np.float64)
-
-    def exact(self, terms: list[npt.NDArray[Any]], vectors: FloatArray) -> npt.NDArray[np.float64] | None:
-        return self.scores(terms, vectors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
