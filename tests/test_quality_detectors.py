@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from soundanomaly.detectors.gaussian import GaussianDetector
 from soundanomaly.detectors.machine_id import MachineIdDetector
 from soundanomaly.detectors.pergroup import PerGroup, clip_groups, group_of_path
 from soundanomaly.evaluation import roc_auc
-from soundanomaly.exceptions import AudioError, ParameterError
+from soundanomaly.exceptions import AudioError, ModelFormatError, ParameterError
 from soundanomaly.features import ClipFeatures, LogMelFrames
 from soundanomaly.features.multichannel import MultiChannel
 
@@ -153,6 +154,50 @@ def test_pergroup_save_load_round_trip_is_one_folder_with_identical_scores(tmp_p
     np.testing.assert_array_equal(loaded.predict(test), model.predict(test))  # type: ignore[arg-type]
     refit = _fit_quietly(PerGroup(loaded.detector), train)
     np.testing.assert_allclose(refit.score(test), model.score(test))  # type: ignore[arg-type]
+
+
+def _tampered(path: Path, original: str, change: object) -> None:
+    manifest = json.loads(original)
+    change(manifest)  # type: ignore[operator]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda m: m["extra"]["models"][0].update(endpoint="http://example.invalid"), "unknown key"),
+        (lambda m: m["extra"]["models"][1].update(group=m["extra"]["models"][0]["group"]), "once per group"),
+        (lambda m: m["extra"]["models"][0].update(threshold=float("inf")), "finite"),
+        (lambda m: m["extra"]["models"][0].update(detector="PerGroup"), "unknown detector"),
+        (lambda m: m["extra"]["models"][0]["params"].update(shell="rm -rf /"), "not GaussianDetector's"),
+        (lambda m: m["extra"].update(models=m["extra"]["models"] * 600), "1 to 1024"),
+        (lambda m: m["extra"].update(models=[]), "1 to 1024"),
+        (lambda m: m["extra"].pop("group_by"), "'group_by' and 'models'"),
+    ],
+    ids=["unknown-key", "duplicate-group", "infinite-threshold", "nested", "stray-param", "too-many", "none", "keys"],
+)
+def test_pergroup_load_rejects_a_tampered_manifest(tmp_path: Path, change: object, match: str) -> None:
+    """A saved PerGroup is data: its group entries are checked as strictly as an Ensemble's members."""
+    path = _fit_quietly(PerGroup(GaussianDetector()), _clustered(20)).save(tmp_path / "model")
+    _tampered(path, (path / "manifest.json").read_text(), change)
+    with pytest.raises(ModelFormatError, match=match):
+        BaseDetector.load(path)
+
+
+def test_pergroup_load_rejects_stray_or_misshapen_state(tmp_path: Path) -> None:
+    model = _fit_quietly(PerGroup(GaussianDetector()), _clustered(20))
+    path = model.save(tmp_path / "model")
+    with np.load(path / "state.npz") as archive:
+        state = dict(archive)
+    np.savez(path / "state.npz", **state, g7__stray=np.zeros(3))
+    with pytest.raises(ModelFormatError, match="g7__stray"):
+        BaseDetector.load(path)
+    np.savez(path / "state.npz", **{**state, "g0__mean_": np.zeros(5)})
+    with pytest.raises(ModelFormatError, match="mean_"):
+        BaseDetector.load(path)
+    np.savez(path / "state.npz", **state)
+    loaded = BaseDetector.load(path)
+    np.testing.assert_array_equal(loaded.score(_clustered(4)), model.score(_clustered(4)))
 
 
 def test_pergroup_calibrates_each_group_on_its_own_clips() -> None:

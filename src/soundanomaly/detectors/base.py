@@ -1396,6 +1396,116 @@ def _member_state(model: BaseDetector, prefix: str) -> dict[str, FloatArray]:
     return state
 
 
+_MEMBER_KEYS = frozenset({"detector", "params", "features", "threshold", "n_features_in", "extra", "calibration"})
+
+
+def _load_member(entry: Any, where: str, container: type, extra_keys: frozenset[str] = frozenset()) -> BaseDetector:
+    """Rebuild one (still stateless) sub-detector from its :func:`_member_entry`, as strictly as ``BaseDetector.load``.
+
+    ``where`` names it in errors; a sub-detector may not be a ``container`` (no unbounded nesting);
+    ``extra_keys`` are the container's own keys in the entry (checked by the container).
+    """
+    if not isinstance(entry, dict):
+        raise ModelFormatError(f"{where}: must be a JSON object")
+    keys = _MEMBER_KEYS | extra_keys
+    missing, unknown = keys - set(entry), set(entry) - keys
+    if missing or unknown:
+        raise ModelFormatError(f"{where}: missing key(s) {sorted(missing)}, unknown key(s) {sorted(unknown)}")
+    name = entry["detector"]
+    if not isinstance(name, str):
+        raise ModelFormatError(f"{where}: 'detector' must be a string")
+    if name not in _DETECTORS and name in _BUILTIN_DETECTORS:
+        import importlib
+
+        importlib.import_module(_BUILTIN_DETECTORS[name])  # a fixed list, as BaseDetector.load does
+    cls = _DETECTORS.get(name)
+    if cls is None or issubclass(cls, container):
+        raise ModelFormatError(f"{where}: unknown detector {name!r} (import the module that defines it first)")
+    threshold = entry["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ModelFormatError(f"{where}: threshold must be a finite number, got {threshold!r}")
+    n_features = entry["n_features_in"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ModelFormatError(f"{where}: n_features_in must be a positive integer, got {n_features!r}")
+    for key in ("params", "extra"):
+        if not isinstance(entry[key], dict):
+            raise ModelFormatError(f"{where}: {key!r} must be a JSON object")
+    if entry["calibration"] is not None and not isinstance(entry["calibration"], dict):
+        raise ModelFormatError(f"{where}: 'calibration' must be a JSON object or null")
+    features = features_from_params(entry["features"])
+    stray = set(entry["params"]) - (set(cls._param_names()) - {"features"})
+    if stray:
+        raise ModelFormatError(f"{where}: parameters {sorted(stray)} are not {name}'s")
+    params = {k: v for k, v in entry["params"].items() if k not in cls._untrusted_params}
+    try:
+        if isinstance(params.get("threshold"), dict):
+            params["threshold"] = ThresholdCalibrator(**params["threshold"]["ThresholdCalibrator"])
+        if "features" in cls._param_names():
+            same = _extractor_params(cls._default_features()) == _extractor_params(features)
+            params["features"] = None if same else features
+        model = cls(**params)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelFormatError(f"{where}: the saved parameters are not valid for {name}: {exc}") from exc
+    if "features" not in cls._param_names():
+        model.features = features
+    model.threshold_ = float(threshold)
+    model.n_features_in_ = n_features
+    try:
+        model._load_manifest_extra(entry["extra"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelFormatError(f"{where}: invalid 'extra' for {name}: {exc}") from exc
+    return model
+
+
+def _member_spec(model: BaseDetector) -> dict[str, tuple[int | None, ...]] | None:
+    """The state arrays :func:`_member_state` writes for ``model`` (None: the model declares no spec)."""
+    spec = model._state_spec()
+    if spec is None:
+        return None
+    return {**spec, "train_scores": (None,), "holdout_scores": (None,)}
+
+
+def _members_spec(members: Sequence[tuple[str, BaseDetector]]) -> dict[str, tuple[int | None, ...]] | None:
+    """The state spec of ``(prefix, model)`` sub-detectors (None if any declares none)."""
+    spec: dict[str, tuple[int | None, ...]] = {}
+    for prefix, model in members:
+        own = _member_spec(model)
+        if own is None:
+            return None  # every header is still checked (float, size caps)
+        spec.update({f"{prefix}{k}": v for k, v in own.items()})
+    return spec
+
+
+def _restore_members(
+    state: dict[str, FloatArray], members: Sequence[tuple[str, str, BaseDetector, Any]], own: Sequence[str] = ()
+) -> None:
+    """Restore ``(label, prefix, model, calibration)`` sub-detectors from a container's state.
+
+    Arrays must be the container's ``own`` or carry a member's prefix, and each member's must
+    match its spec: nothing stray is loaded, nothing missing is guessed.
+    """
+    prefixes = tuple(prefix for _, prefix, _, _ in members)
+    stray = sorted(k for k in state if k not in own and not k.startswith(prefixes))
+    if stray:
+        raise ModelFormatError(f"unexpected state array(s) {stray}")
+    for label, prefix, model, calibration in members:
+        arrays = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        spec = _member_spec(model)
+        if spec is not None:
+            if set(arrays) != set(spec):
+                raise ModelFormatError(f"{label}: state arrays {sorted(arrays)}, expected {sorted(spec)}")
+            for key, shape in spec.items():
+                got = arrays[key].shape
+                if len(got) != len(shape) or any(w is not None and s != w for s, w in zip(got, shape, strict=True)):
+                    raise ModelFormatError(f"{label}: array {key!r} has shape {got}, expected {shape}")
+        if "train_scores" not in arrays:
+            raise ModelFormatError(f"{label}: missing array 'train_scores'")
+        try:
+            _restore_member(model, arrays, calibration)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelFormatError(f"{label} ({type(model).__name__}): state does not fit: {exc}") from exc
+
+
 def _restore_member(model: BaseDetector, own: dict[str, FloatArray], calibration: Any) -> None:
     """Inverse of :func:`_member_state` (``own`` without the prefix; ``train_scores`` checked by the caller)."""
     model.train_scores_ = own.pop("train_scores").astype(np.float64)

@@ -7,9 +7,7 @@ mean of their standardised scores is often steadier than either alone.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import math
 import numbers
 import os
 import warnings
@@ -42,12 +40,7 @@ Standardize = Literal["standard", "robust"]
 MAX_MEMBERS = 64
 #: IQR of a normal distribution in standard deviations: robust spreads are comparable to std.
 _IQR_TO_STD = 1.3489795003921634
-_MEMBER_KEYS = frozenset({"detector", "params", "features", "threshold", "n_features_in", "extra", "calibration"})
 _MemberData = ClipData | Sequence[ClipFeatures]
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Ensemble(BaseDetector):
@@ -442,108 +435,35 @@ class Ensemble(BaseDetector):
         entries = extra["members"]
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_MEMBERS:
             raise ModelFormatError(f"Ensemble manifest 'members' must be a list of 1 to {MAX_MEMBERS} entries")
-        self.detectors_ = [_load_member(entry, i) for i, entry in enumerate(entries)]
+        self.detectors_ = [
+            _base._load_member(entry, f"Ensemble member {i}", Ensemble) for i, entry in enumerate(entries)
+        ]
+        for i, model in enumerate(self.detectors_):
+            if model.supervised:
+                raise ModelFormatError(
+                    f"Ensemble member {i}: {type(model).__name__} is supervised; an Ensemble holds unsupervised "
+                    "detectors only"
+                )
         self._member_calibrations = [entry["calibration"] for entry in entries]
         if self.detectors is None:  # unfitted templates, so that the loaded ensemble can be refitted
             self.detectors = [type(m)(**m._signature_params()) for m in self.detectors_]
 
-    def _member_spec(self, index: int) -> dict[str, tuple[int | None, ...]] | None:
-        spec = self.detectors_[index]._state_spec()
-        if spec is None:
-            return None
-        return {**spec, "train_scores": (None,), "holdout_scores": (None,)}
-
     def _state_spec(self) -> dict[str, tuple[int | None, ...]] | None:
         m = len(self.detectors_)
-        spec: dict[str, tuple[int | None, ...]] = {"centres": (m,), "spreads": (m,)}
-        for i in range(m):
-            member = self._member_spec(i)
-            if member is None:
-                return None  # a member without a spec: every header is still checked (float, size caps)
-            spec.update({f"m{i}__{k}": v for k, v in member.items()})
-        return spec
+        members = _base._members_spec([(f"m{i}__", model) for i, model in enumerate(self.detectors_)])
+        return None if members is None else {"centres": (m,), "spreads": (m,), **members}
 
     def _set_state(self, state: dict[str, FloatArray]) -> None:
         m = len(self.detectors_)
         for key in ("centres", "spreads"):
             if key not in state or state[key].shape != (m,):
                 raise ModelFormatError(f"state array {key!r} missing or not of shape ({m},)")
-        prefixes = [f"m{i}__" for i in range(m)]
-        stray = sorted(k for k in state if k not in ("centres", "spreads") and not k.startswith(tuple(prefixes)))
-        if stray:
-            raise ModelFormatError(f"unexpected state array(s) {stray}")
         spreads = state["spreads"].astype(np.float64)
         if not (spreads > 0).all():
             raise ModelFormatError("state array 'spreads' must be positive")
+        members = [
+            (f"member {i}", f"m{i}__", model, self._member_calibrations[i]) for i, model in enumerate(self.detectors_)
+        ]
+        _base._restore_members(state, members, own=("centres", "spreads"))
         self.centres_ = state["centres"].astype(np.float64)
         self.spreads_ = spreads
-        for i, (model, prefix) in enumerate(zip(self.detectors_, prefixes, strict=True)):
-            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            spec = self._member_spec(i)
-            if spec is not None:
-                if set(own) != set(spec):
-                    raise ModelFormatError(f"member {i}: state arrays {sorted(own)}, expected {sorted(spec)}")
-                for key, shape in spec.items():
-                    got = own[key].shape
-                    if len(got) != len(shape) or any(w is not None and s != w for s, w in zip(got, shape, strict=True)):
-                        raise ModelFormatError(f"member {i}: array {key!r} has shape {got}, expected {shape}")
-            if "train_scores" not in own:
-                raise ModelFormatError(f"member {i}: missing array 'train_scores'")
-            try:
-                _base._restore_member(model, own, self._member_calibrations[i])
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-                raise ModelFormatError(f"member {i} ({type(model).__name__}): state does not fit: {exc}") from exc
-
-
-def _load_member(entry: Any, index: int) -> BaseDetector:
-    """Rebuild one (still stateless) member from its manifest entry, as strictly as ``BaseDetector.load``."""
-    where = f"Ensemble member {index}"
-    if not isinstance(entry, dict):
-        raise ModelFormatError(f"{where}: must be a JSON object")
-    missing, unknown = _MEMBER_KEYS - set(entry), set(entry) - _MEMBER_KEYS
-    if missing or unknown:
-        raise ModelFormatError(f"{where}: missing key(s) {sorted(missing)}, unknown key(s) {sorted(unknown)}")
-    name = entry["detector"]
-    if not isinstance(name, str):
-        raise ModelFormatError(f"{where}: 'detector' must be a string")
-    if name not in _base._DETECTORS and name in _base._BUILTIN_DETECTORS:
-        importlib.import_module(_base._BUILTIN_DETECTORS[name])  # a fixed list, as BaseDetector.load does
-    cls = _base._DETECTORS.get(name)
-    if cls is None or issubclass(cls, Ensemble):
-        raise ModelFormatError(f"{where}: unknown detector {name!r} (import the module that defines it first)")
-    if not _is_real(entry["threshold"]):
-        raise ModelFormatError(f"{where}: threshold must be a finite number, got {entry['threshold']!r}")
-    n_features = entry["n_features_in"]
-    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-        raise ModelFormatError(f"{where}: n_features_in must be a positive integer, got {n_features!r}")
-    for key, kind in (("params", dict), ("extra", dict)):
-        if not isinstance(entry[key], kind):
-            raise ModelFormatError(f"{where}: {key!r} must be a JSON object")
-    if entry["calibration"] is not None and not isinstance(entry["calibration"], dict):
-        raise ModelFormatError(f"{where}: 'calibration' must be a JSON object or null")
-    features = _base.features_from_params(entry["features"])
-    allowed = set(cls._param_names()) - {"features"}
-    stray = set(entry["params"]) - allowed
-    if stray:
-        raise ModelFormatError(f"{where}: parameters {sorted(stray)} are not {name}'s")
-    params = {k: v for k, v in entry["params"].items() if k not in cls._untrusted_params}
-    try:
-        if isinstance(params.get("threshold"), dict):
-            params["threshold"] = ThresholdCalibrator(**params["threshold"]["ThresholdCalibrator"])
-        if "features" in cls._param_names():
-            same = _base._extractor_params(cls._default_features()) == _base._extractor_params(features)
-            params["features"] = None if same else features
-        model = cls(**params)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ModelFormatError(f"{where}: the saved parameters are not valid for {name}: {exc}") from exc
-    if model.supervised:
-        raise ModelFormatError(f"{where}: {name} is supervised; an Ensemble holds unsupervised detectors only")
-    if "features" not in cls._param_names():
-        model.features = features
-    model.threshold_ = float(entry["threshold"])
-    model.n_features_in_ = n_features
-    try:
-        model._load_manifest_extra(entry["extra"])
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise ModelFormatError(f"{where}: invalid 'extra' for {name}: {exc}") from exc
-    return model

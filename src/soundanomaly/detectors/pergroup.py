@@ -28,6 +28,8 @@ from soundanomaly.typing import ClipData, FloatArray, PathLike
 
 __all__ = ["PerGroup", "clip_groups", "group_of_path"]
 
+MAX_GROUPS = 1024  # groups a saved PerGroup may declare (DCASE has ~50 machine sections)
+
 GroupBy = Literal["machine_id", "machine"]
 _MIMII_ID = re.compile(r"(?:^|/)([^/]+)/id_(\d+)/(?:normal|abnormal)/[^/]+$")
 _SECTION = re.compile(r"(?:^|_)section_(\d+)_")
@@ -343,35 +345,32 @@ class PerGroup(BaseDetector):
         return state
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
-        import importlib
-
+        if set(extra) != {"group_by", "models"}:
+            raise ModelFormatError(f"PerGroup manifest 'extra' must hold 'group_by' and 'models', got {sorted(extra)}")
+        if extra["group_by"] not in ("machine_id", "machine"):
+            raise ModelFormatError("PerGroup manifest 'group_by' must be 'machine_id' or 'machine'")
+        entries = extra["models"]
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_GROUPS:
+            raise ModelFormatError(f"PerGroup manifest 'models' must be a list of 1 to {MAX_GROUPS} entries")
         self.models_ = {}
         self._calibrations: dict[str, Any] = {}
-        for entry in extra["models"]:
-            name = entry["detector"]
-            if name not in _base._DETECTORS and name in _base._BUILTIN_DETECTORS:
-                importlib.import_module(_base._BUILTIN_DETECTORS[name])  # fixed list, as BaseDetector.load does
-            cls = _base._DETECTORS.get(name)
-            if cls is None or issubclass(cls, PerGroup):
-                raise ModelFormatError(f"group {entry['group']!r} holds an unknown detector {name!r}")
-            features = _base.features_from_params(entry["features"])
-            params = {k: v for k, v in entry["params"].items() if k not in cls._untrusted_params}
-            if isinstance(params.get("threshold"), dict):
-                params["threshold"] = ThresholdCalibrator(**params["threshold"]["ThresholdCalibrator"])
-            model = cls(**params, features=features) if "features" in cls._param_names() else cls(**params)
-            model.features = features
-            model.threshold_ = float(entry["threshold"])
-            model.n_features_in_ = int(entry["n_features_in"])
-            model._load_manifest_extra(entry.get("extra") or {})
-            self._calibrations[str(entry["group"])] = entry.get("calibration")  # rebuilt in _set_state
-            self.models_[str(entry["group"])] = model
+        for i, entry in enumerate(entries):
+            group = entry.get("group") if isinstance(entry, dict) else None
+            if not isinstance(group, str) or not group or group in self.models_:
+                raise ModelFormatError(f"PerGroup model {i}: 'group' must be a non-empty string, once per group")
+            self.models_[group] = _base._load_member(entry, f"group {group!r}", PerGroup, frozenset({"group"}))
+            self._calibrations[group] = entry["calibration"]  # rebuilt in _set_state
         self.groups_ = sorted(self.models_)
-        if self.detector is None and self.models_:
+        if self.detector is None:
             first = self.models_[self.groups_[0]]
             self.detector = type(first)(**first._signature_params())  # an unfitted template, for refitting
 
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]] | None:
+        return _base._members_spec([(f"g{i}__", self.models_[key]) for i, key in enumerate(self.groups_)])
+
     def _set_state(self, state: dict[str, FloatArray]) -> None:
-        for i, key in enumerate(self.groups_):
-            prefix = f"g{i}__"
-            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            _base._restore_member(self.models_[key], own, self._calibrations.get(key))
+        members = [
+            (f"group {key!r}", f"g{i}__", self.models_[key], self._calibrations.get(key))
+            for i, key in enumerate(self.groups_)
+        ]
+        _base._restore_members(state, members)
