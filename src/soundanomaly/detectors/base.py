@@ -1312,6 +1312,16 @@ def find_training_clips(model: Any, paths: Sequence[PathLike]) -> list[str]:
     return found
 
 
+def _check_threshold_and_width(manifest: dict[str, Any], where: str) -> None:
+    """A saved detector's (or sub-detector's) threshold is a finite number, its ``n_features_in`` a positive int."""
+    threshold = manifest["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ModelFormatError(f"{where}: threshold must be a finite number, got {threshold!r}")
+    n_features = manifest["n_features_in"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise ModelFormatError(f"{where}: n_features_in must be a positive integer, got {n_features!r}")
+
+
 def _read_manifest(folder: Path) -> dict[str, Any]:
     manifest_path = folder / "manifest.json"
     try:
@@ -1343,12 +1353,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise ModelFormatError(f"{manifest_path}: unknown key(s) {sorted(extra)}")
     if not isinstance(manifest["detector"], str):
         raise ModelFormatError(f"{manifest_path}: 'detector' must be a string")
-    threshold = manifest["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ModelFormatError(f"{manifest_path}: threshold must be a finite number, got {threshold!r}")
-    n_features = manifest["n_features_in"]
-    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-        raise ModelFormatError(f"{manifest_path}: n_features_in must be a positive integer, got {n_features!r}")
+    _check_threshold_and_width(manifest, str(manifest_path))
     for key, kinds in (("extra", (dict,)), ("training_clips", (list,)), ("calibration", (dict,))):
         value = manifest.get(key)
         if value is not None and not isinstance(value, kinds):
@@ -1421,12 +1426,7 @@ def _load_member(entry: Any, where: str, container: type, extra_keys: frozenset[
     cls = _DETECTORS.get(name)
     if cls is None or issubclass(cls, container):
         raise ModelFormatError(f"{where}: unknown detector {name!r} (import the module that defines it first)")
-    threshold = entry["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ModelFormatError(f"{where}: threshold must be a finite number, got {threshold!r}")
-    n_features = entry["n_features_in"]
-    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-        raise ModelFormatError(f"{where}: n_features_in must be a positive integer, got {n_features!r}")
+    _check_threshold_and_width(entry, where)
     for key in ("params", "extra"):
         if not isinstance(entry[key], dict):
             raise ModelFormatError(f"{where}: {key!r} must be a JSON object")
@@ -1448,8 +1448,8 @@ def _load_member(entry: Any, where: str, container: type, extra_keys: frozenset[
         raise ModelFormatError(f"{where}: the saved parameters are not valid for {name}: {exc}") from exc
     if "features" not in cls._param_names():
         model.features = features
-    model.threshold_ = float(threshold)
-    model.n_features_in_ = n_features
+    model.threshold_ = float(entry["threshold"])
+    model.n_features_in_ = entry["n_features_in"]
     try:
         model._load_manifest_extra(entry["extra"])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
