@@ -826,7 +826,6 @@ class _FramePipeline:
         self.taper = _window(self.n_fft, 1.0)
         self.amin = np.full((0, self.n_mels), _AMIN, dtype=np.float32)
         self.floor = np.full((self.n_vectors, self.width), -_TOP_DB, dtype=np.float32)
-        self.mean = getattr(detector, "aggregate", "mean") == "mean"
         self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
         self.detector = detector
         self.shift_model = _ShiftModel.for_detector(detector)
@@ -1006,8 +1005,6 @@ class _FramePipeline:
         scores[self.inner[0] : self.inner[0] + n_inner] = self.vec_score[row : row + n_inner]
         if n_edge:
             scores[self.edge_vectors] = exact[:n_edge]
-        if self.mean:  # the default reduction, without the general machinery
-            return float(np.add.reduce(scores) / len(scores))
         return _clip_score(self.detector, scores)
 
 
