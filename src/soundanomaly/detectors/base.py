@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -1001,24 +1001,9 @@ class BaseDetector:
         bad = set(params) - allowed
         if bad:
             raise ParameterError(f"{name} has no parameter(s) {sorted(bad)}")
-        kwargs = {k: v for k, v in saved.items() if trust_endpoints or k not in detector_cls._untrusted_params}
-        if isinstance(kwargs.get("threshold"), dict):
-            try:
-                kwargs["threshold"] = ThresholdCalibrator(**kwargs["threshold"]["ThresholdCalibrator"])
-            except (KeyError, TypeError, ParameterError) as exc:
-                raise ModelFormatError(f"{folder}: invalid saved threshold calibrator") from exc
-        if "features" in detector_cls._param_names():  # None when it is the default extractor, as a user would write
-            default = detector_cls._default_features()
-            same = _extractor_params(default) == _extractor_params(saved_features)
-            kwargs["features"] = None if same else saved_features
-        try:
-            detector = detector_cls(**kwargs)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise ModelFormatError(f"{folder}: the saved parameters are not valid for {name}: {exc}") from exc
+        detector = _construct_saved(detector_cls, saved, saved_features, str(folder), trusted=trust_endpoints)
         if params:
             detector.set_params(**params)
-        if "features" not in detector_cls._param_names():
-            detector.features = saved_features
         detector.n_features_in_ = manifest["n_features_in"]
         detector.threshold_ = float(manifest["threshold"])
         try:
@@ -1379,6 +1364,36 @@ def _loaded_calibration(info: Any, detector: BaseDetector) -> Calibration | None
         raise ModelFormatError(f"invalid saved calibration: {exc}") from exc
 
 
+_D = TypeVar("_D", bound="BaseDetector")
+
+
+def _construct_saved(
+    cls: type[_D], saved: dict[str, Any], features: BaseFeatureExtractor, where: str, trusted: bool = False
+) -> _D:
+    """A detector built from its saved parameters (already checked to be ``cls``'s) and feature extractor.
+
+    Connection parameters are dropped unless ``trusted``; a saved threshold calibrator is rebuilt; the
+    default extractor is passed as None, as a user would write it.
+    """
+    kwargs = {k: v for k, v in saved.items() if trusted or k not in cls._untrusted_params}
+    if isinstance(kwargs.get("threshold"), dict):
+        try:
+            kwargs["threshold"] = ThresholdCalibrator(**kwargs["threshold"]["ThresholdCalibrator"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFormatError(f"{where}: invalid saved threshold calibrator") from exc
+    takes_features = "features" in cls._param_names()
+    if takes_features:
+        same = _extractor_params(cls._default_features()) == _extractor_params(features)
+        kwargs["features"] = None if same else features
+    try:
+        detector = cls(**kwargs)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelFormatError(f"{where}: the saved parameters are not valid for {cls.__name__}: {exc}") from exc
+    if not takes_features:
+        detector.features = features
+    return detector
+
+
 def _member_entry(model: BaseDetector) -> dict[str, Any]:
     """A fitted sub-detector's manifest entry (PerGroup's groups, Ensemble's members)."""
     calibration = getattr(model, "calibration_", None)
@@ -1436,18 +1451,7 @@ def _load_member(entry: Any, where: str, container: type, extra_keys: frozenset[
     stray = set(entry["params"]) - (set(cls._param_names()) - {"features"})
     if stray:
         raise ModelFormatError(f"{where}: parameters {sorted(stray)} are not {name}'s")
-    params = {k: v for k, v in entry["params"].items() if k not in cls._untrusted_params}
-    try:
-        if isinstance(params.get("threshold"), dict):
-            params["threshold"] = ThresholdCalibrator(**params["threshold"]["ThresholdCalibrator"])
-        if "features" in cls._param_names():
-            same = _extractor_params(cls._default_features()) == _extractor_params(features)
-            params["features"] = None if same else features
-        model = cls(**params)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ModelFormatError(f"{where}: the saved parameters are not valid for {name}: {exc}") from exc
-    if "features" not in cls._param_names():
-        model.features = features
+    model = _construct_saved(cls, entry["params"], features, where)
     model.threshold_ = float(entry["threshold"])
     model.n_features_in_ = entry["n_features_in"]
     try:
