@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import soundfile as sf
 
 from soundanomaly.cli import main
 from soundanomaly.datasets.synthetic import generate_clip
-from soundanomaly.detectors import BaseDetector, GaussianDetector
+from soundanomaly.detectors import BaseDetector, GaussianDetector, PerGroup
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.features import ClipFeatures, LogMelFrames
 from soundanomaly.features.base import BaseFeatureExtractor
@@ -595,6 +596,52 @@ def test_cli_scan(model_and_recording: Any, tmp_path: Path, capsys: pytest.Captu
     assert events[0].startswith("start,end") and len(events) == 2
     assert len((out_dir / "scores.csv").read_text().splitlines()) > 40
     assert (out_dir / "scan.png").stat().st_size > 5000
+
+
+def _fit_per_id() -> PerGroup:
+    """One Gaussian per machine id, on log-mel frames of synthetic fans 0 and 2."""
+    features = LogMelFrames()
+    clips = [generate_clip(m, duration=2.0, clip_index=100 + i) for m in (0, 2) for i in range(8)]
+    train = ClipFeatures.from_arrays([features.transform(c, SR) for c in clips], params=features.params())
+    groups = ["fan/id_00"] * 8 + ["fan/id_02"] * 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few clips per group to hold out
+        return PerGroup(GaussianDetector(shrinkage=0.2)).fit(train, groups=groups)
+
+
+def test_per_id_model_monitors_one_group_like_its_clip_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model trained per machine id streams for the id the microphone listens to, equal to PerGroup.score."""
+    model = _fit_per_id()
+    with pytest.raises(ParameterError, match=r"group=.*'fan/id_00', 'fan/id_02'"):
+        Monitor(model)
+    with pytest.raises(ParameterError, match="one of"):
+        Monitor(model, group="fan/id_04")
+    with pytest.raises(ParameterError, match="PerGroup model"):
+        Monitor(_fit_gaussian(), group="fan/id_00")
+    signal = generate_clip(2, duration=4.0, clip_index=7)
+    monitor = Monitor(model, window_seconds=1.0, hop_seconds=0.25, group="fan/id_02")
+    assert monitor.detector is model.models_["fan/id_02"] and monitor.threshold == model.threshold_ == 0.0
+    windows = _push_random_blocks(monitor, signal, 13, high=4000)
+    n = monitor.window_samples_
+    arrays = [model.features.transform(signal[round(w.start * SR) : round(w.start * SR) + n], SR) for w in windows]
+    clips = ClipFeatures.from_arrays(arrays, params=model.features.params())
+    expected = model.score(clips, groups=["fan/id_02"] * len(windows))
+    scale = abs(model.models_["fan/id_02"].threshold_)
+    np.testing.assert_allclose([w.score for w in windows], expected, rtol=1e-5, atol=1e-5 * scale)
+    calibration = monitor.calibrate(signal, SR, target_false_alarms_per_hour=0.0)  # a fresh monitor, same group
+    assert calibration.n_windows == len(windows) and calibration.n_false_alarms == 0
+    assert calibration.n_windows_above == sum(w.score > calibration.threshold for w in windows)  # the same scale
+    # the CLI: --group, and one line naming the groups without it
+    path = model.save(tmp_path / "per-id")
+    sf.write(tmp_path / "rec.wav", signal, SR)
+    assert main(["scan", str(path), str(tmp_path / "rec.wav"), "--window", "1", "--group", "fan/id_02"]) == 0
+    out = capsys.readouterr().out
+    assert "4.0 s, 4 windows" in out and " Hz" in out  # events explained by the group's model
+    assert main(["scan", str(path), str(tmp_path / "rec.wav"), "--window", "1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "fan/id_02" in err[0] and "--group" in err[0]
 
 
 def test_import_stays_light() -> None:

@@ -53,6 +53,7 @@ def add_commands(subparsers: Any) -> None:
                        help="raise an alert when K of the last N windows are above the threshold (default: 2 3)")  # fmt: skip
         p.add_argument("--clear", type=int, default=3, metavar="M", help="clear after M windows below (default: 3)")
         p.add_argument("--channel", type=int, default=0, help="channel of multi-channel audio (default: 0)")
+        p.add_argument("--group", help="per-id models (train --per-id): the group to monitor, e.g. fan/id_00")
 
     monitor = subparsers.add_parser(
         "monitor", help="score live audio (WAV file, watched folder or raw PCM on stdin) and print alerts"
@@ -86,6 +87,7 @@ def _monitor_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "raise_n": n,
         "clear_m": args.clear,
         "channel": args.channel,
+        "group": args.group,
     }
 
 
@@ -170,10 +172,11 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from soundanomaly.monitor import scan
+    from soundanomaly.monitor import _group_detector, _load_model, scan
 
-    result = scan(args.model, args.recording, **_monitor_kwargs(args))
-    bands = _event_bands(result, args)
+    model = _load_model(args.model)  # once: the scan and the explanations
+    result = scan(model, args.recording, **_monitor_kwargs(args))
+    bands = _event_bands(result, args, _group_detector(model, args.group)[0])
     print(
         f"{result.recording}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}"
     )
@@ -205,16 +208,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_bands(result: Any, args: argparse.Namespace) -> list[str]:
+def _event_bands(result: Any, args: argparse.Namespace, detector: Any) -> list[str]:
     """Top deviating bands of each event's peak window ("" where the detector cannot explain)."""
     import soundfile as sf
 
     from soundanomaly.explain import explain
-    from soundanomaly.monitor import _load_model
 
     if not result.events:
         return []
-    detector = _load_model(args.model)
     texts = []
     for event in result.events:
         stop = round(event.peak_time * result.sr)

@@ -347,10 +347,16 @@ class Monitor:
         Hysteresis of the :class:`Alerter` (default 2 of 3 to raise, 3 to clear).
     channel : int
         Channel of multi-channel blocks to monitor (default 0).
+    group : str or None
+        For a :class:`~soundanomaly.detectors.PerGroup` model (``train --per-id``):
+        the group the microphone listens to, e.g. ``"fan/id_00"``; optional when
+        the model has one group. Window scores are that group's model's score
+        less its threshold, as ``PerGroup.score`` gives.
 
     Attributes
     ----------
     detector : soundanomaly.detectors.base.BaseDetector
+        The detector that scores the windows (a PerGroup's model for ``group``).
     alerter : Alerter
         Holds the alert state; :attr:`events` lists every alert raised.
     sr_ : int
@@ -391,6 +397,7 @@ class Monitor:
         raise_n: int = 3,
         clear_m: int = 3,
         channel: int = 0,
+        group: str | None = None,
     ) -> None:
         from soundanomaly.detectors.base import BaseDetector
 
@@ -399,6 +406,7 @@ class Monitor:
         if not isinstance(model, BaseDetector):
             raise ParameterError(f"model must be a fitted detector or a model folder, got {type(model).__name__}")
         model._check_fitted()
+        detector, self.group, self._offset = _group_detector(model, group)
         for name, value in (("window_seconds", window_seconds), ("hop_seconds", hop_seconds)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ParameterError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -406,7 +414,8 @@ class Monitor:
             raise ParameterError(f"hop_seconds ({hop_seconds}) must not exceed window_seconds ({window_seconds})")
         if not isinstance(channel, int) or isinstance(channel, bool):
             raise ParameterError(f"channel must be an int, got {channel!r}")
-        self.detector = model
+        self.model = model
+        self.detector = detector
         self.window_seconds = float(window_seconds)
         self.hop_seconds = float(hop_seconds)
         self.threshold = float(model.threshold_ if threshold is None else threshold)
@@ -576,7 +585,7 @@ class Monitor:
                 raise ParameterError("sr is required when source is an array of samples")
             source = [(np.asarray(source), sr)]
         fresh = Monitor(
-            self.detector,
+            self.model,
             window_seconds=self.window_seconds,
             hop_seconds=self.hop_seconds,
             threshold=self.threshold,
@@ -584,6 +593,7 @@ class Monitor:
             raise_n=self.raise_n,
             clear_m=self.clear_m,
             channel=self.channel,
+            group=self.group,
         )
         scores = fresh.score_stream(source)  # type: ignore[arg-type]
         if len(scores) == 0:
@@ -674,6 +684,7 @@ class Monitor:
                 samples = self._buffer.view(start, start + window)
                 vectors = self.detector.features.transform(np.array(samples), sr)
                 score = _clip_score(self.detector, self.detector._score_windows(vectors))
+            score -= self._offset  # a PerGroup's group model: less its threshold, as PerGroup.score
             out.append(WindowScore(self._next_window, start / sr, (start + window) / sr, score, self.threshold,
                                    time.monotonic()))  # fmt: skip
             self._next_window += 1
@@ -690,6 +701,29 @@ def _load_model(path: PathLike) -> Any:
 
     loader = getattr(detectors, "load_model", None) or detectors.load
     return loader(path)
+
+
+def _group_detector(model: Any, group: str | None) -> tuple[Any, str | None, float]:
+    """The detector that scores a stream, the group it stands for, and the offset taken off its scores.
+
+    A :class:`~soundanomaly.detectors.PerGroup` scores a clip with its group's model, less that model's
+    threshold; a stream comes from one microphone, so one group (named, or the model's only one).
+    """
+    from soundanomaly.detectors.pergroup import PerGroup
+
+    if not isinstance(model, PerGroup):
+        if group is not None:
+            raise ParameterError(f"group={group!r} applies to a PerGroup model (train --per-id) only")
+        return model, None, 0.0
+    if group is None and len(model.groups_) == 1:
+        group = model.groups_[0]
+    if group not in model.models_:
+        raise ParameterError(
+            f"this model holds one detector per group; name the one to monitor with group= (CLI: --group), "
+            f"one of {model.groups_}" + ("" if group is None else f", not {group!r}")
+        )
+    chosen = model.models_[group]
+    return chosen, group, float(chosen.threshold_)
 
 
 def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
@@ -1518,6 +1552,7 @@ def scan(
     raise_n: int = 3,
     clear_m: int = 3,
     channel: int = 0,
+    group: str | None = None,
     block_seconds: float = 60.0,
 ) -> ScanResult:
     """Score a long recording window by window, reading it block by block.
@@ -1552,6 +1587,7 @@ def scan(
         raise_n=raise_n,
         clear_m=clear_m,
         channel=channel,
+        group=group,
     )
     starts: list[float] = []
     ends: list[float] = []
