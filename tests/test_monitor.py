@@ -632,7 +632,8 @@ def test_per_id_model_monitors_one_group_like_its_clip_scores(
     np.testing.assert_allclose([w.score for w in windows], expected, rtol=1e-5, atol=1e-5 * scale)
     calibration = monitor.calibrate(signal, SR, target_false_alarms_per_hour=0.0)  # a fresh monitor, same group
     assert calibration.n_windows == len(windows) and calibration.n_false_alarms == 0
-    assert calibration.n_windows_above == sum(w.score > calibration.threshold for w in windows)  # the same scale
+    scores = [w.score for w in windows]  # the threshold is one of the fresh monitor's scores: on the same scale
+    assert min(scores) - 1e-6 * scale <= calibration.threshold <= max(scores) + 1e-6 * scale
     # the CLI: --group, and one line naming the groups without it
     path = model.save(tmp_path / "per-id")
     sf.write(tmp_path / "rec.wav", signal, SR)
