@@ -20,14 +20,14 @@ nox.options.error_on_missing_interpreters = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, integration and doctests (TensorFlow included, AWS only via local servers)."""
-    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test]")
+    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,dask]")
     session.run("pytest", *(session.posargs or ["-q"]), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install(*CONSTRAINTS, "-e", ".[aws,test]", "mypy>=1.10")
+    session.install(*CONSTRAINTS, "-e", ".[aws,test,dask]", "mypy>=1.10")
     session.run("mypy")
 
 
