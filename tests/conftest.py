@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from soundanomaly.datasets import MIMII, synthetic
+from soundanomaly.datasets import DCASE, MIMII, shift, synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIMII = REPO.parent / "shared" / "data" / "mimii-fan"
@@ -30,3 +30,18 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny(tiny_root: Path) -> MIMII:
     return MIMII(tiny_root)
+
+
+@pytest.fixture(scope="session")
+def shift_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny domain-shift set in the DCASE 2023 layout: 3 sections (operating point, background,
+    microphone shift) x (40 source + 4 target training clips, 6 test clips per domain and label) of 1 s."""
+    root = tmp_path_factory.mktemp("shift") / "dev"
+    return shift.write_shift_dataset(root, n_source=40, n_target=4, n_test=6, duration=1.0, seed=shift.DEVELOPMENT_SEED)
+
+
+@pytest.fixture(scope="session")
+def shift_clips(shift_root: Path) -> DCASE:
+    clips = DCASE(shift_root)
+    assert isinstance(clips, DCASE)
+    return clips

@@ -1,8 +1,8 @@
-"""Data sets: the MIMII and DCASE Task 2 layouts, verified downloads, splits and the synthetic fan generator."""
+"""Data sets: the MIMII and DCASE Task 2 layouts, verified downloads, splits and the synthetic fan and domain-shift generators."""
 
 from typing import TYPE_CHECKING, Any
 
-from soundanomaly.datasets import synthetic
+from soundanomaly.datasets import shift, synthetic
 from soundanomaly.datasets.dcase import DCASE, open_dataset, parse_dcase_path
 from soundanomaly.datasets.mimii import LABELS, MIMII, UNLABELLED, ClipRecord, ClipSet, parse_path
 from soundanomaly.datasets.splits import AutoencoderSplit, ClassifierSplit, autoencoder_split, classifier_split
@@ -26,6 +26,7 @@ __all__ = [
     "open_dataset",
     "parse_dcase_path",
     "parse_path",
+    "shift",
     "synthetic",
 ]
 

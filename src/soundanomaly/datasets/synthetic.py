@@ -62,10 +62,12 @@ __all__ = [
     "ANOMALY_TYPES",
     "SPEED_OF_SOUND",
     "FanModel",
+    "factory_background",
     "fan_model",
     "generate_clip",
     "generate_multichannel_clip",
     "iter_clips",
+    "machine_sound",
     "mic_positions",
     "snr_folder",
     "write_dataset",
@@ -206,15 +208,25 @@ def generate_clip(
     rng = np.random.default_rng([seed, machine_id, clip_index, code + 1, 104729])
     n = round(duration * sr)
     s = severity if anomaly is not None else 0.0
-    machine = _machine_sound(model, anomaly, s, rng, n, sr)
-    background = _factory_background(rng, n, sr)
+    machine = machine_sound(model, anomaly, s, rng, n, sr)
+    background = factory_background(rng, n, sr)
     signal = _mix_at_snr(machine, background, snr)
     peak = float(np.max(np.abs(signal))) + 1e-12
     return np.asarray(signal * (0.5 / peak), dtype=np.float32)
 
 
-def _machine_sound(model: FanModel, anomaly: str | None, s: float, rng: np.random.Generator, n: int, sr: int) -> _F64:
-    """The fan's own sound (no background), drawing from ``rng`` in a fixed order."""
+def machine_sound(model: FanModel, anomaly: str | None, s: float, rng: np.random.Generator, n: int, sr: int) -> _F64:
+    """The fan's own sound (no background): ``n`` samples at ``sr`` Hz, drawing from ``rng`` in a fixed order.
+
+    ``s`` is the fault severity (0 for a healthy fan); the level is not normalised
+    (blade tone amplitude about 1). :mod:`soundanomaly.datasets.shift` builds on it.
+
+    Examples
+    --------
+    >>> sound = machine_sound(fan_model(0), None, 0.0, np.random.default_rng(0), 1600, 16000)
+    >>> sound.shape
+    (1600,)
+    """
     t = np.arange(n) / sr
     # Speed: per-clip jitter plus a slow wobble; a voltage change shifts and shakes it.
     speed = 1.0 + rng.normal(0.0, 0.004)
@@ -380,7 +392,7 @@ def generate_multichannel_clip(
     rng = np.random.default_rng([seed, machine_id, clip_index, code + 1, 104729])
     n = round(duration * sr)
     s = severity if anomaly is not None else 0.0
-    dry = _machine_sound(model, anomaly, s, rng, n, sr)
+    dry = machine_sound(model, anomaly, s, rng, n, sr)
 
     place = np.random.default_rng([seed, machine_id, 6151])  # where this machine stands: fixed per id
     angle, distance = place.uniform(0, 2 * np.pi), place.uniform(0.3, 0.6)
@@ -393,10 +405,10 @@ def generate_multichannel_clip(
     for _ in range(12):
         theta = space.uniform(0, 2 * np.pi)
         direction = np.array([np.cos(theta), np.sin(theta)])
-        wave = _factory_background(space, n, sr)
+        wave = factory_background(space, n, sr)
         diffuse += _delayed(wave, -(mics @ direction) / SPEED_OF_SOUND * sr)
     diffuse /= np.sqrt(np.mean(diffuse**2)) + 1e-12
-    independent = np.stack([_factory_background(space, n, sr) for _ in range(n_mics)])
+    independent = np.stack([factory_background(space, n, sr) for _ in range(n_mics)])
     independent /= np.sqrt(np.mean(independent**2)) + 1e-12
     background = np.sqrt(1.0 - uncorrelated) * diffuse + np.sqrt(uncorrelated) * independent
     scale = np.sqrt(np.mean(machine**2) / (np.mean(background**2) * 10 ** (snr / 10) + 1e-20))
@@ -608,8 +620,14 @@ def _bearing_impacts(rng: np.random.Generator, n: int, sr: int, defect_hz: float
     return np.asarray(ring / (np.std(ring) + 1e-12) * 0.3)
 
 
-def _factory_background(rng: np.random.Generator, n: int, sr: int) -> _F64:
-    """Pink noise, a few distant machine tones and sparse impacts."""
+def factory_background(rng: np.random.Generator, n: int, sr: int) -> _F64:
+    """Pink noise, a few distant machine tones and sparse impacts: ``n`` samples, unit-ish RMS.
+
+    Examples
+    --------
+    >>> factory_background(np.random.default_rng(0), 1600, 16000).shape
+    (1600,)
+    """
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1.0 / sr)
     spectrum[1:] /= np.sqrt(freqs[1:])
