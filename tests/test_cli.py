@@ -169,3 +169,42 @@ def test_score_and_evaluate_use_only_the_protocol(
     capsys.readouterr()
     assert main(["evaluate", "any-model", str(tiny_root), "-q"]) == 0
     assert "| all | 24 | 8 | 8 | 0 | 16 | 0 |" in capsys.readouterr().out
+
+
+def test_every_command_takes_quiet_and_verbose() -> None:
+    import argparse
+
+    from soundanomaly.cli import COMMANDS, build_parser
+
+    def leaves(parser: argparse.ArgumentParser, name: str) -> list[tuple[str, argparse.ArgumentParser]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    found += leaves(sub, f"{name} {sub_name}")
+        return found or [(name, parser)]
+
+    commands = leaves(build_parser(), "soundanomaly")
+    assert {name.split()[1] for name, _ in commands} == set(COMMANDS)
+    for name, parser in commands:
+        options = {option for action in parser._actions for option in action.option_strings}
+        assert {"-q", "--quiet", "-v", "--verbose"} <= options, name
+
+
+def test_scan_writes_through_the_safe_csv_writer(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    model = tmp_path / "g"
+    assert main(["train", str(tiny_root), "--out", str(model), "--detector", "gaussian", "--ids", "0", "-q"]) == 0
+    recording = tmp_path / "rec.wav"
+    clips = [sf.read(p)[0] for p in sorted((tiny_root / "6_dB_fan" / "fan" / "id_00" / "normal").glob("*.wav"))[:3]]
+    sf.write(recording, np.concatenate(clips), 16000)
+    assert main(["scan", str(model), str(recording), "--window", "1", "--out", str(model / "scan")]) == 2
+    assert "model folder" in capsys.readouterr().err and not (model / "scan").exists()
+    assert main(["scan", str(model), str(recording), "--window", "1", "--out", str(tmp_path), "-q"]) == 0
+    scores = (tmp_path / "scores.csv").read_text().splitlines()
+    assert scores[0] == "start,end,score,above" and len(scores) == 7  # 6 s, 1 s windows, 1 s hop
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary file left

@@ -563,7 +563,7 @@ def test_cli_monitor_stdin_and_ctrl_c(
     out = capsys.readouterr().out
     assert out.startswith("ALERT") and "ONGOING" in out  # the stream ends during the fault
 
-    from soundanomaly import _cli_monitor
+    from soundanomaly.cli import monitor as _cli_monitor
 
     def interrupted(args: Any) -> Iterator[tuple[np.ndarray, int]]:
         yield from WavFileSource(recording, block_seconds=0.5)

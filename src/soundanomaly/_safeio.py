@@ -39,6 +39,7 @@ __all__ = [
     "atomic_dir",
     "atomic_file",
     "check_output_file",
+    "check_output_folder",
     "folder_kind",
     "recover",
     "safe_csv_cell",
@@ -129,6 +130,44 @@ def _check_inputs(target: Path, inputs: Iterable[PathLike]) -> None:
         if _contains(target, source):
             what = "is" if source == target else "contains"
             raise OutputExistsError(f"{target}: refusing to write there: the output {what} the input {item}")
+
+
+def check_output_folder(target: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> None:
+    """Refuse, before any work, an output folder that :func:`atomic_dir` would refuse after it.
+
+    The folder may be new (its nearest existing ancestor must be a folder),
+    empty, or one the library wrote; anything else needs ``overwrite``. A
+    folder that is or contains an input, or the current working directory, is
+    always refused.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.makedirs("data/fan")
+    >>> check_output_folder("data", inputs=["data/fan"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.OutputExistsError: ...: refusing to write there: the output contains the input data/fan
+    """
+    shown = os.fspath(target)
+    folder = _resolved(target)
+    _check_inputs(folder, inputs)
+    ancestor = folder
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if ancestor != folder and not ancestor.is_dir():
+        raise OutputExistsError(f"{shown}: cannot create the folder: {ancestor} is a file, not a folder")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OutputExistsError(f"{shown}: exists and is not a folder; choose another output path")
+    kind = folder_kind(folder)
+    if _contains(folder, _resolved(os.getcwd())) and kind != "empty":
+        raise OutputExistsError(f"{shown}: refusing to replace the current working directory (or a folder holding it)")
+    if kind is None and not overwrite:
+        raise OutputExistsError(
+            f"{shown}: exists and was not written by soundanomaly; choose another folder, or pass --force to replace it"
+        )
 
 
 def recover(target: PathLike) -> None:

@@ -1,17 +1,14 @@
-"""``soundanomaly download``: verified, resumable downloads of MIMII and the DCASE Task 2 development sets.
-
-``cli.build_parser`` registers these commands with ``add_commands(sub)``.
-"""
+"""``soundanomaly download``: verified, resumable downloads of MIMII and the DCASE Task 2 development sets."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from soundanomaly.cli._common import chatter
 from soundanomaly.exceptions import ParameterError
 
-__all__ = ["add_commands"]
+__all__ = ["add_parser"]
 
 
 def _ids_and_dir(ids: list[str] | None, folder: str | None) -> tuple[list[int] | None, str]:
@@ -60,7 +57,7 @@ def _cmd_dcase(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``download mimii`` and ``download dcase`` to the ``soundanomaly`` sub-command parsers.
 
     Parameters
@@ -71,7 +68,7 @@ def add_commands(subparsers: Any) -> None:
     Examples
     --------
     >>> parser = argparse.ArgumentParser(prog="soundanomaly")
-    >>> add_commands(parser.add_subparsers(dest="command"))
+    >>> add_parser(parser.add_subparsers(dest="command"))
     >>> args = parser.parse_args(["download", "mimii", "--machine", "fan", "--snr", "6", "--ids", "0", "2", "data"])
     >>> args.machine, args.snr, args.url, _ids_and_dir(args.ids, args.dir)
     ('fan', 6, None, ([0, 2], 'data'))
@@ -92,14 +89,14 @@ def add_commands(subparsers: Any) -> None:
             help="data folder (archives go in DIR/.downloads)",
         )
         p.add_argument("--url", help="mirror: folder URL holding the archive (default: Zenodo)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--delete-archive", action="store_true", help="delete the zip after extracting")
 
     mimii = which.add_parser(
         "mimii",
+        parents=[chatter()],
         help="MIMII (Zenodo record 3384388): one machine type at one SNR, only the ids asked for",
         usage="soundanomaly download mimii [-h] --machine {fan,pump,slider,valve} --snr {-6,0,6} [--ids ID [ID ...]] "
-        "[--url URL] [--quiet] [--delete-archive] DIR",
+        "[--url URL] [-q] [-v] [--delete-archive] DIR",
         description="Download <snr>_dB_<machine>.zip from Zenodo record 3384388 (7-11 GB), verify its MD5 and "
         "extract the requested ids into DIR/<snr>_dB_<machine>/<machine>/id_NN/.",
     )
@@ -111,6 +108,7 @@ def add_commands(subparsers: Any) -> None:
 
     dcase = which.add_parser(
         "dcase",
+        parents=[chatter()],
         help="one machine type of a DCASE Task 2 development set (2020-2024)",
         description="Download a DCASE Task 2 development archive from Zenodo, verify its MD5 (from the Zenodo "
         "record, or --md5) and extract it into DIR/dcase<year>_dev/<machine>/.",
@@ -122,7 +120,3 @@ def add_commands(subparsers: Any) -> None:
     dcase.add_argument("--md5", help="expected MD5 (default: read from the Zenodo record)")
     common(dcase)
     dcase.set_defaults(func=_cmd_dcase)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: soundanomaly download ...")
