@@ -27,9 +27,11 @@ from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
 from soundanomaly.typing import FloatArray
 
-__all__ = ["LogMelFrames", "log_mel_spectrogram", "mel_basis"]
+__all__ = ["AMIN", "LogMelFrames", "hann_window", "log_mel_spectrogram", "mel_basis", "mel_db", "power_spectrum"]
 
-_AMIN = 1e-10
+#: Floor of the mel power before the logarithm (librosa's ``amin``): silence gives -100 dB, never -inf.
+AMIN = 1e-10
+_AMIN = AMIN
 
 
 @functools.lru_cache(maxsize=16)
@@ -131,19 +133,95 @@ def _log_mel_by_frame(
         frame[:] = 0.0
         frame[max(0, -lo) : max(0, min(n_fft, n - lo))] = samples[max(0, lo) : max(0, lo + n_fft)]
         np.multiply(frame, window, out=windowed[i])
-    spectrum = scipy.fft.rfft(windowed, axis=-1)
-    squares = spectrum.view(np.float32)  # re, im interleaved
-    np.square(squares, out=squares)
-    np.add(squares[:, 0::2], squares[:, 1::2], out=power)
-    db = np.empty((n_frames, n_mels), dtype=np.float32)  # small, returned
-    for bands, bins, block in _mel_blocks(sr, n_fft, n_mels):
-        np.matmul(power[:, bins], block, out=db[:, bands])
-    np.maximum(db, _AMIN, out=db)
-    np.log10(db, out=db)
-    db *= 10.0
+    db = mel_db(power_spectrum(windowed, out=power), sr=sr, n_mels=n_mels)  # small, returned
     db -= db.max()
     if top_db is not None:
         np.maximum(db, -top_db, out=db)
+    return db
+
+
+def hann_window(n_fft: int, *, gain: float = 1.0) -> FloatArray:
+    """Periodic Hann window of ``n_fft`` samples (librosa's STFT window), float32, times ``gain``; read-only, cached.
+
+    Examples
+    --------
+    >>> w = hann_window(1024)
+    >>> w.shape, float(w[0]), float(w[512])
+    ((1024,), 0.0, 1.0)
+    """
+    return _window(int(n_fft), float(gain))
+
+
+def power_spectrum(frames: FloatArray, *, out: FloatArray | None = None) -> FloatArray:
+    """Power spectrum ``|rfft(frame)|^2`` of each windowed frame, in float32.
+
+    The first step of :func:`log_mel_spectrogram`, for frames already cut and
+    windowed (e.g. by a streaming front end that keeps its own frames).
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(n_frames, n_fft)], float32
+        Windowed frames (multiplied by :func:`hann_window`).
+    out : np.ndarray [shape=(n_frames, 1 + n_fft // 2)], float32, optional
+        Where to write the result.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, 1 + n_fft // 2)], float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frames = np.ones((2, 8), dtype=np.float32)
+    >>> power_spectrum(frames)[:, :2].tolist()
+    [[64.0, 0.0], [64.0, 0.0]]
+    """
+    spectrum = scipy.fft.rfft(frames, axis=-1)
+    squares = spectrum.view(np.float32)  # re, im interleaved
+    np.square(squares, out=squares)
+    power: FloatArray = np.add(squares[:, 0::2], squares[:, 1::2], out=out)
+    return power
+
+
+def mel_db(power: FloatArray, *, sr: int, n_mels: int, amin: float = AMIN, out: FloatArray | None = None) -> FloatArray:
+    """Un-referenced mel power in dB, ``10 log10(max(power @ mel_basis.T, amin))``, of a power spectrogram.
+
+    :func:`log_mel_spectrogram` is this, less its maximum (``ref=np.max``),
+    floored at ``-top_db``; a caller that keeps frames from one window to the
+    next (the monitor's front end) applies the reference itself.
+
+    Parameters
+    ----------
+    power : np.ndarray [shape=(n_frames, 1 + n_fft // 2)], float32
+        Power spectrum per frame (:func:`power_spectrum`).
+    sr : int > 0
+        Sample rate in Hz.
+    n_mels : int > 0
+        Mel bands.
+    amin : float > 0, default 1e-10
+        Floor of the mel power (:data:`AMIN`).
+    out : np.ndarray [shape=(n_frames, n_mels)], float32, optional
+        Where to write the result.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, n_mels)], float32
+        dB values (not referenced to the loudest bin).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frames = np.zeros((3, 1024), dtype=np.float32)
+    >>> round(float(mel_db(power_spectrum(frames), sr=16000, n_mels=64).max()), 3)  # silence: the amin floor
+    -100.0
+    """
+    n_fft = 2 * (power.shape[-1] - 1)
+    db = np.empty((len(power), n_mels), dtype=np.float32) if out is None else out
+    for bands, bins, block in _mel_blocks(sr, n_fft, n_mels):
+        np.matmul(power[:, bins], block, out=db[:, bands])
+    np.maximum(db, amin, out=db)
+    np.log10(db, out=db)
+    db *= 10.0
     return db
 
 
