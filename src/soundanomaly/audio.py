@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import io
 import logging
+import math
 import os
 import stat
 import struct
@@ -42,6 +43,9 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "Channel",
     "allow_http",
+    "check_rate",
+    "check_regular_mode",
+    "check_samples",
     "decode",
     "is_url",
     "load",
@@ -171,13 +175,15 @@ def _read_local(shown: str, name: str, max_bytes: int) -> bytes:
         raise AudioError(shown, "permission denied") from exc
     except OSError as exc:
         raise AudioError(shown, f"cannot open ({exc.strerror or exc})") from exc
+    try:  # checked on the descriptor, before wrapping it: a folder opens fine with O_RDONLY, and fdopen would
+        # then raise IsADirectoryError without closing the descriptor (one leaked per call)
+        info = os.fstat(fd)
+        check_regular_mode(shown, info.st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "rb") as handle:
         try:
-            info = os.fstat(handle.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise AudioError(shown, "is a directory, not an audio file")
-            if not stat.S_ISREG(info.st_mode):
-                raise AudioError(shown, f"not a regular file ({_kind(info.st_mode)}); give an audio file")
             if info.st_size > max_bytes:
                 raise AudioError(shown, f"file too large: {info.st_size} bytes (limit {max_bytes}, see max_bytes)")
             # read what fstat announces (+1 byte to see growth); asking for max_bytes at once would make the
@@ -193,6 +199,23 @@ def _read_local(shown: str, name: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise AudioError(shown, f"file too large: more than {max_bytes} bytes (see max_bytes)")
     return data
+
+
+def check_regular_mode(shown: str, mode: int) -> None:
+    """Refuse, naming ``shown``, a file whose ``st_mode`` is not a regular file's (a folder, FIFO, device, socket).
+
+    Examples
+    --------
+    >>> import os
+    >>> check_regular_mode("x.wav", os.stat(".").st_mode)
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.AudioError: x.wav: is a directory, not an audio file
+    """
+    if stat.S_ISDIR(mode):
+        raise AudioError(shown, "is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        raise AudioError(shown, f"not a regular file ({_kind(mode)}); give an audio file")
 
 
 def _kind(mode: int) -> str:
@@ -308,7 +331,7 @@ def decode(
                 raise AudioError(
                     name, f"decoded audio would take {needed} bytes (limit {MAX_DECODED_BYTES}): too long a clip"
                 )
-            samples = handle.read(dtype="float32", always_2d=True)
+            samples = _read_all(handle)
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, AudioError):
             raise
@@ -316,13 +339,7 @@ def decode(
         raise AudioError(name, f"not a readable audio file ({reason})") from exc
     if samples.shape[0] == 0:
         raise AudioError(name, "audio has zero length (no samples)")
-    if not np.isfinite(samples).all():
-        raise AudioError(name, "audio contains NaN or infinite samples")
-    peak = float(np.abs(samples).max())
-    if peak > MAX_ABS_SAMPLE:
-        raise AudioError(
-            name, f"samples of absurd magnitude (peak {peak:.3g}, nominal range [-1, 1]; limit {MAX_ABS_SAMPLE:g})"
-        )
+    check_samples(name, samples)
     n_channels = samples.shape[1]
     signal: FloatArray
     if channel is None:
@@ -340,6 +357,21 @@ def decode(
     return signal, int(rate)
 
 
+def _read_all(handle: sf.SoundFile) -> npt.NDArray[np.float32]:
+    """Every frame as float32 ``(frames, channels)``; in blocks for formats libsndfile cannot seek (GSM 6.10)."""
+    if handle.seekable():
+        return np.asarray(handle.read(dtype="float32", always_2d=True), dtype=np.float32)
+    blocks = []
+    while True:
+        block = handle.read(1 << 16, dtype="float32", always_2d=True)
+        if not len(block):
+            break
+        blocks.append(block)
+    if not blocks:
+        return np.zeros((0, int(handle.channels)), dtype=np.float32)
+    return np.concatenate(blocks).astype(np.float32, copy=False)
+
+
 def _check_args(channel: Channel, sr: int | None) -> None:
     if sr is not None and (
         not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE
@@ -349,11 +381,94 @@ def _check_args(channel: Channel, sr: int | None) -> None:
         raise ParameterError(f"channel must be an int, 'mean' or None, got {channel!r}")
 
 
-def _check_rate(name: str, rate: int) -> None:
-    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+def check_rate(name: str, rate: Any, *, target_sr: int | None = None) -> int:
+    """The one sample-rate rule of every path (clips, features, monitor, scan, raw PCM): the rate to work at.
+
+    A rate outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] Hz is
+    refused. When the model's features are computed at ``target_sr``, audio
+    recorded above it is resampled down to it (the returned rate), and audio
+    recorded below it is refused: its band above ``rate / 2`` is missing, so
+    its features are not comparable (upsampling would hide that).
+
+    Parameters
+    ----------
+    name : str
+        The file (or ``"<stdin>"``) named in the error.
+    rate : int
+        The audio's own sample rate in Hz (a file header, ``--rate``).
+    target_sr : int or None, default None
+        The rate the model's features use; ``None``: any accepted rate is used as is.
+
+    Returns
+    -------
+    int
+        ``target_sr`` when given, else ``rate``.
+
+    Raises
+    ------
+    AudioError
+        Naming ``name``: an implausible rate, or one below ``target_sr``.
+
+    Examples
+    --------
+    >>> check_rate("a.wav", 44100, target_sr=16000)
+    16000
+    >>> check_rate("a.wav", 8000, target_sr=16000)
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.AudioError: a.wav: recorded at 8000 Hz, below the 16000 Hz the model's features use: its band above 4000 Hz is missing, so it cannot be scored like a 16000 Hz clip
+    """
+    if (
+        not isinstance(rate, (int, np.integer))
+        or isinstance(rate, bool)
+        or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+    ):
+        raise AudioError(name, f"implausible sample rate {rate} Hz (accepted: {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)")
+    if target_sr is None:
+        return int(rate)
+    if rate < target_sr:
         raise AudioError(
-            name, f"implausible sample rate {rate} Hz in the header (accepted: {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)"
+            name,
+            f"recorded at {rate} Hz, below the {target_sr} Hz the model's features use: its band above "
+            f"{int(rate) // 2} Hz is missing, so it cannot be scored like a {target_sr} Hz clip",
         )
+    return int(target_sr)
+
+
+def check_samples(name: str, samples: npt.NDArray[Any]) -> None:
+    """The one rule for sample values of every path: finite, and at most :data:`MAX_ABS_SAMPLE` in magnitude.
+
+    NaN or infinite samples, and finite ones so large that the features
+    overflow (``1e19`` squared is past float32's range: NaN windows), are
+    refused; a NaN never turns into a "normal" score. Integer samples always pass.
+
+    Raises
+    ------
+    AudioError
+        Naming ``name``.
+
+    Examples
+    --------
+    >>> check_samples("a.wav", np.array([0.5, -0.25], dtype=np.float32))
+    >>> check_samples("a.wav", np.array([1e19], dtype=np.float32))
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.AudioError: a.wav: samples of absurd magnitude (peak 1e+19, nominal range [-1, 1]; limit 65536)
+    """
+    if samples.dtype.kind != "f" or samples.size == 0:
+        return
+    low, high = float(samples.min()), float(samples.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise AudioError(name, "audio contains NaN or infinite samples")
+    peak = max(-low, high)
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(
+            name, f"samples of absurd magnitude (peak {peak:.3g}, nominal range [-1, 1]; limit {MAX_ABS_SAMPLE:g})"
+        )
+
+
+def _check_rate(name: str, rate: int) -> None:
+    check_rate(name, rate)
 
 
 def _resample(signal: FloatArray, rate: int, sr: int, name: str) -> FloatArray:
@@ -420,12 +535,8 @@ def _decode_samples(
             return _pick(name, found[0], channel), _PCM16_SCALE, found[1]
     signal, rate = decode(data, name=name, channel=channel)
     if sr is not None and rate != sr:
-        if rate < sr and not upsample:
-            raise AudioError(
-                name,
-                f"recorded at {rate} Hz, below the {sr} Hz the model's features use: its band above {rate // 2} Hz "
-                f"is missing, so it cannot be scored like a {sr} Hz clip",
-            )
+        if not upsample:
+            check_rate(name, rate, target_sr=sr)
         signal, rate = _resample(signal, rate, sr, name), sr
     return signal, 1.0, rate
 

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from soundanomaly.audio import MAX_ABS_SAMPLE, check_rate, check_samples
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.features.logmel import _AMIN, LogMelFrames, _mel_blocks, _window
 from soundanomaly.typing import FloatArray, PathLike
@@ -65,7 +66,11 @@ __all__ = [
 logger = logging.getLogger("soundanomaly.monitor")
 _TOP_DB = 80.0
 _FLOAT32 = np.dtype(np.float32)
-_ONES = np.ones(0, dtype=np.float32)  # grown on first use
+_MAX_ENERGY = MAX_ABS_SAMPLE**2
+#: Longest window or hop (seconds) a monitor accepts: one window of samples is held in memory.
+MAX_WINDOW_SECONDS = 3600.0
+#: Most interleaved channels a raw PCM stream may declare.
+MAX_PCM_CHANNELS = 1024
 Block = tuple[npt.NDArray[Any], int]
 
 
@@ -109,8 +114,8 @@ class WindowScore:
 
     @property
     def above(self) -> bool:
-        """Whether ``score > threshold`` (the window sounds anomalous)."""
-        return self.score > self.threshold
+        """Whether ``score > threshold`` or the score is not finite (a NaN never means normal)."""
+        return not self.score <= self.threshold
 
 
 @dataclass
@@ -408,8 +413,10 @@ class Monitor:
         model._check_fitted()
         detector, self.group, self._offset = _group_detector(model, group)
         for name, value in (("window_seconds", window_seconds), ("hop_seconds", hop_seconds)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ParameterError(f"{name} must be a positive number of seconds, got {value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= MAX_WINDOW_SECONDS:
+                raise ParameterError(
+                    f"{name} must be a number of seconds in (0, {MAX_WINDOW_SECONDS:g}], got {value!r}"
+                )
         if hop_seconds > window_seconds:
             raise ParameterError(f"hop_seconds ({hop_seconds}) must not exceed window_seconds ({window_seconds})")
         if not isinstance(channel, int) or isinstance(channel, bool):
@@ -632,16 +639,15 @@ class Monitor:
 
     # -- internals -----------------------------------------------------------------------------------------------
     def _set_sr(self, sr: int) -> None:
-        if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr < 1:
-            raise ParameterError(f"sr must be a positive int, got {sr!r}")
         if self.sr_ is not None:
-            if int(sr) != self.input_sr_:
+            if sr != self.input_sr_:
                 raise ParameterError(f"sr changed mid-stream: {sr} Hz after {self.input_sr_} Hz; call reset() first")
             return
         features = self.detector.features
-        model_sr = getattr(features, "sr", None)  # the rate the model's features are computed at, if fixed
+        model_sr = getattr(features, "target_sr", getattr(features, "sr", None))  # the features' rate, if fixed
+        # the rule of every path (audio.check_rate): refused below the model's rate, resampled down above it
+        self.sr_ = check_rate("<stream>", sr, target_sr=model_sr)
         self.input_sr_ = int(sr)
-        self.sr_ = int(model_sr) if model_sr is not None else int(sr)
         if self.sr_ != self.input_sr_:
             import soxr
 
@@ -737,13 +743,11 @@ def _clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
 
 
 def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
-    global _ONES
     if type(block) is np.ndarray and block.dtype is _FLOAT32 and block.ndim == 1:  # the common case, fast
-        if len(block) > len(_ONES):
-            _ONES = np.ones(max(len(block), 1 << 12), dtype=np.float32)
-        # the sum (a BLAS dot, faster than a reduction) is NaN or inf when any sample is, or on overflow
-        if not math.isfinite(block.dot(_ONES[: len(block)])) and not np.isfinite(block).all():
-            raise AudioError("<stream>", "block contains NaN or infinite samples")
+        # the energy (a BLAS dot) is NaN or inf when any sample is, and exceeds MAX_ABS_SAMPLE**2 when one is that large
+        energy = block.dot(block)
+        if not (math.isfinite(energy) and energy <= _MAX_ENERGY):
+            check_samples("<stream>", block)  # the exact rule: NaN, inf, or samples so large that windows become NaN
         return block
     array = np.asarray(block)
     if array.ndim == 2:
@@ -759,8 +763,8 @@ def _as_mono(block: npt.ArrayLike, channel: int) -> FloatArray:
     if kind not in "fiu":
         raise ParameterError(f"block must hold numbers, got dtype {array.dtype}")
     samples = np.asarray(array, dtype=np.float32)
-    if kind == "f" and not math.isfinite(samples.sum()) and not np.isfinite(samples).all():
-        raise AudioError("<stream>", "block contains NaN or infinite samples")
+    if kind == "f":
+        check_samples("<stream>", samples)
     return samples
 
 
@@ -1268,35 +1272,20 @@ class WavFileSource:
         self.block_seconds = float(block_seconds)
         self.realtime = realtime
         self.channel = channel
+        self.target_sr: int | None = None  # set by scan: a file below the model's rate is refused with its name
 
     def __iter__(self) -> Iterator[Block]:
-        import soundfile as sf
+        from soundanomaly.recording import read_blocks  # the rules of audio.load: regular file, complete, finite
 
-        if not os.path.exists(self.path):
-            raise AudioError(self.path, "file not found")
-        try:
-            handle = sf.SoundFile(self.path)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(self.path, f"not a readable audio file ({exc})") from exc
-        with handle:
-            sr = int(handle.samplerate)
-            if not -handle.channels <= self.channel < handle.channels:
-                raise AudioError(self.path, f"channel {self.channel} out of range: the file has {handle.channels}")
-            size = max(1, round(self.block_seconds * sr))
-            started, sent = time.monotonic(), 0
-            while True:
-                try:
-                    block = handle.read(size, dtype="float32", always_2d=True)
-                except (sf.LibsndfileError, RuntimeError) as exc:
-                    raise AudioError(self.path, f"read failed ({exc})") from exc
-                if len(block) == 0:
-                    return
-                if self.realtime:
-                    ahead = started + sent / sr - time.monotonic()
-                    if ahead > 0:
-                        time.sleep(ahead)
-                sent += len(block)
-                yield np.ascontiguousarray(block[:, self.channel]), sr
+        started, sent = time.monotonic(), 0
+        for block, sr in read_blocks(self.path, block_seconds=self.block_seconds, channel=self.channel,
+                                     target_sr=self.target_sr):  # fmt: skip
+            if self.realtime:
+                ahead = started + sent / sr - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            sent += len(block)
+            yield block, sr
 
 
 class FolderSource:
@@ -1432,12 +1421,16 @@ class PcmSource:
     ) -> None:
         if format not in _PCM_FORMATS:
             raise ParameterError(f"format must be one of {sorted(_PCM_FORMATS)}, got {format!r}")
-        if not isinstance(channels, int) or channels < 1:
-            raise ParameterError(f"channels must be a positive int, got {channels!r}")
-        if not 0 <= channel < channels:
+        if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= MAX_PCM_CHANNELS:
+            raise ParameterError(f"channels must be an int in [1, {MAX_PCM_CHANNELS}], got {channels!r}")
+        if not isinstance(channel, int) or not 0 <= channel < channels:
             raise ParameterError(f"channel {channel} out of range for {channels} channel(s)")
-        if not isinstance(sr, int) or sr < 1:
-            raise ParameterError(f"sr must be a positive int, got {sr!r}")
+        try:
+            check_rate("<stdin>", sr)
+        except AudioError as exc:
+            raise ParameterError(f"sr: {exc.problem}") from None
+        if not isinstance(block_seconds, (int, float)) or not 0 < block_seconds <= 60:
+            raise ParameterError(f"block_seconds must be in (0, 60], got {block_seconds!r}")
         self.stream = stream
         self.sr = sr
         self.format = format
@@ -1467,6 +1460,7 @@ class PcmSource:
         frames = np.frombuffer(data, dtype=dtype).reshape(-1, self.channels)[:, self.channel]
         scale = 1.0 / 32768.0 if dtype.kind == "i" else 1.0
         decoded: FloatArray = np.multiply(frames, scale, dtype=np.float32)
+        check_samples("<stdin>", decoded)  # f32le: NaN, inf and absurd magnitudes are refused as in a file
         return decoded
 
 
@@ -1593,7 +1587,9 @@ def scan(
     ends: list[float] = []
     scores: list[float] = []
     sr = 0
-    for window in monitor.run(WavFileSource(path, block_seconds=block_seconds, channel=channel)):
+    source = WavFileSource(path, block_seconds=block_seconds, channel=channel)
+    source.target_sr = getattr(monitor.detector.features, "target_sr", None)  # refused with the file's name
+    for window in monitor.run(source):
         starts.append(window.start)
         ends.append(window.end)
         scores.append(window.score)
