@@ -28,6 +28,7 @@ PUBLIC_MODULES = [
     "soundanomaly.datasets.download",
     "soundanomaly.datasets.dcase",
     "soundanomaly.monitor",
+    "soundanomaly.recording",
     "soundanomaly.explain",
 ]
 
