@@ -77,7 +77,7 @@ plt.show()
 
 evaluator = Evaluator(normal_as_positive=True)
 for name, threshold in [("honest (held-out normal clips)", honest.threshold), ("test-set tuned", test_tuned.threshold)]:
-    report = evaluator.evaluate(split.test.labels, scores, threshold=threshold, groups=split.test.groups)
+    report = evaluator.evaluate(split.test.labels, scores, threshold=threshold, groups=split.test.eval_groups)
     print(f"\n### {name}\n")
     print(report.to_markdown())
 

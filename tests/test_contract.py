@@ -133,7 +133,7 @@ def _fitted_contract(detector: Any, train: ClipSet, test: ClipSet, tmp_path: Pat
     # higher = more anomalous: the synthetic faults are found
     assert roc_auc(test.labels, scores) >= min_auc
 
-    report = Evaluator().evaluate(test.labels, scores, threshold=detector.threshold_, groups=test.groups)
+    report = Evaluator().evaluate(test.labels, scores, threshold=detector.threshold_, groups=test.eval_groups)
     assert 0.0 <= report.overall.recall <= 1.0
 
     normal = test.filter(label="normal")

@@ -193,8 +193,10 @@ def test_fit_groups_come_from_the_clipset_after_the_split(tiny: MIMII) -> None:
     groups = seen["groups"]
     assert isinstance(groups, np.ndarray) and len(groups) == seen["n"] == 13  # 16 - 3 held out
     assert set(groups.tolist()) <= {"fan/id_00", "fan/id_02"}
-    quiet_fit(Recorder(), tiny.filter(label="normal").paths)
-    assert seen["groups"] is None
+    quiet_fit(Recorder(), tiny.filter(label="normal").paths)  # paths give the same keys as their records
+    assert isinstance(seen["groups"], np.ndarray) and seen["groups"].tolist() == groups.tolist()
+    quiet_fit(Recorder(), ClipFeatures.from_arrays([np.ones((4, 2), "f4") * i for i in range(6)]))
+    assert seen["groups"] is None  # features without paths: unknown
     quiet_fit(Recorder(holdout=0), tiny.filter(label="normal").paths, groups=["g"] * 16)
     assert isinstance(seen["groups"], np.ndarray) and seen["groups"].tolist() == ["g"] * 16
 

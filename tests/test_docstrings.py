@@ -30,6 +30,8 @@ PUBLIC_MODULES = [
     "soundanomaly.monitor",
     "soundanomaly.recording",
     "soundanomaly.explain",
+    "soundanomaly.datasets.keys",
+    "soundanomaly.results",
 ]
 
 

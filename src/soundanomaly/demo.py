@@ -306,7 +306,7 @@ def _run(
     start = time.perf_counter()
     scores = detector.score(test)
     timings["scoring"] = time.perf_counter() - start
-    labels, groups = split.test.labels, split.test.groups
+    labels, groups = split.test.labels, split.test.eval_groups
     evaluator = Evaluator(normal_as_positive=True)
     report = evaluator.evaluate(labels, scores, threshold=detector.threshold_, groups=groups)
     # The reference recipe's threshold, tuned on the test set itself: an optimistic upper bound.

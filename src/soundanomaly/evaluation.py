@@ -341,7 +341,7 @@ class Evaluator:
         threshold : float
             ``score > threshold`` is flagged as an anomaly.
         groups : sequence of str, optional
-            A group name per clip (e.g. :attr:`ClipSet.groups`) for per-group metrics.
+            A group name per clip (e.g. :attr:`ClipSet.eval_groups`) for per-group metrics.
 
         Raises
         ------

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from soundanomaly.calibration import Calibration, ThresholdCalibrator
-    from soundanomaly.datasets.mimii import ClipSet
+    from soundanomaly.datasets.clips import ClipSet
     from soundanomaly.features.base import ClipFeatures
 
 __all__ = ["ClipData", "Detector", "FeatureExtractor", "FittedDetector", "FloatArray", "PathLike"]

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     ok = scored.ok
     if not ok:
         raise SoundAnomalyError(f"{args.data}: no clip could be scored")
-    groups = clips.groups
+    groups = clips.eval_groups
     report = Evaluator(max_fpr=args.max_fpr).evaluate(
         clips.labels[ok], scored.scores[ok], threshold=threshold, groups=[groups[i] for i in ok]
     )

@@ -2,9 +2,11 @@
 
 from typing import TYPE_CHECKING, Any
 
-from soundanomaly.datasets import shift, synthetic
+from soundanomaly.datasets import keys, shift, synthetic
+from soundanomaly.datasets.clips import LABELS, UNLABELLED, ClipRecord, ClipSet
 from soundanomaly.datasets.dcase import DCASE, open_dataset, parse_dcase_path
-from soundanomaly.datasets.mimii import LABELS, MIMII, UNLABELLED, ClipRecord, ClipSet, parse_path
+from soundanomaly.datasets.keys import group_key, session_key
+from soundanomaly.datasets.mimii import MIMII, parse_path
 from soundanomaly.datasets.splits import AutoencoderSplit, ClassifierSplit, autoencoder_split, classifier_split
 
 if TYPE_CHECKING:  # pragma: no cover - imported on first use: the HTTP stack costs ~40 ms
@@ -23,9 +25,12 @@ __all__ = [
     "classifier_split",
     "download_dcase",
     "download_mimii",
+    "group_key",
+    "keys",
     "open_dataset",
     "parse_dcase_path",
     "parse_path",
+    "session_key",
     "shift",
     "synthetic",
 ]

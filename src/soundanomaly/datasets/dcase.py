@@ -157,7 +157,7 @@ class DCASE(ClipSet):
     ...              "test/section_00_target_test_anomaly_0000_m-n_X.wav"]:
     ...     sf.write(f"dev/fan/{name}", np.zeros(1600), 16000)
     >>> clips = DCASE("dev")
-    >>> clips, clips.filter(split="test").groups
+    >>> clips, clips.filter(split="test").eval_groups
     (DCASE(3 clips: 2 normal, 1 abnormal), ['fan section_00 source', 'fan section_00 target'])
     """
 

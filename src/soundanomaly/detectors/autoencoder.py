@@ -17,6 +17,7 @@ from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
+from soundanomaly.results import label_scores
 from soundanomaly.typing import FloatArray, PathLike
 
 __all__ = ["AutoencoderDetector", "EndpointScorer", "reconstruction_error"]
@@ -319,5 +320,4 @@ class EndpointScorer:
 
     def predict(self, data: Any) -> npt.NDArray[np.int8]:
         """1 = anomaly, from the detector's ``threshold_`` (a NaN score gives 1)."""
-        scores = self.score(data)
-        return ((scores > self.detector.threshold_) | ~np.isfinite(scores)).astype(np.int8)
+        return label_scores(self.score(data), self.detector.threshold_)

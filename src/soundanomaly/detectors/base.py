@@ -30,7 +30,8 @@ from soundanomaly._progress import ProgressBar
 from soundanomaly._validation import check_finite_float, check_labels, check_positive_int
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import Calibration, ThresholdCalibrator, sweep
-from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.datasets.clips import ClipSet
+from soundanomaly.datasets.keys import group_keys, session_keys
 from soundanomaly.exceptions import (
     AudioError,
     CalibrationWarning,
@@ -43,6 +44,7 @@ from soundanomaly.exceptions import (
 )
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.logmel import LogMelFrames
+from soundanomaly.results import label_scores
 from soundanomaly.typing import ClipData, FloatArray, PathLike
 
 __all__ = [
@@ -382,6 +384,9 @@ class BaseDetector:
     fit_skipped_: tuple[tuple[str, str], ...]
     last_status_: tuple[str, ...]
     _fit_groups: npt.NDArray[np.str_] | None
+    _fit_sessions: npt.NDArray[np.str_] | None
+    _score_groups: npt.NDArray[np.str_] | None = None
+    _score_sessions: npt.NDArray[np.str_] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -590,7 +595,14 @@ class BaseDetector:
         return Tags(estimator_type="outlier_detector", target_tags=TargetTags(required=self.supervised))
 
     # -- public API -------------------------------------------------------------
-    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None) -> Self:
+    def fit(
+        self,
+        data: ClipData,
+        labels: npt.ArrayLike | None = None,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
+    ) -> Self:
         """Learn from clips, then calibrate ``threshold_`` on held-out clips.
 
         Parameters
@@ -602,8 +614,13 @@ class BaseDetector:
             1 = anomaly. Defaults to the ClipSet's labels; otherwise all normal.
             Supervised detectors need both classes.
         groups : sequence of str, optional
-            Per-clip group keys (machine ids) handed to ``_fit`` as
-            ``self._fit_groups``; a ClipSet gives ``"<machine>/id_<NN>"``.
+            Per-clip group keys handed to ``_fit`` as ``self._fit_groups``;
+            default :func:`~soundanomaly.datasets.keys.group_key` of each record
+            or path (``"fan/id_00"``, ``"fan/section_00"``), None if unknown.
+        sessions : sequence of str, optional
+            Per-clip session keys handed to ``_fit`` as ``self._fit_sessions``;
+            default :func:`~soundanomaly.datasets.keys.session_key` of each
+            record or path (a DCASE domain), None if no clip has one.
 
         Returns
         -------
@@ -619,14 +636,10 @@ class BaseDetector:
         name = type(self).__name__
         n = len(data)
         y: npt.NDArray[np.int8] | None = None if labels is None else check_labels(labels, n=n)
-        if isinstance(data, ClipSet):
-            if y is None:
-                y = data.labels if self.supervised else np.array([r.label == "abnormal" for r in data], np.int8)
-            if groups is None:
-                groups = [f"{r.machine}/id_{r.machine_id:02d}" for r in data]
-        g = None if groups is None else np.asarray([str(x) for x in groups], dtype=str)
-        if g is not None and len(g) != n:
-            raise ParameterError(f"got {len(g)} groups for {n} clips")
+        if isinstance(data, ClipSet) and y is None:
+            y = data.labels if self.supervised else np.array([r.label == "abnormal" for r in data], np.int8)
+        g = group_keys(data, groups, required=False)
+        s = session_keys(data, sessions)
         if self.supervised:
             if y is None:
                 raise ParameterError(f"{name} is supervised: pass labels (1 = anomaly) or a labelled ClipSet")
@@ -644,6 +657,7 @@ class BaseDetector:
             )
             data = _take_data(data, keep)
             g = None if g is None else g[keep]
+            s = None if s is None else s[keep]
             y = None
         else:
             y = None
@@ -659,7 +673,8 @@ class BaseDetector:
         if not kept.all():
             y = None if y is None else y[kept]
             g = None if g is None else g[kept]
-        features, y, g = self._drop_nonfinite(features, y, g)
+            s = None if s is None else s[kept]
+        features, y, g, s = self._drop_nonfinite(features, y, g, s)
         if len(features.windows) < 2:
             raise ParameterError(f"{name} needs at least 2 feature windows to fit, got {len(features.windows)}")
         if y is not None and self.supervised and len(np.unique(y)) != 2:
@@ -669,6 +684,7 @@ class BaseDetector:
         train_idx, hold_idx = self._split(len(features), y, calibrating)
         train = features if len(hold_idx) == 0 else _take(features, train_idx)
         self._fit_groups = None if g is None else g[train_idx]
+        self._fit_sessions = None if s is None else s[train_idx]
         y_train = None if y is None else y[train_idx]
         self.n_features_in_ = features.n_features
         with _global_rng_kept():
@@ -685,15 +701,20 @@ class BaseDetector:
         self.fit_skipped_ = tuple(getattr(features, "skipped", ()))
         return self
 
-    def score(self, data: ClipData) -> npt.NDArray[np.float64]:
+    def score(
+        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> npt.NDArray[np.float64]:
         """Anomaly score of each clip: **higher = more anomalous**.
 
         Unlike scikit-learn's ``score(X, y)``, this returns one value per clip.
-        Per-clip status goes to ``last_status_`` (see :meth:`score_with_status`).
+        Per-clip status goes to ``last_status_`` (see :meth:`score_records`).
 
         Parameters
         ----------
         data : ClipSet, sequence of paths, or ClipFeatures
+        groups, sessions : sequence of str, optional
+            Per-clip group / session keys (see :mod:`soundanomaly.datasets.keys`);
+            detectors that route or condition on them read them, others ignore them.
 
         Returns
         -------
@@ -706,7 +727,12 @@ class BaseDetector:
             A clip got a NaN/infinite score (``on_error="raise"``).
         """
         self._check_fitted()
-        return self._score_clips(data, self._score_windows)
+        self._score_groups = None if groups is None else group_keys(data, groups)
+        self._score_sessions = None if sessions is None else session_keys(data, sessions)
+        try:
+            return self._score_clips(data, self._score_windows)
+        finally:
+            self._score_groups = self._score_sessions = None
 
     def score_with_status(self, data: ClipData) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
         """Scores and per-clip status (``"ok"``, ``"skipped: <reason>"``, ``"invalid: non-finite score"``).
@@ -824,10 +850,14 @@ class BaseDetector:
         """Alias of :meth:`score` (scikit-learn's name)."""
         return self.score(data)
 
-    def predict(self, data: ClipData) -> npt.NDArray[np.int8]:
-        """Label each clip: **1 = anomaly**, 0 = normal (``score > threshold_``; NaN scores give 1)."""
-        scores = self.score(data)
-        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
+    def predict(
+        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> npt.NDArray[np.int8]:
+        """Label each clip: **1 = anomaly**, 0 = normal (``score > threshold_``; NaN scores give 1).
+
+        The rule is :func:`soundanomaly.results.label_scores`; ``groups`` and ``sessions`` go to :meth:`score`.
+        """
+        return label_scores(self.score(data, groups=groups, sessions=sessions), self.threshold_)
 
     def calibrate(
         self,
@@ -835,6 +865,8 @@ class BaseDetector:
         *,
         calibrator: ThresholdCalibrator | None = None,
         labels: npt.ArrayLike | None = None,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
     ) -> Calibration:
         """Set ``threshold_`` from held-out clips and return the calibration.
 
@@ -844,6 +876,8 @@ class BaseDetector:
         calibrator : ThresholdCalibrator, default target_fpr=0.01
         labels : array-like of {0, 1}, optional
             Defaults to ``data.labels`` for a ClipSet, else all normal.
+        groups, sessions : sequence of str, optional
+            Passed to :meth:`score`.
         """
         self._check_fitted()
         if calibrator is None:
@@ -853,7 +887,7 @@ class BaseDetector:
         if labels is None and isinstance(data, ClipSet):
             labels = data.labels
         y = None if labels is None else check_labels(labels, n=len(data))
-        scores = self.score(data)
+        scores = self.score(data, groups=groups, sessions=sessions)
         result = calibrator.fit(scores, y, source="calibrate")
         self.threshold_ = result.threshold
         self.calibration_ = result
@@ -1161,11 +1195,15 @@ class BaseDetector:
                 yield self._extract(paths[start : start + self.chunk_size], bar)
 
     def _drop_nonfinite(
-        self, features: ClipFeatures, y: npt.NDArray[np.int8] | None, g: npt.NDArray[np.str_] | None
-    ) -> tuple[ClipFeatures, npt.NDArray[np.int8] | None, npt.NDArray[np.str_] | None]:
+        self,
+        features: ClipFeatures,
+        y: npt.NDArray[np.int8] | None,
+        g: npt.NDArray[np.str_] | None,
+        s: npt.NDArray[np.str_] | None = None,
+    ) -> tuple[ClipFeatures, npt.NDArray[np.int8] | None, npt.NDArray[np.str_] | None, npt.NDArray[np.str_] | None]:
         finite_rows = np.isfinite(features.windows).all(axis=1)
         if finite_rows.all():
-            return features, y, g
+            return features, y, g, s
         bad_clips = np.unique(np.searchsorted(features.offsets, np.flatnonzero(~finite_rows), side="right") - 1)
         names = [features.paths[i] if features.paths else f"#{i}" for i in bad_clips]
         if self.on_error == "raise" or len(bad_clips) == len(features):
@@ -1178,7 +1216,12 @@ class BaseDetector:
             stacklevel=3,
         )
         keep = np.setdiff1d(np.arange(len(features)), bad_clips)
-        return _take(features, keep), None if y is None else y[keep], None if g is None else g[keep]
+        return (
+            _take(features, keep),
+            None if y is None else y[keep],
+            None if g is None else g[keep],
+            None if s is None else s[keep],
+        )
 
 
 def _checked_window_scores(

@@ -7,7 +7,6 @@ mean of their standardised scores is often steadier than either alone.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import os
 import warnings
@@ -19,7 +18,8 @@ import numpy.typing as npt
 
 from soundanomaly._validation import check_labels
 from soundanomaly.calibration import ThresholdCalibrator
-from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.datasets.clips import ClipSet
+from soundanomaly.datasets.keys import group_keys, session_keys
 from soundanomaly.detectors import base as _base
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import (
@@ -207,7 +207,12 @@ class Ensemble(BaseDetector):
         return list(self.detectors)
 
     def fit(
-        self, data: _MemberData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None
+        self,
+        data: _MemberData,
+        labels: npt.ArrayLike | None = None,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
     ) -> Self:
         """Fit every member on the same clips, standardise, and calibrate ``threshold_`` on held-out clips.
 
@@ -217,9 +222,9 @@ class Ensemble(BaseDetector):
             Abnormal clips of a labelled ClipSet (or with ``labels`` 1) are
             left out with a warning: members learn from normal clips.
         labels : array-like of {0, 1} or {"normal", "abnormal"}, optional
-        groups : sequence of str, optional
-            Per-clip machine ids, passed to every member (default: from a
-            ClipSet or, in members that need them, from the paths).
+        groups, sessions : sequence of str, optional
+            Per-clip group / session keys, passed to every member (default:
+            from a ClipSet or the paths, see :mod:`soundanomaly.datasets.keys`).
 
         Returns
         -------
@@ -235,14 +240,10 @@ class Ensemble(BaseDetector):
         n = len(parts[0])
         y = None if labels is None else check_labels(labels, n=n)
         first = parts[0]
-        if isinstance(first, ClipSet):
-            if y is None:
-                y = np.array([r.label == "abnormal" for r in first], np.int8)
-            if groups is None:
-                groups = [f"{r.machine}/id_{r.machine_id:02d}" for r in first]
-        g = None if groups is None else np.asarray([str(x) for x in groups], dtype=str)
-        if g is not None and len(g) != n:
-            raise ParameterError(f"got {len(g)} groups for {n} clips")
+        if isinstance(first, ClipSet) and y is None:
+            y = np.array([r.label == "abnormal" for r in first], np.int8)
+        g = group_keys(first, groups, required=False)
+        ses = session_keys(first, sessions)
         if y is not None and y.any():
             keep = np.flatnonzero(y == 0).astype(np.int64)
             if not len(keep):
@@ -255,19 +256,21 @@ class Ensemble(BaseDetector):
             )
             parts = [_base._take_data(p, keep) for p in parts]
             g = None if g is None else g[keep]
+            ses = None if ses is None else ses[keep]
             n = len(keep)
 
         calibrating = not isinstance(self.threshold, numbers.Real)
         train_idx, hold_idx = self._split(n, None, calibrating)
         train_parts = parts if not len(hold_idx) else [_base._take_data(p, train_idx) for p in parts]
         train_groups = None if g is None else g[train_idx]
+        train_sessions = None if ses is None else ses[train_idx].tolist()
         models: list[BaseDetector] = []
         centres, spreads = [], []
         for i, (template, part) in enumerate(zip(templates, train_parts, strict=True)):
             model = type(template)(**template._signature_params())
             name = type(template).__name__
             try:
-                model.fit(part, groups=None if train_groups is None else train_groups.tolist())
+                model.fit(part, groups=None if train_groups is None else train_groups.tolist(), sessions=train_sessions)
             except ParameterError as exc:
                 raise ParameterError(f"Ensemble member detectors[{i}] ({name}) cannot fit: {exc}") from exc
             centre, spread = self._reference(model, i)
@@ -357,10 +360,7 @@ class Ensemble(BaseDetector):
         out = np.empty((len(self.detectors_), n), dtype=np.float64)
         status = ["ok"] * n
         for i, (model, part) in enumerate(zip(self.detectors_, parts, strict=True)):
-            options: dict[str, Any] = {}
-            if groups is not None and "groups" in inspect.signature(model.score).parameters:
-                options["groups"] = groups
-            scores = np.asarray(model.score(part, **options), dtype=np.float64)
+            scores = np.asarray(model.score(part, groups=groups), dtype=np.float64)
             if scores.shape != (n,):
                 raise ParameterError(f"detectors_[{i}] returned {scores.shape} scores for {n} clips")
             out[i] = (scores - self.centres_[i]) / self.spreads_[i]
@@ -376,14 +376,18 @@ class Ensemble(BaseDetector):
             combined = per_member.mean(axis=0) if self.combine == "mean" else per_member.max(axis=0)
         return np.asarray(combined, dtype=np.float64)  # NaN when a member has none: predict flags it
 
-    def score(self, data: _MemberData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
+    def score(
+        self, data: _MemberData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> npt.NDArray[np.float64]:
         """Combined standardised score of each clip: **higher = more anomalous** (about 0 for typical normal clips).
 
         Parameters
         ----------
         data : ClipSet, sequence of paths, ClipFeatures, or list of ClipFeatures (one per member)
         groups : sequence of str, optional
-            Per-clip machine ids, passed to members that take them (machine-id detectors, PerGroup).
+            Per-clip group keys, passed to the members (machine-id detectors use them).
+        sessions : sequence of str, optional
+            Accepted for the common API (members score without them).
 
         Returns
         -------
@@ -413,11 +417,6 @@ class Ensemble(BaseDetector):
         self._check_fitted()
         per_member, self.last_status_ = self._member_scores(self._member_data(data, len(self.detectors_)), groups)
         return per_member
-
-    def predict(self, data: _MemberData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.int8]:
-        """1 = anomaly (``score > threshold_``; NaN scores give 1)."""
-        scores = self.score(data, groups=groups)
-        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
 
     # -- persistence --------------------------------------------------------------
     def _manifest_extra(self) -> dict[str, Any]:

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import ThresholdCalibrator
-from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.datasets.keys import group_keys
 from soundanomaly.detectors.base import BaseDetector
-from soundanomaly.detectors.pergroup import clip_groups
 from soundanomaly.exceptions import MissingDependencyError, ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.typing import ClipData, FloatArray, PathLike
@@ -141,18 +140,6 @@ class MachineIdDetector(BaseDetector):
         self.verbose = verbose
 
     # -- fitting ------------------------------------------------------------------
-    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None) -> Self:
-        """Learn to tell the machine ids apart from normal clips (see :meth:`BaseDetector.fit`).
-
-        ``groups`` defaults to the ids of a ClipSet or of MIMII/DCASE paths.
-        """
-        if groups is None and not isinstance(data, ClipSet):
-            try:
-                groups = clip_groups(data).tolist()
-            except ParameterError:
-                groups = None  # _fit explains what is missing
-        return super().fit(data, labels, groups=groups)
-
     def _window_classes(self, features: ClipFeatures, groups: npt.NDArray[np.str_]) -> npt.NDArray[np.int64]:
         lookup = {c: i for i, c in enumerate(self.classes_)}
         unknown = sorted(set(groups.tolist()) - set(lookup))
@@ -165,7 +152,7 @@ class MachineIdDetector(BaseDetector):
         groups = getattr(self, "_fit_groups", None)
         if groups is None or len(groups) != len(features):
             try:
-                groups = clip_groups(features)
+                groups = group_keys(features)
             except ParameterError as exc:
                 raise ParameterError(f"MachineIdDetector needs each clip's machine id: {exc}") from exc
         self.classes_ = sorted(set(np.asarray(groups).tolist()))
@@ -252,7 +239,9 @@ class MachineIdDetector(BaseDetector):
             return self._scores_for(features, groups)
         return self._score_features(features)
 
-    def score(self, data: ClipData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
+    def score(
+        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> npt.NDArray[np.float64]:
         """``-log p(true id)`` of each clip (higher = more anomalous).
 
         Parameters
@@ -263,7 +252,7 @@ class MachineIdDetector(BaseDetector):
         """
         self._check_fitted()
         try:
-            keys = clip_groups(data, groups)
+            keys = group_keys(data, groups)
         except ParameterError:
             if groups is not None:
                 raise
@@ -282,11 +271,6 @@ class MachineIdDetector(BaseDetector):
         scores = self._scores_for(features, keys)
         self.last_status_ = ("ok",) * len(scores)
         return scores
-
-    def predict(self, data: ClipData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.int8]:
-        """1 = anomaly (``score > threshold_``)."""
-        scores = self.score(data, groups=groups)
-        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
 
     # -- persistence --------------------------------------------------------------
     def _get_state(self) -> dict[str, FloatArray]:

@@ -9,17 +9,16 @@ its own held-out clips, and routes each clip to its group's model.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import PurePosixPath
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import Calibration, ThresholdCalibrator
-from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.datasets.clips import ClipSet
+from soundanomaly.datasets.keys import GroupBy, group_key, group_keys, session_keys
 from soundanomaly.detectors import base as _base
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ModelFormatError, ParameterError
@@ -30,48 +29,24 @@ __all__ = ["PerGroup", "clip_groups", "group_of_path"]
 
 MAX_GROUPS = 1024  # groups a saved PerGroup may declare (DCASE has ~50 machine sections)
 
-GroupBy = Literal["machine_id", "machine"]
-_MIMII_ID = re.compile(r"(?:^|/)([^/]+)/id_(\d+)/(?:normal|abnormal)/[^/]+$")
-_SECTION = re.compile(r"(?:^|_)section_(\d+)_")
-
 
 def group_of_path(path: str, group_by: GroupBy = "machine_id") -> str | None:
-    """The group key a clip's path implies, or None.
+    """The group key a clip's path implies, or None: :func:`soundanomaly.datasets.keys.group_key`.
 
-    MIMII layout ``.../<machine>/id_NN/<normal|abnormal>/<file>`` gives
-    ``"<machine>/id_NN"`` (the key :meth:`BaseDetector.fit` makes from a
-    ClipSet); DCASE layout ``.../<machine>/<train|test>/section_NN_...wav``
-    gives ``"<machine>/section_NN"``. With ``group_by="machine"`` only the
-    machine type is kept.
+    Kept for compatibility; call :func:`~soundanomaly.datasets.keys.group_key`.
 
     Examples
     --------
-    >>> group_of_path("6_dB_fan/fan/id_02/normal/00000001.wav")
-    'fan/id_02'
     >>> group_of_path("dev/pump/test/section_01_source_test_anomaly_0003.wav")
     'pump/section_01'
-    >>> group_of_path("6_dB_fan/fan/id_02/normal/00000001.wav", "machine")
-    'fan'
-    >>> group_of_path("clip.wav") is None
-    True
     """
-    text = str(path).replace("\\", "/")
-    found = _MIMII_ID.search(text)
-    if found:
-        machine, key = found.group(1), f"id_{int(found.group(2)):02d}"
-    else:
-        parts = PurePosixPath(text).parts
-        section = _SECTION.search("_" + parts[-1]) if parts else None
-        if section is None or len(parts) < 3:
-            return None
-        machine, key = parts[-3], f"section_{int(section.group(1)):02d}"
-    return machine if group_by == "machine" else f"{machine}/{key}"
+    return group_key(path, group_by=group_by)
 
 
 def clip_groups(
     data: ClipData, groups: Sequence[str] | None = None, *, group_by: GroupBy = "machine_id"
 ) -> npt.NDArray[np.str_]:
-    """Per-clip group keys: ``groups`` if given, else from a ClipSet's records or the clips' paths.
+    """Per-clip group keys: :func:`soundanomaly.datasets.keys.group_keys` (kept for compatibility).
 
     Raises
     ------
@@ -80,34 +55,10 @@ def clip_groups(
 
     Examples
     --------
-    >>> from soundanomaly.datasets import ClipRecord, ClipSet
-    >>> clips = ClipSet([ClipRecord("x/fan/id_00/normal/a.wav", "fan", 0, 6.0, "normal")])
-    >>> clip_groups(clips).tolist(), clip_groups(["x/pump/id_04/abnormal/b.wav"]).tolist()
-    (['fan/id_00'], ['pump/id_04'])
+    >>> clip_groups(["x/pump/id_04/abnormal/b.wav"]).tolist()
+    ['pump/id_04']
     """
-    if group_by not in ("machine_id", "machine"):
-        raise ParameterError(f"group_by must be 'machine_id' or 'machine', got {group_by!r}")
-    n = len(data)
-    if groups is not None:
-        out = [str(g) for g in groups]
-        if len(out) != n:
-            raise ParameterError(f"got {len(out)} groups for {n} clips")
-        return np.asarray(out, dtype=str)
-    if isinstance(data, ClipSet):
-        keys = [r.machine if group_by == "machine" else f"{r.machine}/id_{r.machine_id:02d}" for r in data]
-        return np.asarray(keys, dtype=str)
-    paths = list(data.paths) if isinstance(data, ClipFeatures) else [str(p) for p in data]
-    if not paths:
-        raise ParameterError("these features carry no paths, so their machine ids are unknown; pass groups=")
-    out = []
-    for path in paths:
-        key = group_of_path(path, group_by)
-        if key is None:
-            raise ParameterError(
-                f"cannot tell the machine id of {path!r} (not a MIMII/DCASE path); pass groups= or a ClipSet"
-            )
-        out.append(key)
-    return np.asarray(out, dtype=str)
+    return group_keys(data, groups, group_by=group_by)
 
 
 def _subset(data: ClipData, indices: npt.NDArray[np.int64]) -> ClipData:
@@ -215,7 +166,14 @@ class PerGroup(BaseDetector):
         params = self.detector._signature_params()
         return type(self.detector)(**params)
 
-    def fit(self, data: ClipData, labels: npt.ArrayLike | None = None, *, groups: Sequence[str] | None = None) -> Self:
+    def fit(
+        self,
+        data: ClipData,
+        labels: npt.ArrayLike | None = None,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
+    ) -> Self:
         """Fit one model per group.
 
         Parameters
@@ -225,6 +183,8 @@ class PerGroup(BaseDetector):
             Passed on per group (supervised detectors; unsupervised ones leave abnormal clips out).
         groups : sequence of str, optional
             Per-clip group keys; default from a ClipSet or the paths.
+        sessions : sequence of str, optional
+            Per-clip session keys, passed on per group (default from a ClipSet or the paths).
 
         Returns
         -------
@@ -232,6 +192,7 @@ class PerGroup(BaseDetector):
         """
         self._check_data(data)
         keys = clip_groups(data, groups, group_by=self.group_by)
+        session_arr = session_keys(data, sessions)
         y = None if labels is None else np.asarray(labels)
         if y is not None and len(y) != len(keys):
             raise ParameterError(f"got {len(y)} labels for {len(keys)} clips")
@@ -241,7 +202,12 @@ class PerGroup(BaseDetector):
             members = np.flatnonzero(keys == key).astype(np.int64)
             model = self._new_model()
             try:
-                model.fit(_subset(data, members), None if y is None else y[members])
+                model.fit(
+                    _subset(data, members),
+                    None if y is None else y[members],
+                    groups=keys[members].tolist(),
+                    sessions=None if session_arr is None else session_arr[members].tolist(),
+                )
             except ParameterError as exc:
                 raise ParameterError(f"group {key!r} ({len(members)} clips): {exc}") from exc
             self.models_[key] = model
@@ -274,7 +240,9 @@ class PerGroup(BaseDetector):
             raise ParameterError(f"no model for group(s) {unknown}; this model knows {self.groups_}")
         return [(key, np.flatnonzero(keys == key).astype(np.int64)) for key in self.groups_ if (keys == key).any()]
 
-    def score(self, data: ClipData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
+    def score(
+        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> npt.NDArray[np.float64]:
         """Each clip's score from its group's model, minus that model's threshold (higher = more anomalous).
 
         Parameters
@@ -282,6 +250,8 @@ class PerGroup(BaseDetector):
         data : ClipSet, sequence of paths, or ClipFeatures
         groups : sequence of str, optional
             Per-clip group keys; default from a ClipSet or the paths.
+        sessions : sequence of str, optional
+            Per-clip session keys, passed on to the group models.
 
         Returns
         -------
@@ -291,18 +261,15 @@ class PerGroup(BaseDetector):
         self._check_data(data)
         scores = np.full(len(data), np.nan)
         status = ["ok"] * len(data)
+        session_arr = None if sessions is None else session_keys(data, sessions)
         for key, members in self._routes(data, groups):
             model = self.models_[key]
-            scores[members] = model.score(_subset(data, members)) - model.threshold_
+            own = None if session_arr is None else session_arr[members].tolist()
+            scores[members] = model.score(_subset(data, members), sessions=own) - model.threshold_
             for i, s in zip(members, getattr(model, "last_status_", ()), strict=False):
                 status[int(i)] = s
         self.last_status_ = tuple(status)
         return scores
-
-    def predict(self, data: ClipData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.int8]:
-        """1 = anomaly: the clip's score is above its own group's threshold (or NaN)."""
-        scores = self.score(data, groups=groups)
-        return ((scores > self.threshold_) | ~np.isfinite(scores)).astype(np.int8)
 
     def calibrate_groups(
         self,

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from soundanomaly.audio import Channel
 from soundanomaly.backends.rekognition import INFERENCE_UNIT_HOUR_USD, CustomLabels, check_image_size
-from soundanomaly.datasets.mimii import ClipSet
+from soundanomaly.datasets.clips import ClipSet
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import BackendError, ModelFormatError, ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
@@ -284,10 +284,12 @@ class RekognitionDetector(BaseDetector):
         if status != "RUNNING":
             raise BackendError(f"model is {status}, not RUNNING: score inside 'with detector.running():'")
 
-    def score(self, data: ClipData) -> npt.NDArray[np.float64]:
+    def score(
+        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> npt.NDArray[np.float64]:
         """Confidence of the ``abnormal`` label per clip, in [0, 1] (model must be running)."""
         self._check_running()
-        return super().score(data)
+        return super().score(data, groups=groups, sessions=sessions)
 
     def score_images(self, images: Sequence[bytes | str]) -> npt.NDArray[np.float64]:
         """Confidence of ``abnormal`` for ready-made images: PNG/JPEG bytes or ``s3://`` URIs.
