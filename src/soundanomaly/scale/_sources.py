@@ -27,35 +27,35 @@ _GLOB_CHARS = frozenset("*?[")
 def iter_clips(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     """Yield the clips of one or more sources, lazily and in a fixed order.
 
-        Parameters
-        ----------
-        sources : str, os.PathLike or iterable of them
-            Each one is a ``.wav`` file, a folder (searched recursively for
-            ``*.wav``, any case), a glob (``data/*/id_00/**/*.wav``: ``*``, ``?``
-            and ``[...]`` match within one folder name, ``**/`` any depth) or an ``s3://bucket/prefix`` (every ``.wav`` key under it;
-            needs ``soundanomaly[aws]``). An ``s3://`` URL ending in ``.wav`` is
-            one clip.
+    Parameters
+    ----------
+    sources : str, os.PathLike or iterable of them
+        Each one is a ``.wav`` file, a folder (searched recursively for
+        ``*.wav``, any case), a glob (``data/*/id_00/**/*.wav``: ``*``, ``?``
+        and ``[...]`` match within one folder name, ``**/`` any depth) or an ``s3://bucket/prefix`` (every ``.wav`` key under it;
+        needs ``soundanomaly[aws]``). An ``s3://`` URL ending in ``.wav`` is
+        one clip.
 
-        Yields
-        ------
-        str
-            Local paths as given (joined with the folder), or ``s3://`` URLs.
+    Yields
+    ------
+    str
+        Local paths as given (joined with the folder), or ``s3://`` URLs.
 
-        Raises
-        ------
-        SoundAnomalyError
-            A local source that does not exist, or a source that holds no clip.
+    Raises
+    ------
+    SoundAnomalyError
+        A local source that does not exist, or a source that holds no clip.
 
-        Examples
-        --------
-        >>> import os
-        >>> os.makedirs("site/b", exist_ok=True); os.makedirs("site/a", exist_ok=True)
-        >>> for name in ("site/b/2.wav", "site/a/1.WAV", "site/a/notes.txt"):
-        ...     _ = Path(name).write_bytes(b"")
-        >>> list(iter_clips("site"))
-        ['site/a/1.WAV', 'site/b/2.wav']
-        >>> list(iter_clips("site/*/2.wav"))
-        ['site/b/2.wav']
+    Examples
+    --------
+    >>> import os
+    >>> os.makedirs("site/b", exist_ok=True); os.makedirs("site/a", exist_ok=True)
+    >>> for name in ("site/b/2.wav", "site/a/1.WAV", "site/a/notes.txt"):
+    ...     _ = Path(name).write_bytes(b"")
+    >>> list(iter_clips("site"))
+    ['site/a/1.WAV', 'site/b/2.wav']
+    >>> list(iter_clips("site/*/2.wav"))
+    ['site/b/2.wav']
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
