@@ -8,7 +8,18 @@ import pytest
 
 import soundanomaly
 
-HEAVY = ("tensorflow", "keras", "boto3", "botocore", "sagemaker", "s3fs", "matplotlib", "dask", "distributed", "pyarrow")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "boto3",
+    "botocore",
+    "sagemaker",
+    "s3fs",
+    "matplotlib",
+    "dask",
+    "distributed",
+    "pyarrow",
+)
 DESIGN_CARD = (
     "FeatureExtractor",
     "Detector",

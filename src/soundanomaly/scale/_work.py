@@ -151,14 +151,9 @@ def _load_uncached(model: ModelPayload | ModelRef) -> Any:
 
 def group_of(path: str) -> str | None:
     """The clip's group key (``"fan/id_00"``) when its path tells it, else None."""
-    import importlib
+    from soundanomaly.datasets.keys import group_key
 
-    try:
-        keys = importlib.import_module("soundanomaly.datasets.keys")
-    except ImportError:  # pragma: no cover - before the group vocabulary module exists
-        return None
-    key = keys.group_key(path)
-    return None if key is None else str(key)
+    return group_key(path)
 
 
 def score_shard(model: ModelPayload | ModelRef, names: Sequence[str], allow_http: bool = False) -> dict[str, list[Any]]:
@@ -172,6 +167,7 @@ def score_shard(model: ModelPayload | ModelRef, names: Sequence[str], allow_http
 
     from soundanomaly.audio import allow_http as allowing_http
     from soundanomaly.exceptions import AudioError, InvalidScoreWarning
+    from soundanomaly.results import label_scores
 
     detector = _load(model)
     threshold = float(detector.threshold_)
@@ -198,7 +194,7 @@ def score_shard(model: ModelPayload | ModelRef, names: Sequence[str], allow_http
         if statuses[i] == "ok":
             statuses[i], reasons[i] = "invalid", "NaN or infinite score"
         scores[i] = math.nan
-    labels = ((scores > threshold) | ~np.isfinite(scores)).astype(np.int8)
+    labels = label_scores(scores, threshold)
     return {
         "path": paths,
         "group": [group_of(path) for path in paths],
