@@ -146,7 +146,7 @@ def child(args: argparse.Namespace) -> None:
     import json
 
     from soundanomaly.datasets.synthetic import generate_clip
-    from soundanomaly.monitor import _load_model
+    from soundanomaly.detectors import load_model as _load_model
 
     detector = _load_model(args.child)
     audio = np.concatenate([generate_clip(0, duration=10.0, clip_index=i) for i in range(12)])  # 2 min, looped

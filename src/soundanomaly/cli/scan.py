@@ -31,15 +31,16 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``soundanomaly scan``; returns the exit status."""
-    from soundanomaly.monitor import _group_detector, _load_model, scan
+    from soundanomaly.streaming import scan
+    from soundanomaly.streaming.monitor import group_detector, load_model
 
     inputs = [args.recording, args.model]
     out = Path(args.out) if args.out else None
     if out is not None:
         _check_scan_folder(out, inputs)
-    model = _load_model(args.model)  # once: the scan and the explanations
+    model = load_model(args.model)  # once: the scan and the explanations
     result = scan(model, args.recording, **monitor_kwargs(args))
-    bands = _event_bands(result, args, _group_detector(model, args.group)[0])
+    bands = _event_bands(result, args, group_detector(model, args.group)[0])
     print(
         f"{result.recording}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}"
     )
