@@ -36,6 +36,8 @@ from soundanomaly.monitor import (
     fault_onset_stream,
     scan,
 )
+from soundanomaly.streaming import frontend as streaming_frontend
+from soundanomaly.streaming import scorers as streaming_scorers
 
 SR = 16000
 
@@ -104,10 +106,9 @@ def test_stream_uses_the_detectors_own_reduction(stream: Any, aggregate: str) ->
 def test_overlapping_frames_are_not_recomputed(
     gaussian: GaussianDetector, stream: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import soundanomaly.monitor as monitor_module
 
     counts = {"frames": 0, "vectors": 0}
-    log_mel, terms = monitor_module._FramePipeline._log_mel, monitor_module._GaussianShift.terms
+    log_mel, terms = streaming_frontend.FramePipeline._log_mel, streaming_scorers.GaussianStreamScorer.terms
 
     def counting_log_mel(self: Any, windowed: np.ndarray) -> np.ndarray:
         counts["frames"] += len(windowed)
@@ -117,8 +118,8 @@ def test_overlapping_frames_are_not_recomputed(
         counts["vectors"] += len(vectors)
         return terms(self, vectors)
 
-    monkeypatch.setattr(monitor_module._FramePipeline, "_log_mel", counting_log_mel)
-    monkeypatch.setattr(monitor_module._GaussianShift, "terms", counting_terms)
+    monkeypatch.setattr(streaming_frontend.FramePipeline, "_log_mel", counting_log_mel)
+    monkeypatch.setattr(streaming_scorers.GaussianStreamScorer, "terms", counting_terms)
     signal, _ = stream
     monitor = Monitor(gaussian, window_seconds=2.0, hop_seconds=0.25)
     windows = _push_random_blocks(monitor, signal, 4)
@@ -183,7 +184,6 @@ def _assert_shifts_keep_stream_equal_to_clips(
 def test_reference_moves_and_floor_keep_stream_equal_to_clips(
     gaussian: GaussianDetector, monkeypatch: pytest.MonkeyPatch, factor: bool
 ) -> None:
-    import soundanomaly.monitor as monitor_module
 
     if not factor:  # a precision matrix without a Cholesky factor: the full product
 
@@ -191,8 +191,10 @@ def test_reference_moves_and_floor_keep_stream_equal_to_clips(
             raise np.linalg.LinAlgError("not positive definite")
 
         monkeypatch.setattr(np.linalg, "cholesky", no_cholesky)
-    assert isinstance(monitor_module._ShiftModel.for_detector(gaussian), monitor_module._GaussianShift)
-    monitor = _assert_shifts_keep_stream_equal_to_clips(gaussian, monkeypatch, monitor_module._GaussianShift, 9)
+    assert isinstance(gaussian.stream_scorer(), streaming_scorers.GaussianStreamScorer)
+    monitor = _assert_shifts_keep_stream_equal_to_clips(
+        gaussian, monkeypatch, streaming_scorers.GaussianStreamScorer, 9
+    )
     assert monitor._frames is not None and (monitor._frames.shift_model.factor is not None) == factor  # type: ignore[union-attr]
 
 
@@ -212,13 +214,12 @@ def test_float32_factor_only_where_it_keeps_float_tolerance(
     gaussian: GaussianDetector, monkeypatch: pytest.MonkeyPatch, condition: float | None
 ) -> None:
     """The triangular product runs in float32 for a fitted model, in float64 where float32 would lose digits."""
-    import soundanomaly.monitor as monitor_module
 
     detector = gaussian if condition is None else _ill_conditioned(gaussian, condition)
-    model = monitor_module._ShiftModel.for_detector(detector)
-    assert isinstance(model, monitor_module._GaussianShift) and model.factor is not None
+    model = detector.stream_scorer()
+    assert isinstance(model, streaming_scorers.GaussianStreamScorer) and model.factor is not None
     assert model.factor.dtype == (np.float32 if condition is None else np.float64)
-    _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, monitor_module._GaussianShift, 11)
+    _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, streaming_scorers.GaussianStreamScorer, 11)
 
 
 def _swelling_stream(seconds: float, db_per_second: float) -> np.ndarray:
@@ -235,16 +236,15 @@ def test_autoencoder_moves_follow_the_reference_without_the_output_layer(
     monkeypatch: pytest.MonkeyPatch, hidden: tuple[int, ...]
 ) -> None:
     """Moved vectors update their residual in closed form; after many moves the stream still equals the clips."""
-    import soundanomaly.monitor as monitor_module
     from soundanomaly.detectors import AutoencoderDetector
 
     features = LogMelFrames()
     train = [features.transform(generate_clip(0, duration=2.0, clip_index=i), SR) for i in range(3)]
     detector = AutoencoderDetector(hidden=hidden, epochs=1, batch_size=64, threshold=1.0)
     detector.fit(ClipFeatures.from_arrays(train))
-    _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, monitor_module._AutoencoderShift, 10)
+    _assert_shifts_keep_stream_equal_to_clips(detector, monkeypatch, streaming_scorers.AutoencoderStreamScorer, 10)
     # each vector stays in view for ~40 hops and moves at nearly every one: the updates must not drift
-    counts = _count_shifts(monkeypatch, monitor_module._AutoencoderShift)
+    counts = _count_shifts(monkeypatch, streaming_scorers.AutoencoderStreamScorer)
     signal = _swelling_stream(12.0, 10.0)
     monitor = Monitor(detector, window_seconds=4.0, hop_seconds=0.1)
     windows = _push_random_blocks(monitor, signal, 12, high=5000)

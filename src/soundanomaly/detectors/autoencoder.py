@@ -217,6 +217,20 @@ class AutoencoderDetector(BaseDetector):
             out[start : start + step] = reconstruction_error(block, self.reconstruct(block))
         return out
 
+    def stream_scorer(self) -> Any:
+        """The monitor's incremental scorer of this model (:mod:`soundanomaly.streaming.scorers`), or None.
+
+        None for a network without a hidden layer, or a subclass that scores or reconstructs otherwise.
+        """
+        from soundanomaly.streaming.scorers import AutoencoderStreamScorer
+
+        cls = type(self)
+        own = (
+            cls._score_windows is AutoencoderDetector._score_windows
+            and cls.reconstruct is AutoencoderDetector.reconstruct
+        )
+        return AutoencoderStreamScorer(self.weights_) if own and len(self.weights_) >= 4 else None
+
     @contextlib.contextmanager
     def deployed(self, **deploy_options: Any) -> Iterator[EndpointScorer]:
         """Serve the trained model from a SageMaker endpoint for the duration of a ``with`` block.

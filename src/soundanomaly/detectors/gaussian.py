@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -106,6 +108,13 @@ class GaussianDetector(BaseDetector):
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         centred = windows.astype(np.float64) - self.mean_
         return np.asarray(np.einsum("ij,ij->i", centred @ self.precision_, centred) / windows.shape[1])
+
+    def stream_scorer(self) -> Any:
+        """The monitor's incremental scorer of this model (:mod:`soundanomaly.streaming.scorers`)."""
+        from soundanomaly.streaming.scorers import GaussianStreamScorer
+
+        own = type(self)._score_windows is GaussianDetector._score_windows  # a subclass scoring otherwise: None
+        return GaussianStreamScorer(self.mean_, self.precision_) if own else None
 
     def _get_state(self) -> dict[str, FloatArray]:
         return {"mean": self.mean_, "precision": self.precision_}

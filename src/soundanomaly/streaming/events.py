@@ -12,6 +12,8 @@ import numpy.typing as npt
 
 from soundanomaly.exceptions import ParameterError
 
+__all__ = ["Alerter", "Event", "MonitorCalibration", "WindowScore", "count_events"]
+
 
 @dataclass(frozen=True)
 class WindowScore:

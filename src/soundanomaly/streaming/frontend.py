@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
 
 from soundanomaly.audio import MAX_ABS_SAMPLE, check_samples
 from soundanomaly.exceptions import ParameterError
-from soundanomaly.features.logmel import _AMIN, LogMelFrames, _mel_blocks, _window
-from soundanomaly.streaming.scorers import _ShiftModel, clip_score
+from soundanomaly.features.logmel import LogMelFrames, hann_window, mel_db, power_spectrum
+from soundanomaly.streaming.scorers import StreamScorer, clip_score, stream_scorer_of
 from soundanomaly.typing import FloatArray
+
+__all__ = ["TOP_DB", "FramePipeline", "SampleBuffer", "as_mono"]
 
 TOP_DB = 80.0
 _FLOAT32 = np.dtype(np.float32)
@@ -99,9 +100,9 @@ class FramePipeline:
     vectors are cached by stream position, all at one reference (the last
     window's); while it holds, a window scores only its new vectors and its
     edge vectors, in one call. When it moves, the cached vectors follow in
-    closed form where the detector has one (the Gaussian: a quadratic in the
+    closed form where the detector provides a streaming scorer (``stream_scorer()``; the Gaussian: a quadratic in the
     shift; the autoencoder: its first layer and its residual, see
-    :class:`_AutoencoderShift`), else they are re-scored once. Vectors touched
+    :class:`~soundanomaly.streaming.scorers.AutoencoderStreamScorer`), else they are re-scored once. Vectors touched
     by the ``top_db`` floor at either reference are re-scored exactly.
     """
 
@@ -139,12 +140,10 @@ class FramePipeline:
                 else:
                     self.edge_copies.append((v, k, k + 1, padded, row))
         self.windowed = np.empty((0, self.n_fft), dtype=np.float32)
-        self.taper = _window(self.n_fft, 1.0)
-        self.amin = np.full((0, self.n_mels), _AMIN, dtype=np.float32)
+        self.taper = hann_window(self.n_fft)
         self.floor = np.full((self.n_vectors, self.width), -TOP_DB, dtype=np.float32)
-        self.blocks = _mel_blocks(sr, self.n_fft, self.n_mels)
         self.detector = detector
-        self.shift_model = _ShiftModel.for_detector(detector)
+        self.shift_model: StreamScorer | None = stream_scorer_of(detector)
         # interior frame cache: rows are stream frames cache_start .. cache_start + cache_used - 1
         self.cache = np.empty((max(64, 2 * self.n_frames), self.n_mels), dtype=np.float32)
         self.cache_start = self.first
@@ -169,21 +168,8 @@ class FramePipeline:
         return (self.cache_start + self.cache_used) * self.hop - self.pad
 
     def _log_mel(self, windowed: FloatArray) -> FloatArray:
-        """Un-referenced dB of windowed frames ``(n, n_fft)``, with :func:`_log_mel_by_frame`'s arithmetic."""
-        spectrum = scipy.fft.rfft(windowed, axis=-1)
-        squares = spectrum.view(np.float32)
-        np.square(squares, out=squares)
-        power = np.add(squares[:, 0::2], squares[:, 1::2])
-        n = len(windowed)
-        db = np.empty((n, self.n_mels), dtype=np.float32)
-        for bands, bins, block in self.blocks:
-            np.matmul(power[:, bins], block, out=db[:, bands])
-        if n > len(self.amin):
-            self.amin = np.full((n, self.n_mels), _AMIN, dtype=np.float32)
-        np.maximum(db, self.amin[:n], out=db)
-        np.log10(db, out=db)
-        db *= 10.0
-        return db
+        """Un-referenced dB of windowed frames ``(n, n_fft)``: the clip path's steps (``features.logmel``)."""
+        return mel_db(power_spectrum(windowed), sr=self.sr, n_mels=self.n_mels)
 
     def _extend_cache(self, upto: int, buffer: SampleBuffer, start: int) -> FloatArray:
         """Compute stream frames up to ``upto`` (inclusive) and the window's edge frames in one FFT; return the edges."""

@@ -21,6 +21,8 @@ from soundanomaly.streaming.scorers import clip_score
 from soundanomaly.streaming.sources import Block
 from soundanomaly.typing import PathLike
 
+__all__ = ["MAX_WINDOW_SECONDS", "Monitor", "group_detector", "load_model"]
+
 #: Longest window or hop (seconds) a monitor accepts: one window of samples is held in memory.
 MAX_WINDOW_SECONDS = 3600.0
 

@@ -16,6 +16,8 @@ from soundanomaly.streaming.monitor import Monitor
 from soundanomaly.streaming.sources import WavFileSource
 from soundanomaly.typing import FloatArray, PathLike
 
+__all__ = ["ScanResult", "fault_onset_stream", "scan"]
+
 
 @dataclass(frozen=True)
 class ScanResult:

@@ -1,4 +1,13 @@
-"""Streaming scorers: a detector's per-vector scores that follow a dB-reference shift in closed form."""
+"""Streaming scorers: a detector's per-vector scores that follow a dB-reference shift in closed form.
+
+A detector provides its scorer through a ``stream_scorer()`` method
+(:meth:`GaussianDetector.stream_scorer
+<soundanomaly.detectors.GaussianDetector.stream_scorer>`,
+:meth:`AutoencoderDetector.stream_scorer
+<soundanomaly.detectors.AutoencoderDetector.stream_scorer>`); the monitor's
+front end asks for it and never looks inside the detector. A detector without
+one is scored exactly, vector by vector.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,15 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.typing import FloatArray
+
+__all__ = [
+    "FLOAT32_RTOL",
+    "AutoencoderStreamScorer",
+    "GaussianStreamScorer",
+    "StreamScorer",
+    "clip_score",
+    "stream_scorer_of",
+]
 
 
 def clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
@@ -23,29 +41,28 @@ def clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
 FLOAT32_RTOL = 1e-6  # the largest relative error of a vector's score allowed for a float32 shortcut
 
 
-class _ShiftModel:
+def stream_scorer_of(detector: Any) -> StreamScorer | None:
+    """The detector's streaming scorer (its ``stream_scorer()`` method), or None where it has none.
+
+    Examples
+    --------
+    >>> stream_scorer_of(object()) is None
+    True
+    """
+    provide = getattr(detector, "stream_scorer", None)
+    scorer = provide() if callable(provide) else None
+    return scorer if isinstance(scorer, StreamScorer) else None
+
+
+class StreamScorer:
     """A detector's per-vector score from cached terms that follow a uniform shift ``x - delta`` in closed form.
 
-    The scores of fresh terms equal the detector's own (``_score_windows``), with the same arithmetic or to
-    float64 rounding.
+    A detector that can score a stream incrementally returns one from its
+    ``stream_scorer()`` method. The scores of fresh terms equal the
+    detector's own per-vector scores, with the same arithmetic or to float64
+    rounding. Subclasses implement :meth:`terms`, :meth:`shift` and
+    :meth:`scores`.
     """
-
-    @staticmethod
-    def for_detector(detector: Any) -> _ShiftModel | None:
-        from soundanomaly.detectors.autoencoder import AutoencoderDetector
-        from soundanomaly.detectors.gaussian import GaussianDetector
-
-        cls = type(detector)
-        if isinstance(detector, GaussianDetector) and cls._score_windows is GaussianDetector._score_windows:
-            return _GaussianShift(detector)
-        if (
-            isinstance(detector, AutoencoderDetector)
-            and cls._score_windows is AutoencoderDetector._score_windows
-            and cls.reconstruct is AutoencoderDetector.reconstruct
-            and len(detector.weights_) >= 4  # a hidden layer
-        ):
-            return _AutoencoderShift(detector)
-        return None
 
     def terms(self, vectors: FloatArray) -> list[npt.NDArray[Any]]:  # pragma: no cover - abstract
         """Per-vector terms of ``vectors`` (n, D)."""
@@ -60,7 +77,7 @@ class _ShiftModel:
         raise NotImplementedError  # pragma: no cover - abstract
 
 
-class _GaussianShift(_ShiftModel):
+class GaussianStreamScorer(StreamScorer):
     """``q = (x - mu)' P (x - mu)`` and ``p = 1' P (x - mu)``; shifting by ``d``: ``q - 2 d p + d^2 c``, ``p - d c``.
 
     With the Cholesky factor ``P = L L'``, ``q = |L' (x - mu)|^2`` and
@@ -71,9 +88,9 @@ class _GaussianShift(_ShiftModel):
     as the default shrinkage gives); else in float64 (~1e-13).
     """
 
-    def __init__(self, detector: Any) -> None:
-        self.mean = detector.mean_
-        self.precision = detector.precision_
+    def __init__(self, mean: npt.ArrayLike, precision: npt.ArrayLike) -> None:
+        self.mean: npt.NDArray[np.float64] = np.asarray(mean, dtype=np.float64)  # the detector's own arrays, no copy
+        self.precision: npt.NDArray[np.float64] = np.asarray(precision, dtype=np.float64)
         self.total = float(self.precision.sum())  # c = 1' P 1
         self.factor: npt.NDArray[np.floating[Any]] | None = None
         try:
@@ -93,7 +110,7 @@ class _GaussianShift(_ShiftModel):
             if self._relative_error(self._project(probes), reference) > FLOAT32_RTOL:
                 self.factor, self.factor_mean, self.trmm = np.asfortranarray(lower), self.mean, dtrmm
 
-    def _probes(self, lower: npt.NDArray[np.float64]) -> FloatArray:
+    def _probes(self, lower: npt.NDArray[np.floating[Any]]) -> FloatArray:
         """Float32 vectors drawn from the model, typical to far out (0.5 to 10 standard deviations)."""
         from scipy.linalg import solve_triangular
 
@@ -136,7 +153,7 @@ class _GaussianShift(_ShiftModel):
         return np.asarray(terms[0] / len(self.mean), dtype=np.float64)
 
 
-class _AutoencoderShift(_ShiftModel):
+class AutoencoderStreamScorer(StreamScorer):
     """Cached per vector: the first layer's pre-activation ``z``, the last hidden layer's output ``h``,
     the residual ``r = reconstruction - x``'s projection ``g = W r`` on the output layer ``W`` and its sum
     ``s``, and the score ``|r|^2 / D``.
@@ -151,8 +168,8 @@ class _AutoencoderShift(_ShiftModel):
     arithmetic, plus one product for ``[g, s]``.
     """
 
-    def __init__(self, detector: Any) -> None:
-        weights = [np.asarray(w, dtype=np.float32) for w in detector.weights_]
+    def __init__(self, weights: list[npt.NDArray[Any]]) -> None:
+        weights = [np.asarray(w, dtype=np.float32) for w in weights]
         self.first, self.hidden = weights[0], weights[1:-2]  # hidden: bias 0, W1, bias 1, ..., the last hidden bias
         self.output, self.output_bias = weights[-2], weights[-1]
         self.column_sums = weights[0].sum(axis=0, dtype=np.float64)  # 1' W0

@@ -17,6 +17,8 @@ from soundanomaly.audio import check_rate, check_samples
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
+__all__ = ["MAX_PCM_CHANNELS", "Block", "FolderSource", "PcmSource", "WavFileSource"]
+
 logger = logging.getLogger("soundanomaly.monitor")
 Block = tuple[npt.NDArray[Any], int]
 #: Most interleaved channels a raw PCM stream may declare.
