@@ -265,3 +265,52 @@ def test_import_scale_is_light() -> None:
     code = "import sys, soundanomaly.scale; print([m for m in ('dask', 'distributed', 'pyarrow') if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+def test_cli_out_jobs_and_resume(
+    site: tuple[Path, list[str], Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundanomaly.cli import main
+
+    data, paths, folder, serial = site
+    out = tmp_path / "scores"
+    argv = ["score", str(folder), str(data), "--out", str(out), "--jobs", "2", "--shard-size", "5", "-q"]
+    assert main(argv) == 0
+    _check_exactly_once(out, paths, serial)
+    assert main(argv) == 0  # a rerun of a complete job resumes every shard and scores nothing
+    _check_exactly_once(out, paths, serial)
+    capsys.readouterr()
+    assert main(["score", str(folder), str(data), "--out", str(data / "scores"), "-q"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("soundanomaly: error:") and "refusing" in error and error.count("\n") == 1
+    assert main(["score", str(folder), str(data), "--scheduler", "tcp://127.0.0.1:1", "-q"]) == 2
+    assert "needs --out" in capsys.readouterr().err
+
+
+def test_cli_csv_with_jobs_equals_serial(
+    site: tuple[Path, list[str], Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundanomaly.cli import main
+
+    data, paths, folder, _ = site
+    assert main(["score", str(folder), str(data), "--csv", str(tmp_path / "serial.csv"), "--jobs", "1", "-q"]) == 0
+    assert main(["score", str(folder), str(data), "--csv", str(tmp_path / "pool.csv"), "--jobs", "2", "-q"]) == 0
+    one, two = pd.read_csv(tmp_path / "serial.csv"), pd.read_csv(tmp_path / "pool.csv")
+    assert one["path"].tolist() == two["path"].tolist() == paths
+    assert one["label"].tolist() == two["label"].tolist()
+    np.testing.assert_allclose(two["score"].to_numpy(), one["score"].to_numpy(), rtol=1e-5)
+
+
+@pytest.mark.aws
+def test_cli_scheduler_scores_an_s3_prefix(
+    site: tuple[Path, list[str], Path, Any], s3_cluster: tuple[Any, list[str]], tmp_path: Path
+) -> None:
+    from soundanomaly.cli import main
+
+    _, _, folder, serial = site
+    client, urls = s3_cluster
+    out = tmp_path / "scores"
+    address = client.scheduler.address
+    assert main(["score", str(folder), "s3://plant/audio/", "--scheduler", address, "--out", str(out), "-q"]) == 0
+    _check_exactly_once(out, urls, serial)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from soundanomaly.cli._common import EXIT_PARTIAL, add_skip_errors, chatter, check_out_file, wav_paths, write_csv
+from soundanomaly.cli._score_job import add_scale_options, run_job, score_in_parallel
 from soundanomaly.exceptions import SoundAnomalyError
 
 __all__ = ["SCORE_CHUNK", "Scored", "add_parser", "model_threshold", "run", "score_paths"]
@@ -34,6 +35,7 @@ def add_parser(subparsers: Any) -> None:
         "--allow-http", action="store_true", help="also fetch http(s):// URLs (off: only local files and s3://)"
     )
     add_skip_errors(score)
+    add_scale_options(score)
     score.set_defaults(func=run)
 
 
@@ -150,13 +152,17 @@ def run(args: argparse.Namespace) -> int:
     from soundanomaly.audio import allow_http
     from soundanomaly.detectors import load_model
 
+    if args.out is not None or args.scheduler is not None:
+        return run_job(args)
     paths = wav_paths(args.paths)
     inputs = [*paths, args.model]
     check_out_file(args.csv, inputs)
     detector = load_model(args.model)
     threshold = model_threshold(detector)
     with allow_http(args.allow_http):
-        scored = score_paths(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet, desc="scoring")
+        scored = score_in_parallel(args, paths, Scored(len(paths)))
+        if scored is None:
+            scored = score_paths(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet, desc="scoring")
     model_rate = _model_rate(detector)
     header = ["path", "score", "label", "status", "reason", "resampled_from_hz"]
     rows = []

@@ -17,7 +17,15 @@ Examples
 
 from __future__ import annotations
 
-from soundanomaly.scale._jobs import ScoreSummary, default_jobs, extract_many, fit_many, score_many
+from soundanomaly.scale._jobs import (
+    ScoreSummary,
+    auto_jobs,
+    default_jobs,
+    extract_many,
+    fit_many,
+    score_clips,
+    score_many,
+)
 from soundanomaly.scale._output import COLUMNS
 from soundanomaly.scale._sources import iter_clips, iter_shards, shard_digest
 from soundanomaly.scale._work import fingerprint_folder
@@ -25,12 +33,14 @@ from soundanomaly.scale._work import fingerprint_folder
 __all__ = [
     "COLUMNS",
     "ScoreSummary",
+    "auto_jobs",
     "default_jobs",
     "extract_many",
     "fingerprint_folder",
     "fit_many",
     "iter_clips",
     "iter_shards",
+    "score_clips",
     "score_many",
     "shard_digest",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from soundanomaly._progress import ProgressBar
 from soundanomaly.exceptions import AudioError, ParameterError, SoundAnomalyError
+from soundanomaly.results import ClipScore
 from soundanomaly.scale._output import JobFolder
 from soundanomaly.scale._sources import iter_clips, iter_shards, shard_digest
 from soundanomaly.scale._work import (
@@ -28,7 +29,7 @@ from soundanomaly.scale._work import (
     score_shard,
 )
 
-__all__ = ["ScoreSummary", "default_jobs", "extract_many", "fit_many", "score_many"]
+__all__ = ["ScoreSummary", "auto_jobs", "default_jobs", "extract_many", "fit_many", "score_clips", "score_many"]
 
 _log = logging.getLogger("soundanomaly.scale")
 
@@ -68,6 +69,24 @@ class ScoreSummary:
     scored: int
     not_ok: int
     seconds: float
+
+
+#: Fewest clips per worker process for which a local pool pays for its start-up by default (starting a
+#: worker and loading the model there costs about as much as scoring this many 10 s clips; see
+#: benchmarks/scale.py and the "Scaling out" page).
+AUTO_MIN_CLIPS_PER_JOB = 128
+
+
+def auto_jobs(n_clips: int) -> int:
+    """Worker processes for scoring ``n_clips`` clips by default: every core when each gets enough clips, else 1.
+
+    Examples
+    --------
+    >>> auto_jobs(10)
+    1
+    """
+    cores = default_jobs()
+    return cores if cores > 1 and n_clips >= AUTO_MIN_CLIPS_PER_JOB * cores else 1
 
 
 def default_jobs() -> int:
@@ -238,7 +257,9 @@ def score_many(
     on_error : {"skip", "raise"}, default "skip"
         ``"skip"``: a clip that cannot be read gets a row with status
         ``skipped`` and its reason (NaN score, label 1). ``"raise"``: stop at
-        the first such clip (complete shards are kept; fix and rerun).
+        the first such clip (complete shards are kept; fix and rerun). A clip
+        whose score is NaN/infinite is always a row with status ``invalid``
+        and label 1 (fail closed), as in the CLI's CSV.
     allow_http : bool, default False
         Also read ``http(s)://`` clips.
     progress : bool, default False
@@ -341,16 +362,114 @@ def score_many(
     return summary
 
 
+def score_clips(
+    model: Any,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    client: Any = None,
+    executor: Executor | None = None,
+    jobs: int | None = None,
+    shard_size: int = 256,
+    max_in_flight: int | None = None,
+    on_error: str = "skip",
+    allow_http: bool = False,
+) -> list[ClipScore]:
+    """Score clips in parallel and return one :class:`~soundanomaly.results.ClipScore` per clip, in input order.
+
+    The in-memory counterpart of :func:`score_many` (which writes Parquet and
+    resumes): the same worker code, a persistent pool (or cluster), the model
+    loaded once per worker; each worker returns scores only, never features.
+
+    Parameters
+    ----------
+    model : path or fitted detector
+    paths : iterable of str or os.PathLike
+        Clips (local files or URLs), scored in this order.
+    client, executor, jobs, shard_size, max_in_flight, on_error, allow_http
+        As in :func:`score_many` (``shard_size`` clips per task, default 256).
+
+    Returns
+    -------
+    list of ClipScore
+        ``source_sr`` is None (not read by the workers).
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile as sf, os
+    >>> from soundanomaly.detectors import GaussianDetector
+    >>> os.makedirs("cell", exist_ok=True)
+    >>> clips = [f"cell/{i}.wav" for i in range(4)]
+    >>> for i, clip in enumerate(clips):
+    ...     sf.write(clip, np.random.default_rng(i).normal(0, 0.1, 16000).astype("f4"), 16000)
+    >>> model = GaussianDetector(threshold=50.0).fit(clips)
+    >>> rows = score_clips(model, clips, jobs=1, shard_size=3)
+    >>> [row.path for row in rows] == clips, [row.status for row in rows]
+    (True, ['ok', 'ok', 'ok', 'ok'])
+    >>> np.allclose([row.score for row in rows], model.score(clips))
+    True
+    """
+    if on_error not in ("skip", "raise"):
+        raise ParameterError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ParameterError(f"shard_size must be a positive int, got {shard_size!r}")
+    names = (os.fspath(path) for path in paths)
+    rows: list[ClipScore] = []
+    with _model_folder(model) as (folder, _):
+        runner = _Runner(client=client, executor=executor, jobs=jobs, max_in_flight=max_in_flight)
+        queue: collections.deque[tuple[Future[Any], list[str]]] = collections.deque()
+        cancel = True
+        try:
+            shipped = runner.ship(folder, fingerprint_folder(folder))
+
+            def take() -> None:
+                future, shard_names = queue.popleft()
+                try:
+                    columns = future.result()
+                except BrokenProcessPool as exc:
+                    runner.restart(exc)
+                    retry = [shard_names] + [n for _, n in queue]
+                    queue.clear()
+                    for again in retry:
+                        queue.append((runner.submit(score_shard, shipped, again, allow_http), again))
+                    return
+                _check_rows(columns, shard_names, on_error)
+                for i in range(len(shard_names)):
+                    rows.append(
+                        ClipScore(
+                            columns["path"][i],
+                            columns["group"][i],
+                            float(columns["score"][i]),
+                            int(columns["label"][i]),
+                            columns["status"][i],
+                            columns["reason"][i],
+                            None,
+                        )
+                    )
+
+            for _, shard_names in iter_shards(names, shard_size):
+                while len(queue) >= runner.max_in_flight:
+                    take()
+                queue.append((runner.submit(score_shard, shipped, shard_names, allow_http), shard_names))
+            while queue:
+                take()
+            cancel = False
+        finally:
+            for future, _ in queue:
+                future.cancel()
+            runner.close(cancel=cancel)
+    if not rows:
+        raise ParameterError("paths is empty: no clips")
+    return rows
+
+
 def _check_rows(columns: Any, names: list[str], on_error: str) -> None:
-    """A worker's result must be one row per clip, in order; ``on_error="raise"`` stops at a clip without a score."""
+    """A worker's result must be one row per clip, in order; ``on_error="raise"`` stops at an unreadable clip."""
     if not isinstance(columns, dict) or list(columns.get("path", ())) != names:
         raise SoundAnomalyError("a worker returned rows that do not match its shard (a different library version?)")
     if on_error == "raise":
         for path, status, reason in zip(columns["path"], columns["status"], columns["reason"], strict=True):
             if status == "skipped":
                 raise AudioError(path, reason)
-            if status != "ok":
-                raise SoundAnomalyError(f"{path}: {status} ({reason})")
 
 
 def extract_many(
