@@ -143,3 +143,36 @@ def test_autoencoder_contributions_are_the_reconstruction_error() -> None:
     assert (per_value >= 0).all()
     explanation = explain(detector, generate_clip(MACHINE, duration=1.0, clip_index=8), SR)
     np.testing.assert_allclose(explanation.scores, detector._score_windows(windows), rtol=1e-5)
+
+
+def test_clipstats_contributions_sum_to_the_score_with_std_scaling() -> None:
+    """Defect 3 (#21): with scaling="std" the contributions must use the detector's scale_ (c91f061 ignored it)."""
+    from soundanomaly.detectors import ClipStatsDetector
+
+    rng = np.random.default_rng(3)
+    spread = np.geomspace(0.1, 10.0, 6)  # features on very different scales: the scaling matters
+    normal = ClipFeatures.from_arrays([(rng.normal(size=(20, 6)) * spread).astype("float32") for _ in range(6)])
+    detector = ClipStatsDetector(method="mahalanobis", scaling="std", threshold=1.0).fit(normal)
+    assert not np.allclose(detector.scale_, 1.0)
+    windows = (rng.normal(size=(5, 6)) * spread * 2.0).astype("float32")
+    per_value = feature_contributions(detector, windows)
+    clip_scores = detector.score(ClipFeatures.from_arrays([w[None, :] for w in windows]))
+    np.testing.assert_allclose(per_value.sum(axis=1), clip_scores, rtol=1e-9)
+
+
+def test_clipstats_knn_cannot_be_explained_and_says_so() -> None:
+    """Defect 3 (#21): a k-NN ClipStatsDetector gives a clear ParameterError, not a raw NumPy ValueError."""
+    from soundanomaly.detectors import ClipStatsDetector
+
+    rng = np.random.default_rng(4)
+    normal = ClipFeatures.from_arrays([rng.normal(size=(20, 6)).astype("float32") for _ in range(6)])
+    detector = ClipStatsDetector(method="knn", threshold=1.0).fit(normal)
+    with pytest.raises(ParameterError, match="mahalanobis"):
+        feature_contributions(detector, rng.normal(size=(3, 6)).astype("float32"))
+
+
+def test_contributions_of_an_unfitted_detector_raise_not_fitted() -> None:
+    from soundanomaly.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        feature_contributions(GaussianDetector(), np.zeros((2, 6), np.float32))

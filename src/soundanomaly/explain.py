@@ -17,9 +17,13 @@ a normal reference recording) and gives their frequency range in Hz;
 :meth:`Explanation.plot` draws the spectrogram with the score curve under it
 and the deviating bands highlighted.
 
-A detector class can take part by defining ``_feature_contributions(windows)``
-returning an ``(n_windows, n_features)`` array whose rows sum to
-``_score_windows(windows)``.
+The detector provides the split: a detector class takes part by defining a
+``feature_contributions(windows)`` method returning an ``(n_windows,
+n_features)`` array whose rows sum to its per-window scores
+(:class:`~soundanomaly.detectors.GaussianDetector`,
+:class:`~soundanomaly.detectors.AutoencoderDetector` and
+:class:`~soundanomaly.detectors.ClipStatsDetector` with
+``method="mahalanobis"`` do).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.exceptions import ParameterError
-from soundanomaly.features.logmel import LogMelFrames, _log_mel_by_frame
+from soundanomaly.features.logmel import LogMelFrames, log_mel_spectrogram
 from soundanomaly.typing import FloatArray
 
 __all__ = ["Band", "Explanation", "band_edges_hz", "explain", "feature_contributions"]
@@ -113,24 +117,27 @@ def feature_contributions(detector: Any, windows: FloatArray) -> _F64:
     >>> rng = np.random.default_rng(0)
     >>> detector = GaussianDetector(threshold=2.0).fit(ClipFeatures.from_arrays([rng.normal(size=(50, 6)).astype("float32")] * 2))
     >>> windows = rng.normal(size=(3, 6)).astype("float32")
-    >>> bool(np.allclose(feature_contributions(detector, windows).sum(axis=1), detector._score_windows(windows)))
+    >>> clip = ClipFeatures.from_arrays([windows])
+    >>> bool(np.isclose(feature_contributions(detector, windows).sum(axis=1).mean(), detector.score(clip)[0]))
     True
     """
-    detector._check_fitted()
-    windows = np.asarray(windows, dtype=np.float32)
-    hook = getattr(detector, "_feature_contributions", None)
-    if callable(hook):
-        return np.asarray(hook(windows), dtype=np.float64)
-    if hasattr(detector, "reconstruct") and hasattr(detector, "weights_"):  # autoencoder: squared error per value
-        diff = np.asarray(detector.reconstruct(windows), dtype=np.float64) - windows
-        return np.asarray(diff * diff / windows.shape[1], dtype=np.float64)
-    if hasattr(detector, "precision_") and hasattr(detector, "mean_"):  # Mahalanobis: each value's share
-        centred = windows.astype(np.float64) - detector.mean_
-        return np.asarray(centred * (centred @ detector.precision_) / windows.shape[1], dtype=np.float64)
-    raise ParameterError(
-        f"{type(detector).__name__} has no per-feature contributions: explanations support the autoencoder, "
-        "the Gaussian detector and detectors defining _feature_contributions(windows)"
-    )
+    provide = getattr(detector, "feature_contributions", None)
+    if not callable(provide):
+        provide = getattr(detector, "_feature_contributions", None)  # the hook's name before 0.x: still honoured
+    if not callable(provide):
+        raise ParameterError(
+            f"{type(detector).__name__} has no per-feature contributions: explanations need a detector with a "
+            "feature_contributions(windows) method (the autoencoder, the Gaussian detector, "
+            "ClipStatsDetector(method='mahalanobis'))"
+        )
+    values = np.asarray(windows, dtype=np.float32)
+    contributions = np.asarray(provide(values), dtype=np.float64)
+    if contributions.shape != values.shape:
+        raise ParameterError(
+            f"{type(detector).__name__}.feature_contributions returned shape {contributions.shape} "
+            f"for windows of shape {values.shape}"
+        )
+    return contributions
 
 
 @dataclass(frozen=True)
@@ -264,7 +271,8 @@ def explain(
     Parameters
     ----------
     detector : fitted detector on :class:`~soundanomaly.features.LogMelFrames`
-        The autoencoder, the Gaussian detector, or one defining ``_feature_contributions``.
+        Any detector with a ``feature_contributions(windows)`` method (the
+        autoencoder, the Gaussian detector, ``ClipStatsDetector(method="mahalanobis")``).
     signal : np.ndarray [shape=(n_samples,)]
         Mono audio.
     sr : int
@@ -327,7 +335,9 @@ def _band_contributions(
     if samples.ndim != 1:
         raise ParameterError(f"signal must be mono (1-D), got shape {samples.shape}")
     windows = features.transform(samples, sr)
-    log_mel = _log_mel_by_frame(samples, sr, features.n_mels, features.n_fft, features.hop_length, 80.0)
+    log_mel = log_mel_spectrogram(
+        samples, sr, n_mels=features.n_mels, n_fft=features.n_fft, hop_length=features.hop_length
+    ).T
     per_value = feature_contributions(detector, windows)
     per_band = per_value.reshape(len(windows), features.frames, features.n_mels).sum(axis=1)
     return per_band, per_band.sum(axis=1), log_mel

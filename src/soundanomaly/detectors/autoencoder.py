@@ -217,6 +217,13 @@ class AutoencoderDetector(BaseDetector):
             out[start : start + step] = reconstruction_error(block, self.reconstruct(block))
         return out
 
+    def feature_contributions(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        """Each value's squared reconstruction error over ``D`` (rows sum to the window's score), for ``explain``."""
+        self._check_fitted()
+        windows = np.asarray(windows, dtype=np.float32)
+        diff = np.asarray(self.reconstruct(windows), dtype=np.float64) - windows
+        return np.asarray(diff * diff / windows.shape[1])
+
     def stream_scorer(self) -> Any:
         """The monitor's incremental scorer of this model (:mod:`soundanomaly.streaming.scorers`), or None.
 

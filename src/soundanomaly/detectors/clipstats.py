@@ -345,6 +345,26 @@ class ClipStatsDetector(BaseDetector):
             return self._knn(z)
         return np.asarray(np.einsum("ij,ij->i", z @ self.precision_, z) / z.shape[1], dtype=np.float64)
 
+    def feature_contributions(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        """Each standardised value's share ``z_i (P z)_i / D`` of a window's score (rows sum to it), for ``explain``.
+
+        ``z = (x - mean_) / scale_`` as in scoring. Only ``method="mahalanobis"``
+        splits into per-value terms; a k-NN distance does not.
+
+        Raises
+        ------
+        ParameterError
+            With ``method="knn"``.
+        """
+        self._check_fitted()
+        if self.method == "knn":
+            raise ParameterError(
+                "ClipStatsDetector(method='knn') scores a clip by its distance to the nearest normal clips, which "
+                "does not split into per-feature contributions; explain a ClipStatsDetector(method='mahalanobis')"
+            )
+        z = self._standardise(np.asarray(windows, dtype=np.float64))
+        return np.asarray(z * (z @ self.precision_) / z.shape[1], dtype=np.float64)
+
     def _training_scores(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
         z = self._standardise(features.windows)
         if self.method == "knn" and z.shape == self.reference_.shape and np.array_equal(z, self.reference_):

@@ -109,6 +109,12 @@ class GaussianDetector(BaseDetector):
         centred = windows.astype(np.float64) - self.mean_
         return np.asarray(np.einsum("ij,ij->i", centred @ self.precision_, centred) / windows.shape[1])
 
+    def feature_contributions(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        """Each value's share ``(x - mu)_i (P (x - mu))_i / D`` of a window's score (rows sum to it), for ``explain``."""
+        self._check_fitted()
+        centred = np.asarray(windows, dtype=np.float64) - self.mean_
+        return np.asarray(centred * (centred @ self.precision_) / centred.shape[1])
+
     def stream_scorer(self) -> Any:
         """The monitor's incremental scorer of this model (:mod:`soundanomaly.streaming.scorers`)."""
         from soundanomaly.streaming.scorers import GaussianStreamScorer
