@@ -358,9 +358,10 @@ def test_load_recovers_a_save_killed_between_the_two_renames(
     with pytest.raises(KeyboardInterrupt):
         detector.save(target)
     monkeypatch.setattr(os, "replace", real_replace)
-    assert not target.exists()
+    # an interrupt between the renames finishes the swap (a process killed there: see test_safe_folders.py)
+    assert target.is_dir() and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
     loaded = load_model(target)
-    assert loaded.threshold_ == detector.threshold_ and target.is_dir()
+    assert loaded.threshold_ == detector.threshold_
 
 
 @pytest.mark.parametrize("name", PARAMS)

@@ -5,14 +5,23 @@ Rules (the "Safety" section of the docs states them for users):
 * A folder the library writes (a saved model, a demo report) carries a marker
   file, :data:`MARKER`. Only a folder with that marker (or a legacy model
   folder: ``manifest.json`` naming a detector) is ever replaced, and only as a
-  whole. An empty folder may be filled. Anything else is refused with
+  whole. The marker lists the files the library wrote; a folder that also
+  holds other files (a user's notes) is refused like any foreign folder.
+  An empty folder may be filled. Anything else is refused with
   :class:`OutputExistsError` unless the caller passes ``overwrite=True``.
 * Even with ``overwrite=True``, an output that equals or contains an input (a
   data folder, a clip) or the current working directory is refused.
 * Folders are built in a hidden temporary sibling and swapped into place; the
-  marker is written last, so a folder without it was never completed. If a
-  process dies between the two renames of a swap, :func:`recover` (run by every
-  save and every load) puts the newest complete copy back.
+  marker is written last, so a folder without it was never completed. The
+  hidden siblings carry the writer's process id (``.M.tmp-<pid>-*``,
+  ``.M.old-<pid>``). Only when that process is dead *and* it died between the
+  two renames (the target is missing, its complete new copy and the old one
+  are both there) does :func:`recover` (run by every save and every load) put
+  the new copy in place; a model the user deleted is never brought back.
+  Siblings of dead writers are removed by every save and load.
+* A load reads one complete save or fails: :func:`consistent_load` compares
+  the folder's identity and save id before and after reading and reads again
+  (a few times) when another process swapped a new save in meanwhile.
 * Files (CSV, JSON) are written to a temporary sibling and renamed over the
   target; a file that is an input, or that holds audio, is never overwritten.
 * New folders and files honour the process umask (``mkdtemp`` would make them
@@ -22,15 +31,19 @@ Rules (the "Safety" section of the docs states them for users):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ParamSpec, TypeVar
 
-from soundanomaly.exceptions import OutputExistsError, SoundAnomalyError
+from soundanomaly.exceptions import ModelFormatError, OutputExistsError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
 __all__ = [
@@ -40,7 +53,9 @@ __all__ = [
     "atomic_file",
     "check_output_file",
     "check_output_folder",
+    "consistent_load",
     "folder_kind",
+    "foreign_files",
     "recover",
     "safe_csv_cell",
 ]
@@ -48,6 +63,9 @@ __all__ = [
 #: Marker file the library writes (last) into every folder it creates.
 MARKER = ".soundanomaly.json"
 _AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb")
+_LEGACY_MODEL_FILES = frozenset({"manifest.json", "state.npz"})
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def _umask() -> int:
@@ -114,6 +132,55 @@ def folder_kind(path: PathLike) -> str | None:
     return None
 
 
+def _marker(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def foreign_files(path: PathLike) -> list[str]:
+    """Names in a folder the library wrote that it did not write itself (a user's notes), sorted.
+
+    The marker lists the files of the save; a folder written before the list
+    existed counts ``manifest.json`` and ``state.npz`` (a model), or the files
+    not newer than the marker (a report), as the library's.
+
+    Examples
+    --------
+    >>> with atomic_dir("rep", kind="report") as tmp:
+    ...     _ = (tmp / "index.html").write_text("<p>")
+    >>> _ = Path("rep/NOTES.md").write_text("mine")
+    >>> foreign_files("rep")
+    ['NOTES.md']
+    """
+    folder = Path(path)
+    try:
+        names = {entry.name for entry in folder.iterdir()} - {MARKER}
+    except OSError:
+        return []
+    listed = _marker(folder).get("files")
+    if isinstance(listed, list):
+        return sorted(names - {str(name) for name in listed})
+    if folder_kind(folder) == "model":
+        return sorted(names - _LEGACY_MODEL_FILES)
+    with contextlib.suppress(OSError):
+        written = (folder / MARKER).stat().st_mtime + 1.0
+        return sorted(name for name in names if (folder / name).lstat().st_mtime > written)
+    return []
+
+
+def _refuse_foreign(shown: str, folder: Path) -> None:
+    foreign = foreign_files(folder)
+    if foreign:
+        sample = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputExistsError(
+            f"{shown}: also holds files soundanomaly did not write ({sample}); move them away, or pass "
+            "overwrite=True / --force to replace the folder and them"
+        )
+
+
 def _resolved(path: PathLike) -> Path:
     return Path(os.path.abspath(os.fspath(path))).resolve()
 
@@ -168,15 +235,57 @@ def check_output_folder(target: PathLike, *, inputs: Iterable[PathLike] = (), ov
         raise OutputExistsError(
             f"{shown}: exists and was not written by soundanomaly; choose another folder, or pass --force to replace it"
         )
+    if not overwrite:
+        _refuse_foreign(shown, folder)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+_LEGACY_TMP_AGE = 3600.0  # seconds: a sibling without a process id (written before ids were) is stale after this
+
+
+def _siblings(folder: Path) -> list[tuple[str, int | None, Path]]:
+    """The hidden swap siblings of ``folder``: ``(kind "tmp"/"old", writer pid or None, path)``."""
+    found = []
+    with contextlib.suppress(OSError):
+        for sibling in folder.parent.iterdir():
+            for kind, shape in (("tmp", r"(\d+)-.+"), ("old", r"(\d+)(?:-.+)?")):
+                prefix = f".{folder.name}.{kind}-"
+                if sibling.name.startswith(prefix) and sibling.is_dir() and not sibling.is_symlink():
+                    match = re.fullmatch(shape, sibling.name[len(prefix) :])
+                    found.append((kind, int(match.group(1)) if match else None, sibling))
+    return found
+
+
+def _stale(pid: int | None, path: Path) -> bool:
+    if pid is not None:
+        return not _pid_alive(pid)
+    try:
+        return time.time() - path.stat().st_mtime > _LEGACY_TMP_AGE
+    except OSError:
+        return False
 
 
 def recover(target: PathLike) -> None:
-    """Finish or undo a folder swap that a killed process left half done.
+    """Finish a folder swap that a killed process left half done, and remove what dead writers left behind.
 
-    If ``target`` is missing but a complete (marked) temporary copy or the
-    previous copy lies beside it, the newest complete one is put back.
-    Incomplete temporaries are left alone (they hold no marker; the next save
-    removes its own).
+    Recovery happens in one case only: ``target`` is missing, and a dead
+    process left both its complete new copy (``.M.tmp-<pid>-*``, marker
+    present) and the previous copy (``.M.old-<pid>``): it was killed between
+    the two renames, so the new copy is put in place. A folder the user
+    deleted is never brought back (a finished save leaves no siblings; an
+    unfinished one before its first rename leaves no ``.old``). Then every
+    sibling of a dead writer is removed.
 
     Examples
     --------
@@ -184,19 +293,75 @@ def recover(target: PathLike) -> None:
 
     """
     folder = _resolved(target)
-    parent = folder.parent
-    if folder.exists() or not parent.is_dir():
+    if not folder.parent.is_dir():
         return
-    candidates: list[tuple[float, Path]] = []
-    for prefix in (f".{folder.name}.tmp-", f".{folder.name}.old-"):
-        for sibling in parent.glob(f"{prefix}*"):
-            if sibling.is_dir() and (sibling / MARKER).is_file():
-                rank = 1.0 if ".tmp-" in sibling.name else 0.0  # a complete new copy beats the old one
-                candidates.append((rank + sibling.stat().st_mtime * 1e-12, sibling))
-    if candidates:
-        _, best = max(candidates)
-        with contextlib.suppress(OSError):
-            os.replace(best, folder)
+    siblings = [(kind, pid, path) for kind, pid, path in _siblings(folder) if _stale(pid, path)]
+    if not os.path.lexists(folder):
+        olds = {pid for kind, pid, _ in siblings if kind == "old" and pid is not None}
+        complete = [
+            (path.stat().st_mtime, path)
+            for kind, pid, path in siblings
+            if kind == "tmp" and pid in olds and (path / MARKER).is_file()
+        ]
+        if complete:
+            _, best = max(complete)
+            with contextlib.suppress(OSError):
+                os.replace(best, folder)
+    for _, _, path in siblings:
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _token(folder: Path) -> tuple[int, int, str] | None:
+    """The identity of a saved folder: its inode and its save id (None when missing)."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, str(_marker(folder).get("save_id", "")))
+
+
+def consistent_load(read: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap a loader ``read(owner, path, ...)`` so it returns one complete save or fails.
+
+    A save swaps a whole new folder into place; a reader that opened
+    ``manifest.json`` of one save and ``state.npz`` of the next would mix
+    them. The wrapper compares the folder's identity (inode and the save id
+    in its marker) before and after ``read``; when they differ, or the read
+    failed because files vanished under it, it reads again (at most
+    5 times) and then raises :class:`ModelFormatError`.
+
+    Examples
+    --------
+    >>> @consistent_load
+    ... def read(owner, path):
+    ...     return Path(path, "a.txt").read_text()
+    >>> with atomic_dir("m", kind="report") as tmp:
+    ...     _ = (tmp / "a.txt").write_text("one save")
+    >>> read(None, "m")
+    'one save'
+    """
+
+    @functools.wraps(read)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        path = kwargs["path"] if "path" in kwargs else args[1]
+        folder = Path(os.path.abspath(os.fspath(path)))  # type: ignore[call-overload]
+        for attempt in range(5):
+            before = _token(folder)
+            try:
+                result = read(*args, **kwargs)
+            except SoundAnomalyError:
+                swapping = before is None and any(_pid_alive(pid or 0) for _, pid, _ in _siblings(folder))
+                if _token(folder) == before and not (swapping and attempt < 4):
+                    raise  # a real problem of this save (or no save at all)
+                time.sleep(0.01 * (attempt + 1))
+                continue
+            if before is not None and _token(folder) == before:
+                return result
+            time.sleep(0.01 * (attempt + 1))
+        raise ModelFormatError(f"{folder}: changed by another process while being loaded; load it again")
+
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -267,14 +432,17 @@ def atomic_dir(
             f"{shown}: exists and was not written by soundanomaly (it holds {sample}); choose another folder, "
             "or pass overwrite=True / --force to replace it"
         )
+    if existing in ("model", "report") and not overwrite:
+        _refuse_foreign(shown, folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-{os.getpid()}-"))
     except OSError as exc:
         raise SoundAnomalyError(f"{shown}: cannot create the output folder ({exc.strerror or exc})") from exc
     try:
         yield tmp
-        marker = {"kind": kind, **(extra_marker or {})}
+        files = sorted(entry.name for entry in tmp.iterdir())
+        marker = {"kind": kind, **(extra_marker or {}), "save_id": uuid.uuid4().hex, "files": files}
         (tmp / MARKER).write_text(json.dumps(marker))
         _apply_umask(tmp)
         _fsync_dir(tmp)
@@ -287,18 +455,32 @@ def atomic_dir(
                 os.replace(entry, folder / entry.name)
             tmp.rmdir()
             return
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        _fsync_dir(folder.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap(tmp, folder)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SoundAnomalyError(f"{shown}: cannot write the output folder ({exc.strerror or exc})") from exc
+
+
+def _swap(tmp: Path, folder: Path) -> None:
+    """Put the complete ``tmp`` in place of ``folder`` (two renames); an interrupt in between still finishes."""
+    old = None
+    try:
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        if old is not None and not os.path.lexists(folder):  # between the renames: finish (the new copy is whole)
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                os.replace(old, folder)  # or put the previous one back
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        raise
+    _fsync_dir(folder.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -971,6 +971,7 @@ class BaseDetector:
         return Path(path)
 
     @classmethod
+    @_safeio.consistent_load  # one complete save or an error, never a mix of two concurrent saves
     def load(
         cls,
         path: PathLike,
