@@ -22,13 +22,17 @@ from soundanomaly.detectors.base import (
     register_extractor,
 )
 from soundanomaly.detectors.clipstats import ClipStatistics, ClipStatsDetector
+from soundanomaly.detectors.domain_knn import DomainKNNDetector
 from soundanomaly.detectors.ensemble import Ensemble
 from soundanomaly.detectors.gaussian import GaussianDetector
 from soundanomaly.detectors.machine_id import MachineIdDetector
 from soundanomaly.detectors.pergroup import PerGroup
+from soundanomaly.detectors.selective_mahalanobis import SelectiveMahalanobisDetector
+from soundanomaly.detectors.twfr_gmm import TWFRGMMDetector
 from soundanomaly.typing import PathLike
 
 if TYPE_CHECKING:
+    from soundanomaly.detectors.auxiliary import AuxiliaryClassifierDetector as AuxiliaryClassifierDetector
     from soundanomaly.detectors.cnn import SpectrogramCNNDetector as SpectrogramCNNDetector
     from soundanomaly.detectors.rekognition import RekognitionDetector as RekognitionDetector
 
@@ -36,15 +40,19 @@ __all__ = [
     "DEFAULT_TARGET_FPR",
     "FORMAT_VERSION",
     "AutoencoderDetector",
+    "AuxiliaryClassifierDetector",
     "BaseDetector",
     "ClipStatistics",
     "ClipStatsDetector",
+    "DomainKNNDetector",
     "Ensemble",
     "GaussianDetector",
     "MachineIdDetector",
     "PerGroup",
     "RekognitionDetector",
+    "SelectiveMahalanobisDetector",
     "SpectrogramCNNDetector",
+    "TWFRGMMDetector",
     "find_training_clips",
     "load",
     "load_model",
@@ -54,6 +62,7 @@ __all__ = [
 _LAZY = {
     "SpectrogramCNNDetector": "soundanomaly.detectors.cnn",
     "RekognitionDetector": "soundanomaly.detectors.rekognition",
+    "AuxiliaryClassifierDetector": "soundanomaly.detectors.auxiliary",
 }
 
 

@@ -78,6 +78,7 @@ _BUILTIN_EXTRACTORS = {
     "SpectrogramImages": "soundanomaly.features.images:SpectrogramImages",
     "ClipStatistics": "soundanomaly.detectors.clipstats:ClipStatistics",
     "MultiChannel": "soundanomaly.features.multichannel:MultiChannel",
+    "TimeWeightedFrequency": "soundanomaly.features.twfr:TimeWeightedFrequency",
 }
 _BUILTIN_DETECTORS = {
     "GaussianDetector": "soundanomaly.detectors.gaussian",
@@ -88,6 +89,10 @@ _BUILTIN_DETECTORS = {
     "MachineIdDetector": "soundanomaly.detectors.machine_id",
     "PerGroup": "soundanomaly.detectors.pergroup",
     "Ensemble": "soundanomaly.detectors.ensemble",
+    "DomainKNNDetector": "soundanomaly.detectors.domain_knn",
+    "SelectiveMahalanobisDetector": "soundanomaly.detectors.selective_mahalanobis",
+    "TWFRGMMDetector": "soundanomaly.detectors.twfr_gmm",
+    "AuxiliaryClassifierDetector": "soundanomaly.detectors.auxiliary",
 }
 _EXTRACTORS: dict[str, type[Any]] = {"LogMelFrames": LogMelFrames}
 _DETECTORS: dict[str, type[BaseDetector]] = {}

@@ -4,6 +4,7 @@ from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.images import SpectrogramImages
 from soundanomaly.features.logmel import LogMelFrames, log_mel_spectrogram, mel_basis
 from soundanomaly.features.multichannel import MultiChannel, delay_and_sum, estimate_delays
+from soundanomaly.features.twfr import TimeWeightedFrequency, gwrp
 
 __all__ = [
     "BaseFeatureExtractor",
@@ -11,8 +12,10 @@ __all__ = [
     "LogMelFrames",
     "MultiChannel",
     "SpectrogramImages",
+    "TimeWeightedFrequency",
     "delay_and_sum",
     "estimate_delays",
+    "gwrp",
     "log_mel_spectrogram",
     "mel_basis",
 ]

@@ -1,0 +1,265 @@
+"""Selective Mahalanobis: one mean and covariance per domain, score = the smallest distance (DCASE 2023/2024 baseline).
+
+The DCASE 2023 and 2024 Task 2 baselines score a clip by its Mahalanobis
+distance to the *source* and to the *target* domain separately and keep the
+smaller one: a clip is normal if it is typical of either domain. The target
+domain has only ten training clips, far too few for a covariance of hundreds
+of values, so here each domain's covariance is blended with the covariance
+pooled over every training clip, in proportion to the domain's clip count:
+``(n_d * C_d + prior_strength * C_pooled) / (n_d + prior_strength)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from soundanomaly._validation import check_finite_float
+from soundanomaly.audio import Channel
+from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.detectors.clipstats import ClipStatistics, ledoit_wolf
+from soundanomaly.detectors.domain_knn import MAX_BANKS, session_labels
+from soundanomaly.exceptions import ParameterError
+from soundanomaly.features.base import ClipFeatures
+from soundanomaly.typing import FloatArray, PathLike
+
+__all__ = ["SelectiveMahalanobisDetector", "domain_covariance"]
+
+Scaling = Literal["none", "std"]
+
+
+def domain_covariance(
+    x: npt.NDArray[np.float64], pooled: npt.NDArray[np.float64], prior_strength: float
+) -> npt.NDArray[np.float64]:
+    """One domain's covariance, blended with ``pooled`` by ``prior_strength`` pseudo-clips.
+
+    The domain's own estimate is Ledoit-Wolf shrunk (plain sample covariance
+    below 3 rows); it weighs ``n`` (its row count) against ``prior_strength``
+    for the pooled covariance. A single row gives ``pooled``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> pooled = np.eye(3)
+    >>> cov = domain_covariance(rng.normal(0, 3, (10, 3)), pooled, 10.0)
+    >>> bool(np.all(np.linalg.eigvalsh(cov) > 0.5))
+    True
+    """
+    n = len(x)
+    if n < 2:
+        return pooled.copy()
+    own = ledoit_wolf(x)[0] if n >= 3 else np.atleast_2d(np.cov(x, rowvar=False, bias=True))
+    return np.asarray((n * own + prior_strength * pooled) / (n + prior_strength))
+
+
+class SelectiveMahalanobisDetector(BaseDetector):
+    """Mahalanobis distance to each domain (session) separately; a clip's score is the smallest.
+
+    Features (default :class:`ClipStatistics`, one vector per clip) are
+    centred on the training mean and, with ``scaling="std"``, divided by the
+    training spread. For each session of the training clips
+    (``self._fit_sessions``: a DCASE domain, a run, a day; one when the clips
+    carry none) the detector keeps the mean and a covariance blended with the
+    pooled one (see :func:`domain_covariance`). A window's score is the
+    smallest over sessions of its squared Mahalanobis distance divided by the
+    number of features (about 1 for a typical normal clip): higher = more
+    anomalous.
+
+    When to pick it: a few well-separated operating conditions or domains,
+    each with its own steady spectrum (DCASE source/target; a fan at two
+    speeds), and a compact feature vector. It is the DCASE 2023/2024
+    baseline's scoring rule; cheaper to score than :class:`DomainKNNDetector`
+    with large banks, but it models each domain as one Gaussian, so use the
+    k-NN detector when a domain holds several distinct sounds.
+
+    Parameters
+    ----------
+    prior_strength : float >= 0, default 100
+        Weight, in clips, of the pooled covariance in each domain's
+        covariance. With 10 target clips the default gives the target
+        ~91 % pooled covariance; with 990 source clips, ~9 %.
+    scaling : {"std", "none"}, default "std"
+        ``"std"`` divides each value by its training spread.
+    features : extractor, default ClipStatistics()
+    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+        See :class:`~soundanomaly.detectors.base.BaseDetector`.
+
+    Attributes
+    ----------
+    sessions_ : list of str
+        The domains, in the order of ``means_``.
+    counts_ : np.ndarray [shape=(n_sessions,)]
+        Training (and adapted) vectors per domain.
+    pooled_ : np.ndarray [shape=(n_features, n_features)]
+        Ledoit-Wolf covariance of every training vector (the prior of new domains).
+    means_ : np.ndarray [shape=(n_sessions, n_features)]
+    precisions_ : np.ndarray [shape=(n_sessions, n_features, n_features)]
+
+    Examples
+    --------
+    >>> from soundanomaly.features import ClipFeatures
+    >>> rng = np.random.default_rng(0)
+    >>> clips = [rng.normal(0, 1, (1, 6)).astype("float32") for _ in range(40)]
+    >>> detector = SelectiveMahalanobisDetector(threshold=3.0).fit(ClipFeatures.from_arrays(clips))
+    >>> odd = ClipFeatures.from_arrays([rng.normal(5, 1, (1, 6)).astype("float32")])
+    >>> bool(detector.score(odd)[0] > detector.train_scores_.max())
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        prior_strength: float = 100.0,
+        scaling: Scaling = "std",
+        features: Any = None,
+        channel: Channel = 0,
+        threshold: float | ThresholdCalibrator | None = None,
+        holdout: float = 0.2,
+        aggregate: str = "mean",
+        chunk_size: int = 64,
+        n_jobs: int = 1,
+        cache_dir: PathLike | None = None,
+        progress: bool = False,
+        on_error: str = "raise",
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            features=features,
+            channel=channel,
+            threshold=threshold,
+            holdout=holdout,
+            aggregate=aggregate,
+            chunk_size=chunk_size,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
+            progress=progress,
+            on_error=on_error,
+            random_state=random_state,
+        )
+        if isinstance(prior_strength, bool) or not check_finite_float(prior_strength, name="prior_strength") >= 0:
+            raise ParameterError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
+        if scaling not in ("none", "std"):
+            raise ParameterError(f"scaling must be 'none' or 'std', got {scaling!r}")
+        self.prior_strength = prior_strength
+        self.scaling = scaling
+
+    @classmethod
+    def _default_features(cls) -> Any:
+        return ClipStatistics()
+
+    def _standardise(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        return np.asarray((windows.astype(np.float64) - self.mean_) / self.scale_)
+
+    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
+        x = features.windows.astype(np.float64)
+        self.mean_ = x.mean(axis=0)
+        spread = x.std(axis=0)
+        if not float(spread.max()) > 1e-10 * (float(np.abs(self.mean_).max()) + 1.0):
+            raise ParameterError("training features barely vary (silent clips or a dead microphone?)")
+        if self.scaling == "std":
+            self.scale_ = np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12))
+        else:
+            self.scale_ = np.ones(x.shape[1])
+        z = self._standardise(features.windows)
+        per_clip = session_labels(getattr(self, "_fit_sessions", None), len(features))
+        self.pooled_ = ledoit_wolf(z)[0]
+        self.sessions_: list[str] = []
+        self.counts_ = np.zeros(0)
+        self.means_ = np.zeros((0, z.shape[1]))
+        self.precisions_ = np.zeros((0, z.shape[1], z.shape[1]))
+        self._add_sessions(z, np.repeat(per_clip, np.diff(features.offsets)))
+
+    def _add_sessions(self, z: npt.NDArray[np.float64], sessions: npt.NDArray[np.str_]) -> None:
+        """Add a session per name in ``sessions``; a known one is merged (means and covariances weighted by counts)."""
+        names, counts = list(self.sessions_), list(self.counts_)
+        means, precisions = list(self.means_), list(self.precisions_)
+        for name in sorted(set(sessions.tolist())):
+            rows = z[sessions == name]
+            cov = domain_covariance(rows, self.pooled_, float(self.prior_strength))
+            mean, n = rows.mean(axis=0), float(len(rows))
+            if name in names:
+                i = names.index(name)
+                old_n, old_cov = counts[i], np.linalg.inv(precisions[i])
+                mean = (old_n * means[i] + n * mean) / (old_n + n)
+                cov = (old_n * old_cov + n * cov) / (old_n + n)
+            else:
+                if len(names) >= MAX_BANKS:
+                    raise ParameterError(f"at most {MAX_BANKS} sessions are supported")
+                i = len(names)
+                names.append(name)
+                counts.append(0.0)
+                means.append(mean)
+                precisions.append(cov)
+            try:
+                precision = np.linalg.inv(cov)
+            except np.linalg.LinAlgError:
+                precision = np.linalg.pinv(cov, hermitian=True)
+            counts[i] += n
+            means[i], precisions[i] = mean, precision
+        self.sessions_ = names
+        self.counts_ = np.asarray(counts, dtype=np.float64)
+        self.means_ = np.asarray(means)
+        self.precisions_ = np.asarray(precisions)
+
+    def _adapt(self, features: ClipFeatures, sessions: npt.ArrayLike) -> None:
+        """Add a domain with these normal clips (or merge them into a known one); no retraining."""
+        self._checked(features)
+        per_clip = session_labels(sessions, len(features))
+        self._add_sessions(self._standardise(features.windows), np.repeat(per_clip, np.diff(features.offsets)))
+
+    def session_scores(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        """Mahalanobis score of each window under each session, shape ``(n_windows, n_sessions)``."""
+        z = self._standardise(windows)
+        out = np.empty((len(z), len(self.sessions_)))
+        for i, (mean, precision) in enumerate(zip(self.means_, self.precisions_, strict=True)):
+            centred = z - mean
+            out[:, i] = np.einsum("ij,ij->i", centred @ precision, centred) / z.shape[1]
+        return out
+
+    def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        return np.asarray(self.session_scores(windows).min(axis=1), dtype=np.float64)
+
+    def _get_state(self) -> dict[str, FloatArray]:
+        return {
+            "mean": self.mean_,
+            "scale": self.scale_,
+            "pooled": self.pooled_,
+            "counts": self.counts_,
+            "means": self.means_,
+            "precisions": self.precisions_,
+        }
+
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
+        d, k = self.n_features_in_, len(self.sessions_)
+        return {
+            "mean": (d,),
+            "scale": (d,),
+            "pooled": (d, d),
+            "counts": (k,),
+            "means": (k, d),
+            "precisions": (k, d, d),
+        }
+
+    def _set_state(self, state: dict[str, FloatArray]) -> None:
+        self.mean_ = state["mean"].astype(np.float64)
+        self.scale_ = state["scale"].astype(np.float64)
+        self.means_ = state["means"].astype(np.float64)
+        self.precisions_ = state["precisions"].astype(np.float64)
+        self.pooled_ = state["pooled"].astype(np.float64)
+        self.counts_ = state["counts"].astype(np.float64)
+        if not (self.counts_ >= 1).all():
+            raise ValueError("session clip counts must be >= 1")
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"sessions": list(self.sessions_)}
+
+    def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
+        names = extra["sessions"]
+        if not isinstance(names, list) or not names or len(names) > MAX_BANKS:
+            raise ValueError(f"sessions must be a non-empty list of at most {MAX_BANKS} strings")
+        if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise ValueError("sessions must be distinct strings")
+        self.sessions_ = list(names)
