@@ -32,6 +32,10 @@ PUBLIC_MODULES = [
     "soundanomaly.explain",
     "soundanomaly.datasets.keys",
     "soundanomaly.results",
+    "soundanomaly.features.twfr",
+    "soundanomaly.detectors.domain_knn",
+    "soundanomaly.detectors.selective_mahalanobis",
+    "soundanomaly.detectors.twfr_gmm",
 ]
 
 

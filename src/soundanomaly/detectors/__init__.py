@@ -32,7 +32,6 @@ from soundanomaly.detectors.twfr_gmm import TWFRGMMDetector
 from soundanomaly.typing import PathLike
 
 if TYPE_CHECKING:
-    from soundanomaly.detectors.auxiliary import AuxiliaryClassifierDetector as AuxiliaryClassifierDetector
     from soundanomaly.detectors.cnn import SpectrogramCNNDetector as SpectrogramCNNDetector
     from soundanomaly.detectors.rekognition import RekognitionDetector as RekognitionDetector
 
@@ -40,7 +39,6 @@ __all__ = [
     "DEFAULT_TARGET_FPR",
     "FORMAT_VERSION",
     "AutoencoderDetector",
-    "AuxiliaryClassifierDetector",
     "BaseDetector",
     "ClipStatistics",
     "ClipStatsDetector",
@@ -62,7 +60,6 @@ __all__ = [
 _LAZY = {
     "SpectrogramCNNDetector": "soundanomaly.detectors.cnn",
     "RekognitionDetector": "soundanomaly.detectors.rekognition",
-    "AuxiliaryClassifierDetector": "soundanomaly.detectors.auxiliary",
 }
 
 

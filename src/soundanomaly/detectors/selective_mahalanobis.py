@@ -174,7 +174,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
 
     def _add_sessions(self, z: npt.NDArray[np.float64], sessions: npt.NDArray[np.str_]) -> None:
         """Add a session per name in ``sessions``; a known one is merged (means and covariances weighted by counts)."""
-        names, counts = list(self.sessions_), list(self.counts_)
+        names, counts = list(self.sessions_), [float(c) for c in self.counts_]
         means, precisions = list(self.means_), list(self.precisions_)
         for name in sorted(set(sessions.tolist())):
             rows = z[sessions == name]
@@ -194,15 +194,15 @@ class SelectiveMahalanobisDetector(BaseDetector):
                 means.append(mean)
                 precisions.append(cov)
             try:
-                precision = np.linalg.inv(cov)
+                precision = np.asarray(np.linalg.inv(cov), dtype=np.float64)
             except np.linalg.LinAlgError:
-                precision = np.linalg.pinv(cov, hermitian=True)
+                precision = np.asarray(np.linalg.pinv(cov, hermitian=True), dtype=np.float64)
             counts[i] += n
             means[i], precisions[i] = mean, precision
         self.sessions_ = names
         self.counts_ = np.asarray(counts, dtype=np.float64)
-        self.means_ = np.asarray(means)
-        self.precisions_ = np.asarray(precisions)
+        self.means_ = np.asarray(means, dtype=np.float64)
+        self.precisions_ = np.asarray(precisions, dtype=np.float64)
 
     def _adapt(self, features: ClipFeatures, sessions: npt.ArrayLike) -> None:
         """Add a domain with these normal clips (or merge them into a known one); no retraining."""

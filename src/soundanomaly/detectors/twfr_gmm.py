@@ -226,7 +226,7 @@ class TWFRGMMDetector(BaseDetector):
         return np.asarray(self.session_scores(windows).min(axis=1), dtype=np.float64)
 
     def _get_state(self) -> dict[str, FloatArray]:
-        state: dict[str, FloatArray] = {"pooled": self.pooled_}
+        state: dict[str, Any] = {"pooled": self.pooled_}
         for i, (weights, means, chols) in enumerate(zip(self._weights, self._means, self._chols, strict=True)):
             state.update({f"weights_{i}": weights, f"means_{i}": means, f"chols_{i}": chols})
         return state

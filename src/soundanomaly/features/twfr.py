@@ -29,7 +29,7 @@ __all__ = ["TimeWeightedFrequency", "gwrp"]
 
 @functools.lru_cache(maxsize=16)
 def _rank_weights(n: int, decay: float) -> npt.NDArray[np.float64]:
-    weights = np.power(decay, np.arange(n, dtype=np.float64)) if decay > 0 else np.eye(1, n)[0]
+    weights: npt.NDArray[np.float64] = np.power(decay, np.arange(n, dtype=np.float64)) if decay > 0 else np.eye(1, n)[0]
     weights /= weights.sum()
     weights.setflags(write=False)
     return weights
@@ -56,8 +56,8 @@ def gwrp(values: npt.ArrayLike, decay: float, *, axis: int = -1) -> npt.NDArray[
 
     Examples
     --------
-    >>> gwrp([1.0, 3.0, 2.0], 1.0), gwrp([1.0, 3.0, 2.0], 0.0), round(float(gwrp([1.0, 3.0, 2.0], 0.5)), 4)
-    (np.float64(2.0), np.float64(3.0), 2.4286)
+    >>> [round(float(gwrp([1.0, 3.0, 2.0], decay)), 4) for decay in (1.0, 0.5, 0.0)]
+    [2.0, 2.4286, 3.0]
     """
     if isinstance(decay, bool) or not 0.0 <= check_finite_float(decay, name="decay") <= 1.0:
         raise ParameterError(f"decay must be in [0, 1], got {decay!r}")
