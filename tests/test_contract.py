@@ -21,9 +21,12 @@ from soundanomaly.datasets import MIMII, ClipSet, synthetic
 from soundanomaly.detectors import (
     AutoencoderDetector,
     BaseDetector,
+    DomainKNNDetector,
     GaussianDetector,
     RekognitionDetector,
+    SelectiveMahalanobisDetector,
     SpectrogramCNNDetector,
+    TWFRGMMDetector,
     load_model,
 )
 from soundanomaly.evaluation import Evaluator, roc_auc
@@ -81,6 +84,9 @@ DETECTORS = [
     ),
     pytest.param(lambda: SpectrogramCNNDetector(), id="cnn", marks=pytest.mark.tf),
     pytest.param(lambda: ProtocolOnlyDetector(), id="protocol-only"),
+    pytest.param(lambda: DomainKNNDetector(), id="domain-knn"),
+    pytest.param(lambda: SelectiveMahalanobisDetector(), id="selective-mahalanobis"),
+    pytest.param(lambda: TWFRGMMDetector(), id="twfr-gmm"),
 ]
 
 
