@@ -134,8 +134,10 @@ def test_a_killed_driver_resumes_without_duplicates(site: tuple[Path, list[str],
     script = (
         "import os, signal\n"
         "from soundanomaly.scale import score_many\n"
+        "calls = []\n"
         "def hook(shard, clips):\n"
-        "    if shard == 1: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    calls.append(shard)\n"
+        "    if len(calls) == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"score_many({str(folder)!r}, {str(data)!r}, {str(out)!r}, jobs=1, shard_size=6, on_shard=hook)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -143,6 +145,7 @@ def test_a_killed_driver_resumes_without_duplicates(site: tuple[Path, list[str],
     assert result.returncode == -signal.SIGKILL, result.stderr
     # hook runs after the manifest line: simulate the worst case by dropping the last line
     manifest = (out / "_shards.jsonl").read_text().splitlines()
+    assert len(manifest) == 2
     (out / "_shards.jsonl").write_text("\n".join(manifest[:-1]) + "\n")
     summary = score_many(folder, data, out, jobs=1, shard_size=6)
     assert (summary.resumed, summary.scored) == (len(manifest) - 1, N_CLIPS - 6 * (len(manifest) - 1))

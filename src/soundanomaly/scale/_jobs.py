@@ -305,7 +305,7 @@ def score_many(
             shipped = runner.ship(folder, fingerprint)
 
             def collect(done: Iterable[Future[Any]]) -> None:
-                for future in done:
+                for future in sorted(done, key=lambda f: pending[f][0]):  # shard order: a tidy manifest
                     shard, digest, shard_names = pending.pop(future)
                     try:
                         columns = future.result()
