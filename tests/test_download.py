@@ -24,6 +24,7 @@ from soundanomaly.datasets import DCASE, MIMII, download, synthetic
 from soundanomaly.datasets.download import (
     ChecksumError,
     DiskFullError,
+    DownloadError,
     DownloadInterruptedError,
     RemoteFile,
     RemoteNotFoundError,
@@ -59,6 +60,7 @@ class Server:
     files: dict[str, bytes] = field(default_factory=dict)
     drop_after: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before the first GET is cut
     ignore_range: bool = False
+    always_cut: int | None = None  # every GET is cut after this many bytes (a mirror that always stops short)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
 
@@ -99,7 +101,7 @@ def server() -> Iterator[Server]:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
-            cut = state.drop_after.pop(self.path, None)
+            cut = state.drop_after.pop(self.path, state.always_cut)
             if cut is not None:  # a dropped connection mid-file
                 self.wfile.write(body[:cut])
                 self.wfile.flush()
@@ -438,3 +440,51 @@ def test_zenodo_record_without_the_file_asks_for_md5(server: Server, tmp_path: P
         download_dcase(tmp_path, year=2022, machine="fan", api_url=f"{server.base}/api/records/1", progress=False)
     with pytest.raises(RemoteNotFoundError):
         download_dcase(tmp_path, year=2022, machine="fan", api_url=f"{server.base}/api/records/2", progress=False)
+
+
+def test_a_mirror_that_always_stops_short_ends_with_one_error(server: Server, mimii_zip: bytes, tmp_path: Path) -> None:
+    """Before: `download --url` retried forever (~500 requests/s) against a mirror that ignores Range and stops short."""
+    registry = _serve_mimii(server, mimii_zip)
+    server.always_cut, server.ignore_range = 3000, True
+    with pytest.raises(DownloadError, match="keeps stopping short"):
+        download_mimii(
+            tmp_path, machine="fan", snr=6, ids=[2], base_url=f"{server.base}/files", registry=registry,
+            progress=False, retries=3,
+        )  # fmt: skip
+    assert len(server.requests) <= 4 + 1  # the first request and `retries` retries without new bytes
+    assert not (tmp_path / "fan").exists()
+
+
+def test_a_mirror_that_stops_short_but_resumes_still_finishes(server: Server, mimii_zip: bytes, tmp_path: Path) -> None:
+    registry = _serve_mimii(server, mimii_zip)
+    server.always_cut = 20_000  # every request brings new bytes: progress resets the retry count
+    download_mimii(
+        tmp_path, machine="fan", snr=6, ids=[2], base_url=f"{server.base}/files", registry=registry,
+        progress=False, retries=2,
+    )  # fmt: skip
+    assert (tmp_path / ".downloads" / "6_dB_fan.zip").read_bytes() == mimii_zip
+    assert len(server.requests) > 3
+
+
+def test_the_attempts_are_bounded_even_with_progress(
+    server: Server, mimii_zip: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = _serve_mimii(server, mimii_zip)
+    server.always_cut = 1000
+    monkeypatch.setattr(download, "_MAX_ATTEMPTS_PER_RETRY", 2)
+    with pytest.raises(DownloadError, match="attempts"):
+        download_mimii(
+            tmp_path, machine="fan", snr=6, ids=[2], base_url=f"{server.base}/files", registry=registry,
+            progress=False, retries=1,
+        )  # fmt: skip
+    assert len(server.requests) == 4
+
+
+@pytest.mark.parametrize("size", ["12 MB", 1.5, -3, True, [1]])
+def test_zenodo_record_with_a_bad_size_is_a_clear_error(server: Server, tmp_path: Path, size: object) -> None:
+    """Before: a raw ValueError from int("12 MB")."""
+    record = {"files": [{"key": "dev_fan.zip", "size": size, "checksum": "md5:" + "0" * 32}]}
+    server.files["/api/records/1"] = json.dumps(record).encode()
+    with pytest.raises(DownloadError, match="not a whole number of bytes"):
+        download_dcase(tmp_path, year=2023, machine="fan", base_url=f"{server.base}/files",
+                       api_url=f"{server.base}/api/records/1", progress=False)  # fmt: skip

@@ -74,6 +74,7 @@ _ZENODO = "https://zenodo.org"
 _CHUNK = 1 << 20
 _MARGIN = 64 << 20  # keep 64 MiB free beyond what a step needs
 _RETRY_WAIT = 2.0  # seconds before the first retry without progress (doubles, at most 30 s)
+_MAX_ATTEMPTS_PER_RETRY = 20  # requests per allowed retry, progress or not: a transfer always ends
 _MACHINES = ("fan", "pump", "slider", "valve")
 _SNRS = (-6, 0, 6)
 
@@ -400,7 +401,15 @@ def _transfer(url: str, part: Path, bar: _ByteProgress, *, size: int | None, ret
     """Fill ``part`` with the whole remote file, advancing ``bar``."""
     failures = 0
     checked_space = False
+    best = part.stat().st_size if part.exists() else 0  # the most bytes the .part ever held: real progress
+    attempts = 0
     while True:
+        attempts += 1
+        if attempts > _MAX_ATTEMPTS_PER_RETRY * (retries + 1):
+            raise DownloadError(
+                f"{url}: the transfer keeps stopping short ({attempts - 1} attempts, {_size_text(best)} at most); "
+                "try another mirror, or run again later to resume"
+            )
         offset = part.stat().st_size if part.exists() else 0
         got = 0
         try:
@@ -446,12 +455,12 @@ def _transfer(url: str, part: Path, bar: _ByteProgress, *, size: int | None, ret
                         got += len(chunk)
                         bar.update(len(chunk))
             except _TRANSIENT as exc:
-                if got:
-                    failures = 0
+                if offset + got > best:  # new bytes: the connection is worth resuming at once
+                    best, failures = offset + got, 0
                 if failures < retries:
                     failures += 1
                     logger.warning("%s: connection dropped after %d bytes (%s); resuming", url, offset + got, exc)
-                    if not got:
+                    if offset + got < best or not got:
                         _wait(failures, url, str(exc))
                     continue
                 raise DownloadError(f"{url}: {exc} (after {failures} retries); run again to resume") from exc
@@ -460,13 +469,19 @@ def _transfer(url: str, part: Path, bar: _ByteProgress, *, size: int | None, ret
                     raise DiskFullError(f"{part}: disk full after {_size_text(offset + got)}") from exc
                 raise DownloadError(f"{part}: cannot write ({exc.strerror or exc})") from exc
         if remaining is not None and got < remaining:
-            if got:
-                failures = 0
+            progressed = offset + got > best
+            if progressed:  # only bytes beyond the best so far count (a server ignoring Range restarts at 0)
+                best, failures = offset + got, 0
             if failures < retries:
                 failures += 1
                 logger.warning("%s: connection closed after %d of %d bytes; resuming", url, offset + got, total)
+                if not progressed:
+                    _wait(failures, url, "no new bytes")
                 continue
-            raise DownloadError(f"{url}: transfer keeps stopping short; run again to resume")
+            raise DownloadError(
+                f"{url}: the transfer keeps stopping short (after {failures} retries without new bytes); "
+                "try another mirror, or run again later to resume"
+            )
         return
 
 
@@ -781,8 +796,19 @@ def _zenodo_md5(api_url: str, name: str, timeout: float) -> RemoteFile:
             checksum = str(item.get("checksum", ""))
             md5 = checksum.removeprefix("md5:")
             if re.fullmatch(r"[0-9a-fA-F]{32}", md5):
-                return RemoteFile(md5.lower(), int(item.get("size") or 0))
+                return RemoteFile(md5.lower(), _record_size(api_url, name, item.get("size")))
     raise DownloadError(f"{api_url}: no MD5 listed for {name}; pass md5= / --md5")
+
+
+def _record_size(api_url: str, name: str, value: Any) -> int:
+    """A record's ``size`` as a whole number of bytes (0 when absent); anything else names the field."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**50:
+        raise DownloadError(
+            f"{api_url}: the record lists size {value!r} for {name}, not a whole number of bytes; pass md5= / --md5"
+        )
+    return value
 
 
 def download_dcase(
