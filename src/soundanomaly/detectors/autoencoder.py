@@ -308,6 +308,9 @@ class AutoencoderDetector(BaseDetector):
     def _set_state(self, state: dict[str, FloatArray]) -> None:
         self.weights_ = [state[f"w{i}"].astype(np.float32) for i in range(len(state))]
 
+    def _export_parts(self) -> dict[str, Any]:
+        return {"kind": "autoencoder", "weights": list(self.weights_)}
+
     def _manifest_extra(self) -> dict[str, Any]:
         return {"history": self.history_, "model_data": self.model_data_}
 

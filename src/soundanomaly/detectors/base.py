@@ -498,6 +498,23 @@ class BaseDetector:
     def _manifest_extra(self) -> dict[str, Any]:
         return {}
 
+    def _export_parts(self) -> dict[str, Any]:
+        """The fitted per-window score as plain arrays, for :mod:`soundanomaly.export` (exact, no code).
+
+        Exportable detectors return ``{"kind": "mahalanobis" | "knn" | "autoencoder", ...}`` with the
+        arrays their ``_score_windows`` uses; the default refuses with one message saying why.
+        """
+        raise ParameterError(
+            f"{type(self).__name__} cannot be exported: its window score is not a fixed computation on arrays "
+            "that an ONNX or TFLite file can hold exactly"
+        )
+
+    def _export_target(self, group: str | None) -> tuple[BaseDetector, float, str | None]:
+        """The detector that scores one stream, the offset added to its score and its group (PerGroup: one group)."""
+        if group is not None:
+            raise ParameterError(f"group={group!r} applies to a PerGroup model, not a {type(self).__name__}")
+        return self, 0.0, None
+
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         return None
 

@@ -135,6 +135,10 @@ class ClipStatistics(BaseFeatureExtractor):
     def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
         return (1, self.n_features)
 
+    def band_ranges(self, sr: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """First and end Welch bin of each band at rate ``sr`` Hz: band ``i`` averages bins ``lo[i]:hi[i]``."""
+        return _band_ranges(self.n_fft // 2 + 1, sr, self.n_bands, self.fmin)
+
     def transform(self, signal: FloatArray, sr: int) -> FloatArray:
         """The clip's statistics vector, shape ``(1, n_features)``, float32.
 
@@ -387,3 +391,9 @@ class ClipStatsDetector(BaseDetector):
         self.reference_ = state["reference"].astype(np.float64)
         shrinkage = float(state["shrinkage"])
         self.shrinkage_ = float("nan") if shrinkage < 0 else shrinkage
+
+    def _export_parts(self) -> dict[str, Any]:
+        if self.method == "knn":
+            return {"kind": "knn", "mean": self.mean_, "scale": self.scale_, "reference": self.reference_,
+                    "n_neighbors": self.n_neighbors}  # fmt: skip
+        return {"kind": "mahalanobis", "mean": self.mean_, "scale": self.scale_, "precision": self.precision_}

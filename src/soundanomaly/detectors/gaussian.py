@@ -132,3 +132,6 @@ class GaussianDetector(BaseDetector):
     def _set_state(self, state: dict[str, FloatArray]) -> None:
         self.mean_ = state["mean"].astype(np.float64)
         self.precision_ = state["precision"].astype(np.float64)
+
+    def _export_parts(self) -> dict[str, Any]:
+        return {"kind": "mahalanobis", "mean": self.mean_, "scale": None, "precision": self.precision_}

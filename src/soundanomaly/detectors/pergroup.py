@@ -232,6 +232,15 @@ class PerGroup(BaseDetector):
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         raise ParameterError("PerGroup scores whole clips routed by group; call score()")
 
+    def _export_target(self, group: str | None) -> tuple[BaseDetector, float, str | None]:
+        self._check_fitted()
+        if group is None and len(self.groups_) == 1:
+            group = self.groups_[0]
+        if group not in self.models_:
+            raise ParameterError(f"choose the group to export (one file per group): group= one of {self.groups_}")
+        model = self.models_[group]
+        return model, -float(model.threshold_), group  # PerGroup.score: the group model's score less its threshold
+
     # -- scoring ------------------------------------------------------------------
     def _routes(self, data: ClipData, groups: Sequence[str] | None) -> list[tuple[str, npt.NDArray[np.int64]]]:
         keys = clip_groups(data, groups, group_by=self.group_by)
