@@ -20,14 +20,14 @@ nox.options.error_on_missing_interpreters = True
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, integration and doctests (TensorFlow included, AWS only via local servers)."""
-    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,dask]")
+    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,dask,export]")
     session.run("pytest", *(session.posargs or ["-q"]), env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install(*CONSTRAINTS, "-e", ".[aws,test,dask]", "mypy>=1.10")
+    session.install(*CONSTRAINTS, "-e", ".[aws,test,dask,export]", "mypy>=1.10")
     session.run("mypy")
 
 
@@ -82,7 +82,7 @@ def quality(session: nox.Session) -> None:
 @nox.session(default=False)
 def container(session: nox.Session) -> None:
     """SageMaker training code under the TF 2.16 image's Python 3.10, TensorFlow 2.16.2 and Keras 3.4.1."""
-    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test]")
+    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,export]")
     image = os.path.join(".nox", "container-image")
     if not os.path.exists(os.path.join(image, "bin", "python")):
         import glob  # pyenv's own build first: its shims need `pyenv global` to expose python3.10

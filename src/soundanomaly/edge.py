@@ -289,7 +289,7 @@ class EdgeModel:
 
 def _session(data: bytes, threads: int, where: str) -> Any:
     try:
-        import onnxruntime  # type: ignore[import-untyped]
+        import onnxruntime
     except ImportError as exc:  # pragma: no cover - depends on the environment
         from soundanomaly.exceptions import MissingDependencyError
 

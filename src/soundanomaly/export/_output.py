@@ -46,6 +46,12 @@ def write_export(target: PathLike, data: bytes, *, inputs: Iterable[PathLike] = 
     """
     inputs = list(inputs)
     path = Path(target)
+    resolved = Path(os.path.abspath(os.fspath(target))).resolve()
+    for item in inputs:
+        source = Path(os.path.abspath(os.fspath(item))).resolve()
+        if source == resolved or source in resolved.parents:
+            what = "is" if source == resolved else "lies inside"
+            raise OutputExistsError(f"{target}: refusing to write there: the output {what} the input {item}")
     if path.is_file() and not force and not written_by_library(path):
         raise OutputExistsError(f"{target}: exists and was not written by soundanomaly; pass --force to replace it")
     with _safeio.atomic_file(target, "wb", inputs=inputs, overwrite=force) as handle:
