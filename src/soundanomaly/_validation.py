@@ -11,7 +11,20 @@ import numpy.typing as npt
 
 from soundanomaly.exceptions import ParameterError
 
-__all__ = ["check_finite_float", "check_labels", "check_positive_int", "check_scores"]
+__all__ = [
+    "Constraint",
+    "Constraints",
+    "Instance",
+    "Interval",
+    "Options",
+    "Satisfies",
+    "check_finite_float",
+    "check_labels",
+    "check_positive_int",
+    "check_scores",
+    "int_tuple",
+    "validate_params",
+]
 
 _LABEL_NAMES = {"normal": 0, "abnormal": 1, "anomaly": 1}
 
@@ -121,3 +134,168 @@ def check_positive_int(value: Any, *, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ParameterError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+# -- declared parameter constraints (scikit-learn's ``_parameter_constraints`` habit) ----------------------------
+
+
+class Constraint:
+    """One acceptable kind of value for a parameter; a parameter passes if any of its constraints accepts it."""
+
+    def accepts(self, value: Any) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __str__(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Interval(Constraint):
+    """An int (``kind=int``) or a finite real number (``kind=float``; ints too) in a range; bools never.
+
+    Examples
+    --------
+    >>> str(Interval(int, 1, None)), Interval(int, 1, None).accepts(2.0)
+    ('an int >= 1', False)
+    >>> str(Interval(float, 0, 1, closed="left")), Interval(float, 0, 1, closed="left").accepts(1.0)
+    ('a number in [0, 1)', False)
+    """
+
+    def __init__(
+        self,
+        kind: type,
+        low: float | None,
+        high: float | None,
+        *,
+        closed: str = "both",
+    ) -> None:
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        if self.kind is int:
+            if not isinstance(value, numbers.Integral):
+                return False
+        elif not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+            return False
+        left = self.closed in ("both", "left")
+        right = self.closed in ("both", "right")
+        if self.low is not None and (value < self.low or (not left and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (not right and value == self.high)))
+
+    def __str__(self) -> str:
+        noun = "an int" if self.kind is int else "a number"
+        if self.low is None and self.high is None:
+            return noun if self.kind is int else "a finite number"
+        if self.high is None:
+            return f"{noun} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
+        if self.low is None:
+            return f"{noun} {'<=' if self.closed in ('both', 'right') else '<'} {self.high:g}"
+        opening = "[" if self.closed in ("both", "left") else "("
+        closing = "]" if self.closed in ("both", "right") else ")"
+        return f"{noun} in {opening}{self.low:g}, {self.high:g}{closing}"
+
+
+class Options(Constraint):
+    """One of a few given values (strings, None...).
+
+    Examples
+    --------
+    >>> str(Options("mean", "max")), Options("mean", "max").accepts("sum")
+    ("'mean' or 'max'", False)
+    """
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+    def accepts(self, value: Any) -> bool:
+        return any(value is v or (type(value) is type(v) and value == v) for v in self.values)
+
+    def __str__(self) -> str:
+        return " or ".join(repr(v) for v in self.values)
+
+
+class Instance(Constraint):
+    """An instance of one of ``types`` (described by ``text``).
+
+    Examples
+    --------
+    >>> Instance(dict, text="a dict").accepts({})
+    True
+    """
+
+    def __init__(self, *types: type, text: str) -> None:
+        self.types, self.text = types, text
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, self.types)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Satisfies(Constraint):
+    """Any value ``test`` accepts (without raising), described by ``text``.
+
+    Examples
+    --------
+    >>> Satisfies(callable, "a function").accepts(len)
+    True
+    """
+
+    def __init__(self, test: Any, text: str) -> None:
+        self.test, self.text = test, text
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except Exception:  # a test that cannot cope with the value refuses it
+            return False
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def int_tuple(value: Any) -> bool:
+    """A non-empty sequence of positive ints (layer sizes), not a string.
+
+    Examples
+    --------
+    >>> int_tuple((64, 8)), int_tuple([]), int_tuple(5)
+    (True, False, False)
+    """
+    from collections.abc import Sequence
+
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes))
+        and len(value) > 0
+        and all(Interval(int, 1, None).accepts(v) for v in value)
+    )
+
+
+#: Constraints of a parameter: any one accepting the value lets it pass; ``None`` in the list accepts None.
+Constraints = dict[str, list[Constraint | None]]
+
+
+def validate_params(params: dict[str, Any], constraints: Constraints, *, owner: str = "") -> None:
+    """Check every constrained parameter; the first that no constraint accepts raises one :class:`ParameterError`.
+
+    Examples
+    --------
+    >>> validate_params({"k": 0}, {"k": [Interval(int, 1, None)]}, owner="Knn")
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ParameterError: Knn: k must be an int >= 1, got 0
+    >>> validate_params({"k": None}, {"k": [Interval(int, 1, None), None]})
+    """
+    for name, options in constraints.items():
+        if name not in params:
+            continue
+        value = params[name]
+        if any(value is None if c is None else c.accepts(value) for c in options):
+            continue
+        wanted = " or ".join("None" if c is None else str(c) for c in options)
+        prefix = f"{owner}: " if owner else ""
+        raise ParameterError(f"{prefix}{name} must be {wanted}, got {value!r}")

@@ -26,7 +26,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -42,11 +42,13 @@ __all__ = [
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
     "Channel",
+    "DecodedSamples",
     "allow_http",
     "check_rate",
     "check_regular_mode",
     "check_samples",
     "decode",
+    "decode_samples",
     "is_url",
     "load",
     "read_bytes",
@@ -514,10 +516,26 @@ def _decode_pcm16_wav(name: str, data: bytes, channel: Channel, sr: int | None) 
     return signal, rate
 
 
-def _decode_samples(
+class DecodedSamples(NamedTuple):
+    """One decoded channel: the signal is ``samples * gain`` at ``sr`` Hz; ``source_sr`` is the file's own rate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> DecodedSamples(np.zeros(4, np.int16), 1 / 32768, 16000, 16000).source_sr
+    16000
+    """
+
+    samples: npt.NDArray[Any]
+    gain: float
+    sr: int
+    source_sr: int
+
+
+def decode_samples(
     data: bytes, *, name: str = "<bytes>", channel: Channel = 0, sr: int | None = None, upsample: bool = True
-) -> tuple[npt.NDArray[Any], float, int]:
-    """Decode one channel without converting it: ``(samples, gain, sr)``, signal = ``samples * gain``.
+) -> DecodedSamples:
+    """Decode one channel without converting it: signal = ``samples * gain`` (what feature extractors read).
 
     For a 16-bit PCM WAV at rate ``sr`` (or any rate when ``sr`` is None) and
     an int ``channel`` this is a read-only int16 view of the file's bytes
@@ -526,19 +544,38 @@ def _decode_samples(
     and save a full pass over the clip. Anything else is :func:`decode`'s
     float32 signal (resampled to ``sr``) with ``gain = 1.0``. With
     ``upsample=False`` a file recorded below ``sr`` is refused: its upper band
-    is missing, and features made from it are not comparable. Errors as in :func:`decode`.
+    is missing, and features made from it are not comparable. ``source_sr``
+    is the rate the file was recorded at, before any resampling. Errors as in :func:`decode`.
+
+    Examples
+    --------
+    >>> import io, numpy as np, soundfile as sf
+    >>> buffer = io.BytesIO()
+    >>> sf.write(buffer, np.zeros(4800, np.float32), 48000, format="WAV", subtype="FLOAT")
+    >>> decoded = decode_samples(buffer.getvalue(), sr=16000)
+    >>> len(decoded.samples), decoded.sr, decoded.source_sr
+    (1600, 16000, 48000)
     """
     _check_args(channel, sr)
     if isinstance(channel, int) and data:
         found = _pcm16_frames(name, data)
         if found is not None and (sr is None or found[1] == sr):
-            return _pick(name, found[0], channel), _PCM16_SCALE, found[1]
+            return DecodedSamples(_pick(name, found[0], channel), _PCM16_SCALE, found[1], found[1])
     signal, rate = decode(data, name=name, channel=channel)
+    source = rate
     if sr is not None and rate != sr:
         if not upsample:
             check_rate(name, rate, target_sr=sr)
         signal, rate = _resample(signal, rate, sr, name), sr
-    return signal, 1.0, rate
+    return DecodedSamples(signal, 1.0, rate, source)
+
+
+def _decode_samples(
+    data: bytes, *, name: str = "<bytes>", channel: Channel = 0, sr: int | None = None, upsample: bool = True
+) -> tuple[npt.NDArray[Any], float, int]:
+    """``(samples, gain, sr)`` of :func:`decode_samples` (kept for existing callers)."""
+    samples, gain, rate, _ = decode_samples(data, name=name, channel=channel, sr=sr, upsample=upsample)
+    return samples, gain, rate
 
 
 def _pick(name: str, frames: npt.NDArray[np.int16], channel: int) -> npt.NDArray[np.int16]:

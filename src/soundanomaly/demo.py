@@ -29,7 +29,7 @@ from soundanomaly.datasets import MIMII, ClipSet, autoencoder_split, synthetic
 from soundanomaly.detectors import AutoencoderDetector, ClipStatsDetector, GaussianDetector, PerGroup
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.evaluation import EvaluationReport, Evaluator, Metrics
-from soundanomaly.exceptions import CalibrationWarning, ParameterError, SoundAnomalyError
+from soundanomaly.exceptions import ParameterError, SoundAnomalyError
 from soundanomaly.features import ClipFeatures, LogMelFrames
 from soundanomaly.typing import PathLike
 
@@ -372,12 +372,11 @@ def _fit_and_calibrate(
     notes: list[str],
 ) -> tuple[Any, Calibration]:
     """Fit on the training clips, calibrate on the validation clips; keep calibration warnings for the report."""
+    detector.set_params(threshold=calibrator)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        detector.fit(train)
-        # fit's own threshold (on the training scores) is replaced just below: its calibration warnings do not apply
-        caught[:] = [w for w in caught if not issubclass(w.category, CalibrationWarning)]
-        calibration = detector.calibrate(validation, calibrator=calibrator)
+        detector.fit(train, validation=validation)  # trains on every training clip, calibrates on the validation clips
+    calibration = detector.calibration_
     for warning in caught:
         message = f"{type(detector).__name__}: {warning.message}"
         if message not in notes:

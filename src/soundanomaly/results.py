@@ -11,13 +11,15 @@ Every caller (detectors, CLI, demo, monitor, exports) labels through it.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ClipScore", "Status", "label_scores"]
+__all__ = ["ClipScore", "Status", "clip_scores", "label_scores", "split_status"]
 
 Status = Literal["ok", "skipped", "invalid"]
 
@@ -90,3 +92,68 @@ class ClipScore:
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict (the columns of a score table)."""
         return asdict(self)
+
+
+def split_status(text: str) -> tuple[Status, str]:
+    """A detector's ``last_status_`` entry as ``(status, reason)``.
+
+    Examples
+    --------
+    >>> split_status("ok"), split_status("skipped: file not found")
+    (('ok', ''), ('skipped', 'file not found'))
+    >>> split_status("invalid: non-finite score")
+    ('invalid', 'non-finite score')
+    """
+    kind, _, reason = str(text).partition(": ")
+    if kind == "ok" and not reason:
+        return "ok", ""
+    if kind == "skipped":
+        return "skipped", reason or "unreadable"
+    return "invalid", reason or kind
+
+
+def clip_scores(
+    data: Any,
+    scores: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    status: Sequence[str] = (),
+    source_rates: Sequence[int | None] = (),
+    groups: Sequence[str] | npt.NDArray[np.str_] | None = None,
+) -> list[ClipScore]:
+    """One :class:`ClipScore` per clip of ``data`` (a ClipSet, paths, or ClipFeatures), aligned with it.
+
+    ``status`` entries are a detector's ``last_status_`` texts (``"ok"`` when
+    missing); a non-finite score is never ``"ok"``.
+
+    Examples
+    --------
+    >>> rows = clip_scores(["a.wav", "b.wav"], [0.2, float("nan")], [0, 1], ["ok", "skipped: unreadable"])
+    >>> [(r.path, r.status, r.label) for r in rows]
+    [('a.wav', 'ok', 0), ('b.wav', 'skipped', 1)]
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    marks = np.asarray(labels, dtype=np.int64)
+    n = len(values)
+    if hasattr(data, "windows"):  # ClipFeatures: its paths when it has them
+        names = [str(p) for p in data.paths] if len(data.paths) == n else [f"#{i}" for i in range(n)]
+    else:
+        names = [os.fspath(p) for p in getattr(data, "paths", data)]
+    rows = []
+    for i in range(n):
+        kind, reason = split_status(status[i]) if i < len(status) else ("ok", "")
+        score = float(values[i])
+        if kind == "ok" and not math.isfinite(score):
+            kind, reason = "invalid", "non-finite score"
+        rate = source_rates[i] if i < len(source_rates) else None
+        rows.append(
+            ClipScore(
+                names[i],
+                None if groups is None else str(groups[i]),
+                score,
+                int(marks[i]),
+                kind,
+                reason,
+                None if rate is None else int(rate),
+            )
+        )
+    return rows

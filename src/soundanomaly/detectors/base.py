@@ -44,7 +44,7 @@ from soundanomaly.exceptions import (
 )
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.logmel import LogMelFrames
-from soundanomaly.results import label_scores
+from soundanomaly.results import ClipScore, clip_scores, label_scores
 from soundanomaly.typing import ClipData, FloatArray, PathLike
 
 __all__ = [
@@ -387,6 +387,7 @@ class BaseDetector:
     training_clips_: list[list[str | None]]
     fit_skipped_: tuple[tuple[str, str], ...]
     last_status_: tuple[str, ...]
+    last_source_rates_: tuple[int | None, ...]
     _fit_groups: npt.NDArray[np.str_] | None
     _fit_sessions: npt.NDArray[np.str_] | None
     _score_groups: npt.NDArray[np.str_] | None = None
@@ -623,6 +624,7 @@ class BaseDetector:
         *,
         groups: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None,
+        validation: ClipData | None = None,
     ) -> Self:
         """Learn from clips, then calibrate ``threshold_`` on held-out clips.
 
@@ -642,6 +644,11 @@ class BaseDetector:
             Per-clip session keys handed to ``_fit`` as ``self._fit_sessions``;
             default :func:`~soundanomaly.datasets.keys.session_key` of each
             record or path (a DCASE domain), None if no clip has one.
+        validation : ClipSet, sequence of paths, or ClipFeatures, optional
+            Clips to calibrate the threshold on instead of a hold-out: ``fit``
+            trains on every clip of ``data`` and runs the ``threshold``
+            calibrator on the scores of these (their labels when a labelled
+            ClipSet, else all normal). Not with a numeric ``threshold``.
 
         Returns
         -------
@@ -655,6 +662,13 @@ class BaseDetector:
         """
         self._check_data(data)
         name = type(self).__name__
+        calibrating = not isinstance(self.threshold, numbers.Real)
+        if validation is not None:
+            self._check_data(validation)
+            if not calibrating:
+                raise ParameterError(
+                    f"{name}: validation= calibrates a threshold; this one is fixed ({self.threshold})"
+                )
         n = len(data)
         y: npt.NDArray[np.int8] | None = None if labels is None else check_labels(labels, n=n)
         if isinstance(data, ClipSet) and y is None:
@@ -701,8 +715,7 @@ class BaseDetector:
         if y is not None and self.supervised and len(np.unique(y)) != 2:
             raise ParameterError(f"{name} is supervised: the readable clips hold only one class")
 
-        calibrating = not isinstance(self.threshold, numbers.Real)
-        train_idx, hold_idx = self._split(len(features), y, calibrating)
+        train_idx, hold_idx = self._holdout_split(len(features), y, calibrating and validation is None)
         train = features if len(hold_idx) == 0 else _take(features, train_idx)
         self._fit_groups = None if g is None else g[train_idx]
         self._fit_sessions = None if s is None else s[train_idx]
@@ -717,7 +730,17 @@ class BaseDetector:
             elif self._uses_base_holdout or not hasattr(self, "holdout_scores_"):
                 self.holdout_scores_ = np.empty(0, dtype=np.float64)
                 self.holdout_labels_ = None
-        self._set_default_threshold(calibrating, y_train)
+        source = "holdout"
+        if validation is not None:
+            self.threshold_ = math.nan  # scoring needs a fitted model; the calibration below sets the threshold
+            try:
+                self.holdout_scores_ = self.score(validation)
+            except BaseException:
+                del self.threshold_
+                raise
+            self.holdout_labels_ = validation.labels if isinstance(validation, ClipSet) else None
+            source = "validation"
+        self._calibrate_threshold(calibrating, y_train, source)
         self.training_clips_ = _clip_records(features.paths)
         self.fit_skipped_ = tuple(getattr(features, "skipped", ()))
         return self
@@ -778,6 +801,46 @@ class BaseDetector:
         scores = self.score(data)
         return scores, self.last_status_
 
+    def score_records(
+        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+    ) -> list[ClipScore]:
+        """Score clips and describe each one: path, group, score, label, status, reason, source sample rate.
+
+        Aligned with the input. A clip that could not be read (``on_error="skip"``)
+        is ``"skipped"``, one whose score is NaN/infinite ``"invalid"``; both
+        score NaN and are labelled 1 (:func:`soundanomaly.results.label_scores`).
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, or ClipFeatures
+        groups, sessions : sequence of str, optional
+            As in :meth:`score`; ``groups`` (or those of a ClipSet or MIMII/DCASE paths) fill ``group``.
+
+        Returns
+        -------
+        list of soundanomaly.results.ClipScore
+
+        Examples
+        --------
+        >>> import numpy as np, soundfile as sf
+        >>> from soundanomaly.detectors import GaussianDetector
+        >>> for i in range(4):
+        ...     sf.write(f"r{i}.wav", np.random.default_rng(i).normal(0, 0.1, 16000), 16000)
+        >>> detector = GaussianDetector(threshold=5.0).fit([f"r{i}.wav" for i in range(3)])
+        >>> row = detector.score_records(["r3.wav"])[0]
+        >>> row.path, row.status, row.source_sr, row.label == int(row.score > 5.0)
+        ('r3.wav', 'ok', 16000, True)
+        """
+        scores = self.score(data, groups=groups, sessions=sessions)
+        return clip_scores(
+            data,
+            scores,
+            label_scores(scores, self.threshold_),
+            getattr(self, "last_status_", ()),
+            getattr(self, "last_source_rates_", ()),
+            group_keys(data, groups, group_by=getattr(self, "group_by", "machine_id"), required=False),
+        )
+
     def _score_clips(
         self, data: ClipData, score_windows: Callable[[FloatArray], npt.NDArray[np.float64]]
     ) -> npt.NDArray[np.float64]:
@@ -787,11 +850,13 @@ class BaseDetector:
             if isinstance(data, ClipFeatures):
                 scores = self._reduce(_checked_window_scores(score_windows, self._checked(data).windows), data.offsets)
                 status = [_STATUS_OK] * len(data)
+                rates: list[int | None] = list(data.source_rates) or [None] * len(data)
                 names = list(data.paths) if data.paths else [f"#{i}" for i in range(len(data))]
             else:
                 paths = self._paths(data)
                 scores = np.full(len(paths), np.nan)
                 status = [_STATUS_OK] * len(paths)
+                rates = [None] * len(paths)
                 names = paths
                 with ProgressBar(total=len(paths), desc="scoring", enabled=bool(self.progress)) as bar:
                     for start in range(0, len(paths), self.chunk_size):
@@ -809,6 +874,8 @@ class BaseDetector:
                         reasons = iter(reason for _, reason in getattr(features, "skipped", ()))
                         for j in (np.flatnonzero(~kept) + start).tolist():
                             status[j] = f"skipped: {next(reasons, 'unreadable')}"
+                        for j, rate in zip(present.tolist(), features.source_rates, strict=False):
+                            rates[j] = rate
                         window_scores = _checked_window_scores(score_windows, features.windows)
                         scores[present] = self._reduce(window_scores, features.offsets)
                         self._raise_invalid(scores[present], [names[j] for j in present.tolist()])
@@ -817,6 +884,7 @@ class BaseDetector:
                 status[j] = _STATUS_INVALID
         self._raise_invalid(scores, names)
         self.last_status_ = tuple(status)
+        self.last_source_rates_ = tuple(rates)
         bad = [s for s in status if s != _STATUS_OK]
         if bad:
             warnings.warn(
@@ -1095,14 +1163,22 @@ class BaseDetector:
     def _score_features(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
         return self._reduce(_checked_window_scores(self._score_windows, features.windows), features.offsets)
 
-    def _set_default_threshold(self, calibrating: bool, train_labels: npt.NDArray[np.int8] | None) -> None:
+    def _calibrate_threshold(
+        self, calibrating: bool, train_labels: npt.NDArray[np.int8] | None, source: str = "holdout"
+    ) -> None:
+        """The threshold step of :meth:`fit`: set ``threshold_`` and ``calibration_``.
+
+        A numeric ``threshold`` is taken as is; otherwise the calibrator runs on
+        ``holdout_scores_`` (the held-out or ``validation`` clips, named by
+        ``source``), or on the training scores when nothing was held out.
+        """
         if not calibrating:
             self.threshold_ = float(self.threshold)  # type: ignore[arg-type]
             self.calibration_ = None
             return
         calibrator = self.threshold if isinstance(self.threshold, ThresholdCalibrator) else None
         calibrator = calibrator or ThresholdCalibrator("target_fpr", target_fpr=DEFAULT_TARGET_FPR)
-        scores, labels, source = self.holdout_scores_, self.holdout_labels_, "holdout"
+        scores, labels = self.holdout_scores_, self.holdout_labels_
         if len(scores) == 0:
             scores, source = self.train_scores_, "training"
             labels = train_labels
@@ -1116,9 +1192,10 @@ class BaseDetector:
         self.calibration_ = calibrator.fit(scores, labels, source=source)
         self.threshold_ = self.calibration_.threshold
 
-    def _split(
+    def _holdout_split(
         self, n: int, y: npt.NDArray[np.int8] | None, calibrating: bool
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(train, held-out)`` clip indices: the hold-out rule (see the class Notes), seeded by ``random_state``."""
         everything = np.arange(n, dtype=np.int64)
         if not calibrating or self.holdout == 0 or not self._uses_base_holdout:
             return everything, np.empty(0, dtype=np.int64)

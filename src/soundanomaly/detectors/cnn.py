@@ -237,11 +237,13 @@ class SpectrogramCNNDetector(BaseDetector):
         self.weights_: list[FloatArray] = [np.asarray(w, dtype=np.float32) for w in model.get_weights()]
         self._model = model
 
-    def _set_default_threshold(self, calibrating: bool, train_labels: npt.NDArray[np.int8] | None) -> None:
+    def _calibrate_threshold(
+        self, calibrating: bool, train_labels: npt.NDArray[np.int8] | None, source: str = "holdout"
+    ) -> None:
         if not calibrating or isinstance(self.threshold, ThresholdCalibrator):
-            super()._set_default_threshold(calibrating, train_labels)
+            super()._calibrate_threshold(calibrating, train_labels, source)
             return
-        scores, labels, source = self.holdout_scores_, self.holdout_labels_, "holdout"
+        scores, labels = self.holdout_scores_, self.holdout_labels_
         if labels is None or len(np.unique(labels)) < 2:
             scores, labels, source = self.train_scores_, train_labels, "training"
             warnings.warn(

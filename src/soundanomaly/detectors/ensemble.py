@@ -213,6 +213,7 @@ class Ensemble(BaseDetector):
         *,
         groups: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None,
+        validation: _MemberData | None = None,
     ) -> Self:
         """Fit every member on the same clips, standardise, and calibrate ``threshold_`` on held-out clips.
 
@@ -225,6 +226,9 @@ class Ensemble(BaseDetector):
         groups, sessions : sequence of str, optional
             Per-clip group / session keys, passed to every member (default:
             from a ClipSet or the paths, see :mod:`soundanomaly.datasets.keys`).
+        validation : optional
+            Not supported: an ensemble standardises and calibrates on its own
+            hold-out (use :meth:`calibrate` afterwards to move the threshold).
 
         Returns
         -------
@@ -235,6 +239,11 @@ class Ensemble(BaseDetector):
         ParameterError
             Bad input, or a member cannot fit (the message names it).
         """
+        if validation is not None:
+            raise ParameterError(
+                "Ensemble calibrates on its own hold-out (which no member trains on); fit it without validation= "
+                "and move the threshold with calibrate(validation_clips)"
+            )
         templates = self._templates()
         parts = self._member_data(data, len(templates))
         n = len(parts[0])
@@ -260,7 +269,7 @@ class Ensemble(BaseDetector):
             n = len(keep)
 
         calibrating = not isinstance(self.threshold, numbers.Real)
-        train_idx, hold_idx = self._split(n, None, calibrating)
+        train_idx, hold_idx = self._holdout_split(n, None, calibrating)
         train_parts = parts if not len(hold_idx) else [_base._take_data(p, train_idx) for p in parts]
         train_groups = None if g is None else g[train_idx]
         train_sessions = None if ses is None else ses[train_idx].tolist()
@@ -306,7 +315,7 @@ class Ensemble(BaseDetector):
             if not finite_train.any():
                 raise InvalidScoreError(["every training clip"])
             self.train_scores_ = self.train_scores_[finite_train]
-        self._set_default_threshold(calibrating, None)
+        self._calibrate_threshold(calibrating, None)
         self.training_clips_ = _base._clip_records(self._clip_paths(parts[0]))
         self.fit_skipped_ = tuple(s for m in models for s in getattr(m, "fit_skipped_", ()))
         return self
@@ -372,6 +381,7 @@ class Ensemble(BaseDetector):
     def _combined(self, parts: list[ClipData], groups: Sequence[str] | None) -> npt.NDArray[np.float64]:
         per_member, status = self._member_scores(parts, groups)
         self.last_status_ = status
+        self.last_source_rates_ = tuple(getattr(self.detectors_[0], "last_source_rates_", ()))
         with np.errstate(invalid="ignore"):
             combined = per_member.mean(axis=0) if self.combine == "mean" else per_member.max(axis=0)
         return np.asarray(combined, dtype=np.float64)  # NaN when a member has none: predict flags it

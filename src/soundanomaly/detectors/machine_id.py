@@ -270,6 +270,7 @@ class MachineIdDetector(BaseDetector):
         features = self._checked(features)
         scores = self._scores_for(features, keys)
         self.last_status_ = ("ok",) * len(scores)
+        self.last_source_rates_ = tuple(features.source_rates) or (None,) * len(scores)
         return scores
 
     # -- persistence --------------------------------------------------------------

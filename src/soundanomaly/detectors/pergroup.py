@@ -173,6 +173,7 @@ class PerGroup(BaseDetector):
         *,
         groups: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None,
+        validation: ClipData | None = None,
     ) -> Self:
         """Fit one model per group.
 
@@ -185,6 +186,10 @@ class PerGroup(BaseDetector):
             Per-clip group keys; default from a ClipSet or the paths.
         sessions : sequence of str, optional
             Per-clip session keys, passed on per group (default from a ClipSet or the paths).
+        validation : ClipSet, sequence of paths, or ClipFeatures, optional
+            Clips to calibrate the wrapper's ``threshold_`` on after the group
+            models are fitted (as :meth:`calibrate` does, with the ``threshold``
+            calibrator or the default one); the group models keep their own thresholds.
 
         Returns
         -------
@@ -224,6 +229,9 @@ class PerGroup(BaseDetector):
         self.calibration_ = None
         self.training_clips_ = [c for g in self.groups_ for c in getattr(self.models_[g], "training_clips_", [])]
         self.fit_skipped_ = tuple(s for g in self.groups_ for s in getattr(self.models_[g], "fit_skipped_", ()))
+        if validation is not None:
+            rule = self.threshold if isinstance(self.threshold, ThresholdCalibrator) else None
+            self.calibrate(validation, calibrator=rule)
         return self
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
@@ -270,6 +278,7 @@ class PerGroup(BaseDetector):
         self._check_data(data)
         scores = np.full(len(data), np.nan)
         status = ["ok"] * len(data)
+        rates: list[int | None] = [None] * len(data)
         session_arr = None if sessions is None else session_keys(data, sessions)
         for key, members in self._routes(data, groups):
             model = self.models_[key]
@@ -277,7 +286,10 @@ class PerGroup(BaseDetector):
             scores[members] = model.score(_subset(data, members), sessions=own) - model.threshold_
             for i, s in zip(members, getattr(model, "last_status_", ()), strict=False):
                 status[int(i)] = s
+            for i, rate in zip(members, getattr(model, "last_source_rates_", ()), strict=False):
+                rates[int(i)] = rate
         self.last_status_ = tuple(status)
+        self.last_source_rates_ = tuple(rates)
         return scores
 
     def calibrate_groups(

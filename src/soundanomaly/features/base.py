@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly._progress import ProgressBar
-from soundanomaly.audio import Channel, _decode_samples, read_bytes
+from soundanomaly.audio import Channel, decode_samples, read_bytes
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
@@ -50,6 +50,9 @@ class ClipFeatures:
         ``(path, reason)`` of each clip that :meth:`BaseFeatureExtractor.extract`
         left out because it could not be read (``on_error="skip"``); empty otherwise.
         ``paths`` lists only the clips that are present.
+    source_rates : tuple of int
+        Sample rate (Hz) each present clip was recorded at, before any
+        resampling; empty for features made from arrays.
 
     Examples
     --------
@@ -67,6 +70,7 @@ class ClipFeatures:
     paths: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     skipped: tuple[tuple[str, str], ...] = ()
+    source_rates: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.windows.ndim != 2:
@@ -77,6 +81,8 @@ class ClipFeatures:
             raise ParameterError("every clip must have at least one feature window")
         if self.paths and len(self.paths) != len(self):
             raise ParameterError(f"got {len(self.paths)} paths for {len(self)} clips")
+        if self.source_rates and len(self.source_rates) != len(self):
+            raise ParameterError(f"got {len(self.source_rates)} source rates for {len(self)} clips")
 
     @classmethod
     def from_arrays(
@@ -86,6 +92,7 @@ class ClipFeatures:
         paths: Sequence[str] = (),
         params: dict[str, Any] | None = None,
         skipped: Sequence[tuple[str, str]] = (),
+        source_rates: Sequence[int] = (),
     ) -> ClipFeatures:
         """Stack per-clip matrices of shape ``(n_windows_i, n_features)``."""
         if len(arrays) == 0:
@@ -96,7 +103,14 @@ class ClipFeatures:
         offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
         np.cumsum([len(a) for a in arrays], out=offsets[1:])
         windows = np.concatenate(arrays).astype(np.float32, copy=False)
-        return cls(windows, offsets, tuple(paths), dict(params or {}), tuple((str(p), str(r)) for p, r in skipped))
+        return cls(
+            windows,
+            offsets,
+            tuple(paths),
+            dict(params or {}),
+            tuple((str(p), str(r)) for p, r in skipped),
+            tuple(int(r) for r in source_rates),
+        )
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -175,17 +189,20 @@ class BaseFeatureExtractor:
     def transform_file(self, path: PathLike, *, channel: Channel = 0) -> FloatArray:
         """Load one clip and return its features; errors name the file."""
         name = os.fspath(path)
-        return self._transform_bytes(read_bytes(name), name, channel)
+        return self._transform_bytes(read_bytes(name), name, channel)[0]
 
-    def _transform_bytes(self, data: bytes, name: str, channel: Channel) -> FloatArray:
+    def _transform_bytes(self, data: bytes, name: str, channel: Channel) -> tuple[FloatArray, int]:
+        """Features of one encoded clip, and the rate the file was recorded at."""
         with _naming(name):
-            samples, gain, sr = _decode_samples(data, name=name, channel=channel, sr=self.target_sr, upsample=False)
+            samples, gain, sr, source_sr = decode_samples(
+                data, name=name, channel=channel, sr=self.target_sr, upsample=False
+            )
             shape = self._output_shape(len(samples)) if samples.ndim == 1 else None
             if shape is None:
-                return _checked_features(self.transform(_as_signal(samples, gain), sr))
+                return _checked_features(self.transform(_as_signal(samples, gain), sr)), source_sr
             out = np.empty(shape, dtype=np.float32)
             self._transform_into(samples, gain, sr, out)
-            return _checked_features(out)
+            return _checked_features(out), source_sr
 
     def extract(
         self,
@@ -267,7 +284,7 @@ class BaseFeatureExtractor:
             if serial and cache is None:
                 return self._extract_serial(names, channel, bar, on_error)
             job = _Job(self, channel, cache)
-            results: list[tuple[FloatArray | None, str]] = []
+            results: list[tuple[FloatArray | None, str, int]] = []
             if serial:
                 for name in names:
                     results.append(job(name))
@@ -283,15 +300,19 @@ class BaseFeatureExtractor:
                 bar.close()
         arrays: list[FloatArray] = []
         kept: list[str] = []
+        rates: list[int] = []
         skipped: list[tuple[str, str]] = []
-        for name, (array, problem) in zip(names, results, strict=True):
+        for name, (array, problem, rate) in zip(names, results, strict=True):
             if array is None:
                 _failed(name, problem, on_error, skipped)
             else:
                 arrays.append(array)
                 kept.append(name)
+                rates.append(rate)
         _check_some_left(names, skipped)
-        return ClipFeatures.from_arrays(arrays, paths=kept, params=self.params(), skipped=skipped)
+        return ClipFeatures.from_arrays(
+            arrays, paths=kept, params=self.params(), skipped=skipped, source_rates=rates if all(rates) else ()
+        )
 
     def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
         """``(n_windows, n_features)`` a clip of ``n_samples`` yields, if known before computing it."""
@@ -301,7 +322,7 @@ class BaseFeatureExtractor:
         """Write the features of the signal ``samples * gain`` into ``out``; subclasses may avoid the temporaries.
 
         ``samples`` is float32, or the int16 view of a PCM-16 file (see
-        :func:`soundanomaly.audio._decode_samples`).
+        :func:`soundanomaly.audio.decode_samples`).
         """
         out[...] = self.transform(_as_signal(samples, gain), sr)
 
@@ -315,13 +336,14 @@ class BaseFeatureExtractor:
         buffer: FloatArray | None = None
         arrays: list[FloatArray] = []  # clips after the first one of unknown shape
         kept: list[str] = []
+        rates: list[int] = []
         skipped: list[tuple[str, str]] = []
         for i, name in enumerate(names):
             start = int(offsets[len(kept)])
             try:
                 with _naming(name):
                     data = read_bytes(name)
-                    samples, gain, sr = _decode_samples(
+                    samples, gain, sr, source_sr = decode_samples(
                         data, name=name, channel=channel, sr=self.target_sr, upsample=False
                     )
                     shape = self._output_shape(len(samples)) if samples.ndim == 1 and not arrays else None
@@ -346,12 +368,13 @@ class BaseFeatureExtractor:
             finally:
                 bar.update()
             kept.append(name)
+            rates.append(source_sr)
             offsets[len(kept)] = end
         _check_some_left(names, skipped)
         offsets = offsets[: len(kept) + 1]
         head = [] if buffer is None else [buffer[: offsets[len(kept) - len(arrays)]]]
         windows = np.concatenate(head + arrays) if arrays else head[0]
-        return ClipFeatures(windows, offsets, tuple(kept), self.params(), tuple(skipped))
+        return ClipFeatures(windows, offsets, tuple(kept), self.params(), tuple(skipped), tuple(rates))
 
     def cache_key(self, data: bytes, channel: Channel) -> str:
         """Hex key of a clip's bytes plus the parameters that shape its features."""
@@ -449,8 +472,8 @@ def _naming(name: str) -> Iterator[None]:
 class _Job:
     """Picklable per-file work item for :meth:`BaseFeatureExtractor.extract`.
 
-    Returns ``(features, "")`` or ``(None, problem)``: library errors travel
-    back as text (an :class:`AudioError` does not survive pickling intact).
+    Returns ``(features, "", source rate)`` or ``(None, problem, 0)``: library errors travel
+    back as text (an :class:`AudioError` does not survive pickling intact); the rate is 0 when unknown.
     """
 
     def __init__(self, extractor: BaseFeatureExtractor, channel: Channel, cache: Path | None) -> None:
@@ -461,31 +484,32 @@ class _Job:
         self.cache = cache
         self.allow_http = _ALLOW_HTTP.get()
 
-    def __call__(self, name: str) -> tuple[FloatArray | None, str]:
+    def __call__(self, name: str) -> tuple[FloatArray | None, str, int]:
         from soundanomaly.audio import _ALLOW_HTTP
 
         token = _ALLOW_HTTP.set(self.allow_http)
         try:
-            return self._run(name), ""
+            features, rate = self._run(name)
+            return features, "", rate
         except AudioError as exc:
-            return None, exc.problem
+            return None, exc.problem, 0
         finally:
             _ALLOW_HTTP.reset(token)
 
-    def _run(self, name: str) -> FloatArray:
-        if self.cache is None:
-            return self.extractor.transform_file(name, channel=self.channel)
+    def _run(self, name: str) -> tuple[FloatArray, int]:
         data = read_bytes(name)
+        if self.cache is None:
+            return self.extractor._transform_bytes(data, name, self.channel)
         key = self.extractor.cache_key(data, self.channel)
         target = self.cache / key[:2] / f"{key}.npy"
         if target.exists():
             try:
                 cached = np.load(target, allow_pickle=False)
                 if cached.ndim == 2 and cached.dtype == np.float32 and len(cached) and np.isfinite(cached).all():
-                    return cached  # type: ignore[no-any-return]
+                    return cached, _header_rate(data)
             except (OSError, ValueError):
                 pass  # a damaged cache entry is recomputed below
-        features = self.extractor._transform_bytes(data, name, self.channel)
+        features, rate = self.extractor._transform_bytes(data, name, self.channel)
         with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npy.tmp")
@@ -496,4 +520,16 @@ class _Job:
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-        return features
+        return features, rate
+
+
+def _header_rate(data: bytes) -> int:
+    """The sample rate a clip's header declares (0 when it cannot be told): for cached features."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        return int(sf.info(io.BytesIO(data)).samplerate)
+    except Exception:  # only informative: the features came from the cache
+        return 0

@@ -180,7 +180,7 @@ class SpectrogramImages(BaseFeatureExtractor):
         list of str
             Where each image went (same order as ``paths``).
         """
-        from soundanomaly.audio import _decode_samples, read_bytes
+        from soundanomaly.audio import decode_samples, read_bytes
         from soundanomaly.features.base import _as_signal
 
         if names is not None and len(names) != len(paths):
@@ -188,7 +188,7 @@ class SpectrogramImages(BaseFeatureExtractor):
         written = []
         for i, path in enumerate(_progress(paths, total=len(paths), desc="images", enabled=progress)):
             name = os.fspath(path)
-            samples, gain, sr = _decode_samples(
+            samples, gain, sr, _ = decode_samples(
                 read_bytes(name), name=name, channel=channel, sr=self.sr, upsample=False
             )
             signal = _as_signal(samples, gain)

@@ -99,7 +99,7 @@ def _log_mel_by_frame(
     """:func:`log_mel_spectrogram` laid out ``(n_frames, n_mels)``, the order the frames are stacked in.
 
     The signal is ``samples * gain``: ``samples`` may be float32 or the int16
-    view :func:`soundanomaly.audio._decode_samples` gives, with the gain folded
+    view :func:`soundanomaly.audio.decode_samples` gives, with the gain folded
     into the window (a power of two, so the result is bit-identical).
 
     Frames that lie inside the clip are windowed straight from ``samples``
