@@ -143,3 +143,38 @@ def test_one_class_auc_warns() -> None:
     with pytest.warns(UndefinedMetricWarning):
         report = Evaluator().evaluate([1, 1], [0.1, 0.9], threshold=0.5)
     assert np.isnan(report.overall.roc_auc) and report.overall.tp == 1
+
+
+def _reference_roc(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hand-written ROC of c91f061 (before scikit-learn computed it): the results must not change."""
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.flatnonzero(np.diff(s)) if len(s) > 1 else np.array([], dtype=np.int64)
+    ends = np.concatenate([distinct, [len(s) - 1]])
+    tps = np.cumsum(y)[ends]
+    fps = (ends + 1) - tps
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    tpr = np.concatenate([[0.0], tps / n_pos]) if n_pos else np.full(len(ends) + 1, np.nan)
+    fpr = np.concatenate([[0.0], fps / n_neg]) if n_neg else np.full(len(ends) + 1, np.nan)
+    return fpr, tpr, np.concatenate([[np.inf], s[ends]])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_roc_through_scikit_learn_equals_the_former_hand_written_one(seed: int) -> None:
+    """ROC, AUC and pAUC are identical to c91f061's own implementation, ties and one-class sets included."""
+    labels, scores = _data(seed, n=[200, 37, 5, 2, 120, 60][seed])
+    if seed == 4:
+        labels[:] = 0  # only normal clips: the TPR is undefined (NaN), the FPR is not
+    if seed == 5:
+        labels[:] = 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        got = roc_curve(labels, scores)
+    want = _reference_roc(labels.astype(np.int8), scores.astype(np.float64))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)  # bit for bit, NaN where a class is absent
+    if 0 < labels.sum() < len(labels):
+        fpr, tpr, _ = want
+        assert roc_auc(labels, scores) == float(np.trapezoid(tpr, fpr))

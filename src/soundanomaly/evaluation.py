@@ -89,16 +89,20 @@ def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[_F64, _F64,
 
 
 def _roc(y: npt.NDArray[np.int8], s: _F64) -> tuple[_F64, _F64, _F64]:
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    distinct = np.flatnonzero(np.diff(s)) if len(s) > 1 else np.array([], dtype=np.int64)
-    ends = np.concatenate([distinct, [len(s) - 1]])
-    tps = np.cumsum(y)[ends]
-    fps = (ends + 1) - tps
-    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    tpr = np.concatenate([[0.0], tps / n_pos]) if n_pos else np.full(len(ends) + 1, np.nan)
-    fpr = np.concatenate([[0.0], fps / n_neg]) if n_neg else np.full(len(ends) + 1, np.nan)
-    return fpr, tpr, np.concatenate([[np.inf], s[ends]])
+    """:func:`sklearn.metrics.roc_curve` at every distinct score; the rate of an absent class is NaN.
+
+    Callers have checked labels and scores (0/1, finite) and warned about a
+    missing class (:class:`UndefinedMetricWarning`); scikit-learn's own warning
+    for it is therefore silenced here.
+    """
+    from sklearn.exceptions import UndefinedMetricWarning as SklearnUndefined
+    from sklearn.metrics import roc_curve as sklearn_roc_curve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SklearnUndefined)
+        fpr, tpr, thresholds = sklearn_roc_curve(y, s, drop_intermediate=False)
+    as_float = np.asarray
+    return as_float(fpr, dtype=np.float64), as_float(tpr, dtype=np.float64), as_float(thresholds, dtype=np.float64)
 
 
 def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
