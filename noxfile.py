@@ -80,6 +80,13 @@ def quality(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def scale(session: nox.Session) -> None:
+    """Scale-out (issue 24): clips/s on 1 and 2 Dask workers, a 100,000-clip job interrupted and resumed (~5 min)."""
+    session.install(*CONSTRAINTS, "-e", ".[dask]")
+    session.run("python", "benchmarks/scale.py", *session.posargs)
+
+
+@nox.session(default=False)
 def container(session: nox.Session) -> None:
     """SageMaker training code under the TF 2.16 image's Python 3.10, TensorFlow 2.16.2 and Keras 3.4.1."""
     session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,export]")

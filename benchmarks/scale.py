@@ -1,0 +1,257 @@
+"""Scale-out benchmark (issue 24): clips/s on 1 and 2 Dask workers, per-core cost, a 100,000-clip resumed job.
+
+Everything is measured in one run, as ratios against a reference measured
+alongside (a shared machine's absolute numbers drift):
+
+1. **Scaling**: ``PerGroup(ClipStatsDetector())`` (the recommended detector)
+   scores ``--clips`` synthetic 10 s fan clips with :func:`soundanomaly.scale.score_many`
+   on a ``dask.distributed.LocalCluster`` of 1 and then 2 single-threaded
+   worker processes; the reference is today's single-process scoring
+   (``detector.score(paths)`` in this process). Rounds alternate and the
+   best of ``--rounds`` is kept for each, so a burst of load from other
+   processes does not decide the ratio. Targets: 2 workers >= 1.7x the
+   clips/s of 1 (on a 2-core machine), and per-worker cost within 10 % of the
+   single-process ms/clip.
+2. **A 100,000-clip job** (0.2 s clips, ``GaussianDetector``, shards of
+   1,000, a local pool of every core) is interrupted at ~50 % (a
+   ``KeyboardInterrupt`` from the progress hook, as Ctrl-C) and resumed; the
+   Parquet output is checked for every clip exactly once, and the driver's
+   resident memory is sampled after every shard (flat = it does not grow with
+   the number of clips).
+3. **Extrapolation** to one year of 10 s clips from 50 microphones
+   (157,680,000 clips) from the measured per-core cost, with the cost of a run
+   on common cloud instance types at approximate on-demand prices.
+
+Usage::
+
+    python benchmarks/scale.py                     # ~5 min on 2 cores
+    python benchmarks/scale.py --clips 200 --tiny 20000 --rounds 1   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+
+import numpy as np
+
+YEAR_50_MICS = 365 * 24 * 360 * 50  # 10 s clips
+#: Approximate on-demand prices (USD per hour, us-east-1, Linux, late 2026 list prices; they change).
+INSTANCES = (
+    ("c7i.4xlarge", 16, 0.71),
+    ("c7i.16xlarge", 64, 2.86),
+    ("c7g.16xlarge (Graviton)", 64, 2.32),
+    ("c7i.16xlarge spot (~65% off)", 64, 1.00),
+)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _write_tiny(root: Path, n: int) -> None:
+    """``n`` clips of 0.2 s (PCM-16) in a MIMII layout, 1,000 per folder, four ids (raw bytes: fast to write)."""
+    import io
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(7)
+    base = (rng.normal(0, 0.05, 3200) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    sf.write(buffer, base, 16000, subtype="PCM_16", format="WAV")
+    header = buffer.getvalue()[: -base.nbytes]
+    made = None
+    for i in range(n):
+        folder = root / f"batch_{i // 1000:03d}" / "fan" / f"id_{(i * 4 // n) * 2:02d}" / "normal"
+        if folder != made:
+            folder.mkdir(parents=True, exist_ok=True)
+            made = folder
+        (folder / f"{i:08d}.wav").write_bytes(header + np.roll(base, i).tobytes())
+
+
+def scaling(work: Path, n_clips: int, rounds: int) -> dict[str, Any]:
+    from distributed import Client, LocalCluster
+
+    from soundanomaly.datasets import MIMII, synthetic
+    from soundanomaly.detectors import ClipStatsDetector, PerGroup
+    from soundanomaly.scale import score_many
+
+    per_id = max(2, n_clips // 4)
+    root = synthetic.write_dataset(work / "clips", ids=(0, 2, 4, 6), n_normal=per_id, n_abnormal=0, seed=3)
+    clips = MIMII(root)
+    paths = list(clips.paths)
+    model = PerGroup(ClipStatsDetector()).fit(clips)
+    folder = model.save(work / "model")
+    model.score(paths[:8])  # warm-up: imports, caches
+    reference: list[float] = []
+    timings: dict[int, list[float]] = {1: [], 2: []}
+    for round_ in range(rounds):
+        start = time.perf_counter()
+        model.score(paths)
+        reference.append((time.perf_counter() - start) / len(paths))
+        for workers in (1, 2):
+            with (
+                LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                client.run(lambda: __import__("soundanomaly.detectors.clipstats"))
+                out = work / f"scores-{workers}-{round_}"
+                shard = max(8, len(paths) // (8 * workers))
+                warm = score_many(folder, paths[: 2 * workers], work / f"warm-{workers}-{round_}", client=client)
+                del warm
+                summary = score_many(folder, str(root), out, client=client, shard_size=shard)
+                timings[workers].append(summary.seconds / summary.clips)
+                shutil.rmtree(out)
+        print(
+            f"  round {round_ + 1}: single process {reference[-1] * 1e3:.2f} ms/clip, 1 worker "
+            f"{timings[1][-1] * 1e3:.2f} ms/clip, 2 workers {timings[2][-1] * 1e3:.2f} ms/clip",
+            flush=True,
+        )
+    best_ref, best_1, best_2 = min(reference), min(timings[1]), min(timings[2])
+    return {
+        "clips": len(paths),
+        "reference_ms_per_clip": best_ref * 1e3,
+        "one_worker_clips_per_s": 1 / best_1,
+        "two_workers_clips_per_s": 1 / best_2,
+        "scaling_ratio": best_1 / best_2,
+        "per_core_ms_per_clip_2_workers": best_2 * 2 * 1e3,
+        "per_core_vs_single_process": best_2 * 2 / best_ref,
+        "rounds": rounds,
+    }
+
+
+def resumed_job(work: Path, n: int) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from soundanomaly.detectors import GaussianDetector
+    from soundanomaly.scale import iter_clips, score_many
+
+    root = work / "tiny"
+    start = time.perf_counter()
+    _write_tiny(root, n)
+    print(f"  wrote {n} clips in {time.perf_counter() - start:.0f} s", flush=True)
+    train = [p for _, p in zip(range(200), iter_clips(root), strict=False)]
+    folder = GaussianDetector(threshold=100.0).fit(train).save(work / "tiny-model")
+    out = work / "tiny-scores"
+    shard_size = 1000
+    n_shards = -(-n // shard_size)
+    samples: list[tuple[int, float]] = []
+    done = [0]
+
+    def hook(shard: int, clips: int) -> None:
+        done[0] += 1
+        samples.append((done[0], rss_mb()))
+        if done[0] == n_shards // 2:
+            raise KeyboardInterrupt
+
+    start = time.perf_counter()
+    try:
+        score_many(folder, root, out, shard_size=shard_size, on_shard=hook)
+        raise SystemExit("the job was not interrupted")
+    except KeyboardInterrupt:
+        first = time.perf_counter() - start
+    partial = len(list(out.glob("part-*.parquet")))
+    start = time.perf_counter()
+    summary = score_many(folder, root, out, shard_size=shard_size, on_shard=hook)
+    second = time.perf_counter() - start
+    paths = pq.read_table(out, columns=["path"]).column("path").to_pylist()
+    listed = sum(1 for _ in iter_clips(root))
+    rss = [mb for _, mb in samples]
+    tenth = max(1, len(rss) // 10)
+    return {
+        "clips": n,
+        "shards": n_shards,
+        "interrupted_after_shards": partial,
+        "resumed_shards": summary.resumed,
+        "rows": len(paths),
+        "unique_paths": len(set(paths)),
+        "listed": listed,
+        "exactly_once": len(paths) == len(set(paths)) == listed == n,
+        "seconds_first_run": first,
+        "seconds_resumed_run": second,
+        "clips_per_s": (n - partial * shard_size) / second,
+        "driver_rss_mb_early": float(np.median(rss[:tenth])),
+        "driver_rss_mb_late": float(np.median(rss[-tenth:])),
+        "driver_rss_mb_max": max(rss),
+    }
+
+
+def extrapolate(per_core_ms: float) -> list[dict[str, Any]]:
+    core_hours = YEAR_50_MICS * per_core_ms / 1e3 / 3600
+    rows = []
+    for name, vcpus, price in INSTANCES:
+        hours = core_hours / vcpus
+        rows.append(
+            {"instance": name, "vcpus": vcpus, "usd_per_hour": price, "instance_hours": hours, "usd": hours * price}
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=400, help="10 s clips for the scaling runs (default 400)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept (3)")
+    parser.add_argument("--tiny", type=int, default=100_000, help="clips of the resumed job (default 100000)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0))
+    print(f"scale benchmark on {cores} core(s), load average {os.getloadavg()[0]:.1f} (other processes share them)")
+    results: dict[str, Any] = {"cores": cores, "load_average_start": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="soundanomaly-scale-") as tmp:
+        work = Path(tmp)
+        print(f"1. scaling: {args.clips} clips of 10 s, PerGroup(ClipStatsDetector()), Dask LocalCluster", flush=True)
+        scale = scaling(work, args.clips, args.rounds)
+        results["scaling"] = scale
+        print(
+            f"   single process {scale['reference_ms_per_clip']:.2f} ms/clip | 1 worker "
+            f"{scale['one_worker_clips_per_s']:.0f} clips/s | 2 workers {scale['two_workers_clips_per_s']:.0f} "
+            f"clips/s | ratio {scale['scaling_ratio']:.2f}x (target >= 1.7) | per core "
+            f"{scale['per_core_ms_per_clip_2_workers']:.2f} ms/clip = {scale['per_core_vs_single_process']:.2f}x "
+            "single process (target <= 1.10)",
+            flush=True,
+        )
+        print(f"2. a {args.tiny}-clip job (0.2 s clips), interrupted at ~50 % and resumed", flush=True)
+        job = resumed_job(work, args.tiny)
+        results["resumed_job"] = job
+        print(
+            f"   interrupted after {job['interrupted_after_shards']}/{job['shards']} shards, resumed "
+            f"{job['resumed_shards']} | rows {job['rows']}, unique {job['unique_paths']}, listed {job['listed']}: "
+            f"exactly once = {job['exactly_once']} | {job['clips_per_s']:.0f} clips/s | driver RSS "
+            f"{job['driver_rss_mb_early']:.0f} MB early, {job['driver_rss_mb_late']:.0f} MB late, max "
+            f"{job['driver_rss_mb_max']:.0f} MB",
+            flush=True,
+        )
+    per_core = scale["per_core_ms_per_clip_2_workers"]
+    table = extrapolate(per_core)
+    results["year_50_mics"] = {"clips": YEAR_50_MICS, "per_core_ms_per_clip": per_core, "instances": table}
+    print(
+        f"3. one year x 50 microphones = {YEAR_50_MICS:,} clips at {per_core:.2f} ms/clip/core = "
+        f"{YEAR_50_MICS * per_core / 3.6e6:,.0f} core-hours (approximate prices; one worker per vCPU assumed)"
+    )
+    print("   | instance | vCPUs | USD/h | instance-hours | USD per run |")
+    print("   |---|---|---|---|---|")
+    for row in table:
+        print(
+            f"   | {row['instance']} | {row['vcpus']} | {row['usd_per_hour']:.2f} | "
+            f"{row['instance_hours']:.1f} | {row['usd']:.0f} |"
+        )
+    results["load_average_end"] = os.getloadavg()[0]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
