@@ -1,23 +1,40 @@
-"""A tiny dependency-free progress bar written to stderr."""
+"""Progress bars: :mod:`tqdm` where someone watches (a terminal, a Jupyter notebook), one summary line in logs.
+
+``tqdm.auto`` draws a widget in a notebook and a text bar in a terminal. When
+stderr is neither (a log file, CI, a pipe), a bar would write thousands of
+carriage-return updates; there the run ends with one summary line instead.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 __all__ = ["ProgressBar", "progress"]
 
 
+def _watched() -> bool:
+    """Whether a person sees stderr live: a terminal, or a Jupyter kernel (its output cell)."""
+    try:
+        if sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class ProgressBar:
     """One bar for a whole run, advanced by :meth:`update` (e.g. once per chunk of clips).
 
-    Draws ``desc [####....] k/n  rate/s`` on stderr when it is a terminal (at
-    most ten times a second), and one summary line at :meth:`close` otherwise,
-    so logs get one line, not thousands.
+    A :mod:`tqdm` bar (``tqdm.auto``: a widget in notebooks) when stderr is
+    watched; otherwise one summary line ``desc [####....] k/n  rate/s`` at
+    :meth:`close`, so logs get one line, not thousands.
 
     Examples
     --------
@@ -33,35 +50,29 @@ class ProgressBar:
         self.desc = desc
         self.enabled = enabled
         self.count = 0
-        self._tty = enabled and sys.stderr.isatty()
         self._start = time.perf_counter()
-        self._last = 0.0
         self._closed = False
+        self._bar: Any = None
+        if enabled and _watched():
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+            self._bar = tqdm(total=total, desc=desc, file=sys.stderr, mininterval=0.1, dynamic_ncols=True)
 
     def update(self, n: int = 1) -> None:
         """Advance by ``n`` items."""
         self.count += n
-        if not self._tty:
-            return
-        now = time.perf_counter()
-        if now - self._last > 0.1 or self.count == self.total:
-            self._last = now
-            _draw(self.desc, self.count, self.total, now - self._start, end="")
+        if self._bar is not None:
+            self._bar.update(n)
 
     def close(self) -> None:
         """Finish the bar (one final line); safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        if self.enabled:
-            _draw(
-                self.desc,
-                self.count,
-                self.total,
-                time.perf_counter() - self._start,
-                end="\n",
-                prefix="\r" if self._tty else "",
-            )
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
+            _summary(self.desc, self.count, self.total, time.perf_counter() - self._start)
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -71,7 +82,13 @@ class ProgressBar:
 
 
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """Yield ``items`` while drawing one :class:`ProgressBar` on stderr."""
+    """Yield ``items`` while drawing one :class:`ProgressBar` on stderr.
+
+    Examples
+    --------
+    >>> list(progress(range(3), desc="clips", enabled=False))
+    [0, 1, 2]
+    """
     if not enabled:
         yield from items
         return
@@ -83,12 +100,12 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
             bar.update()
 
 
-def _draw(desc: str, count: int, total: int | None, elapsed: float, *, end: str, prefix: str = "\r") -> None:
+def _summary(desc: str, count: int, total: int | None, elapsed: float) -> None:
     rate = count / elapsed if elapsed > 0 else 0.0
     if total:
         filled = int(30 * min(count, total) / total)
         bar = f"[{'#' * filled}{'.' * (30 - filled)}] {count}/{total}"
     else:
         bar = f"{count}"
-    sys.stderr.write(f"{prefix}{desc} {bar} {rate:.1f}/s {elapsed:.1f}s{end}")
+    sys.stderr.write(f"{desc} {bar} {rate:.1f}/s {elapsed:.1f}s\n")
     sys.stderr.flush()
