@@ -20,6 +20,7 @@ from soundanomaly.calibration import Calibration, ThresholdCalibrator
 from soundanomaly.datasets import MIMII, ClipSet, synthetic
 from soundanomaly.detectors import (
     AutoencoderDetector,
+    AuxiliaryClassifierDetector,
     BaseDetector,
     DomainKNNDetector,
     GaussianDetector,
@@ -87,6 +88,7 @@ DETECTORS = [
     pytest.param(lambda: DomainKNNDetector(), id="domain-knn"),
     pytest.param(lambda: SelectiveMahalanobisDetector(), id="selective-mahalanobis"),
     pytest.param(lambda: TWFRGMMDetector(), id="twfr-gmm"),
+    pytest.param(lambda: AuxiliaryClassifierDetector(), id="auxiliary", marks=pytest.mark.tf),
 ]
 
 

@@ -36,6 +36,7 @@ PUBLIC_MODULES = [
     "soundanomaly.detectors.domain_knn",
     "soundanomaly.detectors.selective_mahalanobis",
     "soundanomaly.detectors.twfr_gmm",
+    "soundanomaly.detectors.auxiliary",
 ]
 
 

@@ -13,6 +13,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from soundanomaly.detectors.autoencoder import AutoencoderDetector
+from soundanomaly.detectors.auxiliary import AuxiliaryClassifierDetector
 from soundanomaly.detectors.base import (
     DEFAULT_TARGET_FPR,
     FORMAT_VERSION,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_TARGET_FPR",
     "FORMAT_VERSION",
     "AutoencoderDetector",
+    "AuxiliaryClassifierDetector",
     "BaseDetector",
     "ClipStatistics",
     "ClipStatsDetector",

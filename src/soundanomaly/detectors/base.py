@@ -92,6 +92,7 @@ _BUILTIN_DETECTORS = {
     "DomainKNNDetector": "soundanomaly.detectors.domain_knn",
     "SelectiveMahalanobisDetector": "soundanomaly.detectors.selective_mahalanobis",
     "TWFRGMMDetector": "soundanomaly.detectors.twfr_gmm",
+    "AuxiliaryClassifierDetector": "soundanomaly.detectors.auxiliary",
 }
 _EXTRACTORS: dict[str, type[Any]] = {"LogMelFrames": LogMelFrames}
 _DETECTORS: dict[str, type[BaseDetector]] = {}
