@@ -31,6 +31,7 @@ from soundanomaly.scale._sources import iter_clips, iter_shards, shard_digest
 from soundanomaly.scale._work import fingerprint_folder
 
 __all__ = [
+    "AUTO_MIN_CLIPS_PER_JOB",
     "COLUMNS",
     "ScoreSummary",
     "auto_jobs",
