@@ -31,3 +31,14 @@ def test_disabled_bars_write_nothing(monkeypatch: pytest.MonkeyPatch, capfd: pyt
     bar.close()
     bar.close()  # twice is fine
     assert capfd.readouterr().err == ""
+
+
+def test_no_summary_line_after_an_error(capfd: pytest.CaptureFixture[str]) -> None:
+    def run() -> None:
+        with ProgressBar(total=3, desc="scoring") as bar:
+            bar.update()
+            raise RuntimeError("unreadable clip")
+
+    with pytest.raises(RuntimeError):
+        run()
+    assert capfd.readouterr().err == ""  # the error's one line is all the user sees

@@ -77,7 +77,9 @@ class ProgressBar:
     def __enter__(self) -> ProgressBar:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and self._bar is None:  # an error ends the run: its message, not a summary line
+            self._closed = True
         self.close()
 
 

@@ -17,7 +17,7 @@ from soundanomaly.cli._common import (
     max_fpr,
     write_json,
 )
-from soundanomaly.cli.score import model_threshold, score_paths
+from soundanomaly.cli.score import csv_status, model_threshold, score_records
 from soundanomaly.exceptions import SoundAnomalyError
 
 __all__ = ["add_parser", "run"]
@@ -55,6 +55,8 @@ def _training_clips_in(detector: Any, paths: Sequence[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``soundanomaly evaluate``; returns the exit status."""
+    import numpy as np
+
     from soundanomaly.datasets import open_dataset
     from soundanomaly.detectors import load_model
     from soundanomaly.evaluation import Evaluator
@@ -80,22 +82,22 @@ def run(args: argparse.Namespace) -> int:
                 len(clips),
                 seen[0],
             )
-    paths = clips.paths
-    scored = score_paths(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet, desc="scoring")
-    ok = scored.ok
+    records = score_records(detector, clips, skip_errors=args.skip_errors, quiet=args.quiet)
+    ok = [i for i, record in enumerate(records) if record.ok]
     if not ok:
         raise SoundAnomalyError(f"{args.data}: no clip could be scored")
+    scores = np.array([record.score for record in records])
     groups = clips.eval_groups
     report = Evaluator(max_fpr=args.max_fpr).evaluate(
-        clips.labels[ok], scored.scores[ok], threshold=threshold, groups=[groups[i] for i in ok]
+        clips.labels[ok], scores[ok], threshold=threshold, groups=[groups[i] for i in ok]
     )
     print(report.to_markdown())
     if all(record.layout.startswith("dcase") for record in clips):
-        official = Evaluator(max_fpr=args.max_fpr).dcase_score(clips.take(ok), scored.scores[ok])
+        official = Evaluator(max_fpr=args.max_fpr).dcase_score(clips.take(ok), scores[ok])
         print("\nDCASE Task 2 official score:\n\n" + official.to_markdown())
-    left_out = len(paths) - len(ok)
+    left_out = len(records) - len(ok)
     if left_out:
-        counts = Counter(scored.status[i] for i in range(len(paths)) if scored.status[i] != "ok")
+        counts = Counter(csv_status(record) for record in records if not record.ok)
         print(f"\n{left_out} clip(s) left out of the metrics: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if args.json:
         write_json(args.json, report.to_json(), inputs=inputs)

@@ -6,19 +6,16 @@ import argparse
 import logging
 import math
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 from soundanomaly.cli._common import EXIT_PARTIAL, add_skip_errors, chatter, check_out_file, wav_paths, write_csv
-from soundanomaly.cli._score_job import add_scale_options, run_job, score_in_parallel
+from soundanomaly.cli._score_job import add_scale_options, run_job
 from soundanomaly.exceptions import SoundAnomalyError
+from soundanomaly.results import ClipScore
 
-__all__ = ["SCORE_CHUNK", "Scored", "add_parser", "model_threshold", "run", "score_paths"]
+__all__ = ["add_parser", "csv_status", "model_threshold", "run", "score_records"]
 
 _log = logging.getLogger("soundanomaly.cli")
-
-#: Clips scored per ``detector.score`` call (the unit of progress and of error isolation).
-SCORE_CHUNK = 32
 
 
 def add_parser(subparsers: Any) -> None:
@@ -56,95 +53,57 @@ def _model_rate(detector: Any) -> int | None:
     return int(rate) if isinstance(rate, int) else None
 
 
-def _file_rate(path: str) -> int | None:
-    if "://" in path:
-        return None
-    import soundfile as sf
-
-    try:
-        return int(sf.info(path).samplerate)
-    except Exception:  # only informative: the scoring itself reports unreadable clips
-        return None
+def csv_status(record: ClipScore) -> str:
+    """The CSV's status column: ``ok``, ``invalid`` (NaN/inf score) or ``error`` (the clip could not be read)."""
+    return "error" if record.status == "skipped" else "invalid" if not record.ok else "ok"
 
 
-class Scored:
-    """Per-clip outcome of a scoring run: ``score`` (NaN unless ok), ``status`` (ok/invalid/error), ``reason``."""
-
-    def __init__(self, n: int) -> None:
-        import numpy as np
-
-        self.scores = np.full(n, np.nan)
-        self.status = ["ok"] * n
-        self.reason = [""] * n
-
-    def fail(self, index: int, status: str, reason: str) -> None:
-        """Mark clip ``index`` as not scored."""
-        self.status[index] = status
-        self.reason[index] = reason
-
-    @property
-    def ok(self) -> list[int]:
-        """Indices of the clips with a valid score."""
-        return [i for i, s in enumerate(self.status) if s == "ok"]
+def _set_run_options(detector: Any, *, progress: bool, on_error: str) -> None:
+    """This run's choices (the model's saved defaults do not apply to a command line)."""
+    for name, value in (("progress", progress), ("on_error", on_error)):
+        if hasattr(detector, name):
+            setattr(detector, name, value)
 
 
-def score_paths(detector: Any, paths: Sequence[str], *, skip_errors: bool, quiet: bool, desc: str) -> Scored:
-    """Score clips through the detector's public ``score`` only (any detector works), with one progress bar.
+def score_records(detector: Any, data: Any, *, skip_errors: bool, quiet: bool) -> list[ClipScore]:
+    """Score clips into :class:`~soundanomaly.results.ClipScore` records, one per clip, aligned with ``data``.
 
-    Clips are scored in chunks of :data:`SCORE_CHUNK`. A chunk that fails with
-    an unreadable clip (``--skip-errors``) or a non-finite score is re-scored
-    clip by clip to find the culprits. A NaN/inf score is status ``invalid``,
-    never a normal; an unreadable clip is ``error`` (without ``--skip-errors``
-    it stops the run).
+    A library detector describes each clip itself (``score_records``: status,
+    reason, source sample rate, the one predict rule). Without
+    ``skip_errors`` the first unreadable clip stops the run (its error is
+    raised); a NaN/inf score never stops it: that clip is ``invalid`` and
+    labelled an anomaly. A detector written only to the protocol (``score``
+    and ``threshold_``) gets records from its scores.
     """
     import numpy as np
 
-    from soundanomaly._progress import ProgressBar
-    from soundanomaly.exceptions import AudioError, InvalidScoreError, InvalidScoreWarning
+    from soundanomaly.exceptions import InvalidScoreError, InvalidScoreWarning
+    from soundanomaly.results import clip_scores, label_scores
 
-    result = Scored(len(paths))
-
-    def run(chunk: Sequence[str]) -> Any:
-        with warnings.catch_warnings():  # each clip without a valid score is reported below, once
-            warnings.simplefilter("ignore", InvalidScoreWarning)
-            scores = np.asarray(detector.score(list(chunk)), dtype=np.float64)
-        if scores.shape != (len(chunk),):
-            raise SoundAnomalyError(f"the detector returned {scores.shape} scores for {len(chunk)} clips")
-        return scores
-
-    if getattr(detector, "progress", False) is True:
-        detector.progress = False  # this function draws the one bar of the run
-    bar = ProgressBar(total=len(paths), desc=desc, enabled=not quiet)  # closed on success only: no bar after an error
-    for start in range(0, len(paths), SCORE_CHUNK):
-        chunk = paths[start : start + SCORE_CHUNK]
-        try:
-            result.scores[start : start + len(chunk)] = run(chunk)
-            statuses = getattr(detector, "last_status_", None)
-            if isinstance(statuses, tuple) and len(statuses) == len(chunk):
-                for j, text in enumerate(statuses):
-                    if isinstance(text, str) and text.startswith("skipped"):
-                        result.fail(start + j, "error", text.partition(": ")[2] or text)
-        except (AudioError, InvalidScoreError) as exc:
-            if isinstance(exc, AudioError) and not skip_errors:
-                raise
-            for j, path in enumerate(chunk):
-                try:
-                    result.scores[start + j] = run([path])[0]
-                except InvalidScoreError:
-                    result.fail(start + j, "invalid", "NaN or infinite score")
-                except AudioError as clip_error:
-                    if not skip_errors:
-                        raise
-                    result.fail(start + j, "error", clip_error.problem)
-        bar.update(len(chunk))
-    bar.close()
-    for i in map(int, np.flatnonzero(~np.isfinite(result.scores))):
-        if result.status[i] == "ok":
-            result.fail(i, "invalid", "NaN or infinite score")
-    for i, status in enumerate(result.status):
-        if status != "ok":
-            _log.warning("%s: %s (%s)", paths[i], status, result.reason[i])
-    return result
+    paths = list(getattr(data, "paths", data))
+    with warnings.catch_warnings():  # each clip without a valid score is logged below, once
+        warnings.simplefilter("ignore", InvalidScoreWarning)
+        if not callable(getattr(detector, "score_records", None)):
+            scores = np.asarray(detector.score(paths), dtype=np.float64)
+            if scores.shape != (len(paths),):
+                raise SoundAnomalyError(f"the detector returned {scores.shape} scores for {len(paths)} clips")
+            records = clip_scores(paths, scores, label_scores(scores, model_threshold(detector)))
+        else:
+            _set_run_options(detector, progress=not quiet, on_error="skip" if skip_errors else "raise")
+            try:
+                records = list(detector.score_records(data))
+            except InvalidScoreError:  # a NaN score is reported per clip, never a stop: score again, skipping
+                _set_run_options(detector, progress=not quiet, on_error="skip")
+                records = list(detector.score_records(data))
+                unreadable = [r for r in records if r.status == "skipped"]
+                if unreadable and not skip_errors:
+                    raise SoundAnomalyError(f"{unreadable[0].path}: {unreadable[0].reason}") from None
+    if len(records) != len(paths):
+        raise SoundAnomalyError(f"the detector described {len(records)} clips for {len(paths)} clips")
+    for record in records:
+        if not record.ok:
+            _log.warning("%s: %s (%s)", record.path, csv_status(record), record.reason)
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,28 +117,23 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*paths, args.model]
     check_out_file(args.csv, inputs)
     detector = load_model(args.model)
-    threshold = model_threshold(detector)
+    model_threshold(detector)  # refuse a model without a usable threshold before any work
     with allow_http(args.allow_http):
-        scored = score_in_parallel(args, paths, Scored(len(paths)))
-        if scored is None:
-            scored = score_paths(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet, desc="scoring")
+        records = score_records(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet)
     model_rate = _model_rate(detector)
     header = ["path", "score", "label", "status", "reason", "resampled_from_hz"]
-    rows = []
-    for i, path in enumerate(paths):
-        ok = scored.status[i] == "ok"
-        rate = _file_rate(path) if model_rate is not None else None
-        rows.append(
-            [
-                path,
-                f"{scored.scores[i]:.6g}" if ok else "",
-                ("anomaly" if scored.scores[i] > threshold else "normal") if ok else "anomaly",  # fail closed
-                scored.status[i],
-                scored.reason[i],
-                str(rate) if rate is not None and rate != model_rate else "",
-            ]
-        )
+    rows = [
+        [
+            record.path,
+            f"{record.score:.6g}" if record.ok else "",
+            "anomaly" if record.label else "normal",  # label_scores: a clip without a valid score is an anomaly
+            csv_status(record),
+            record.reason,
+            str(record.source_sr) if record.source_sr is not None and record.source_sr != model_rate else "",
+        ]
+        for record in records
+    ]
     write_csv(args.csv, header, rows, inputs=inputs)
     if args.csv:
         _log.info("scores of %d clip(s) written to %s", len(rows), args.csv)
-    return EXIT_PARTIAL if len(scored.ok) < len(paths) else 0
+    return EXIT_PARTIAL if not all(record.ok for record in records) else 0
