@@ -7,6 +7,8 @@ feature windows (``_score_windows``); this class does everything else.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -26,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly import _safeio
+from soundanomaly import sessions as _sessions
 from soundanomaly._progress import ProgressBar
 from soundanomaly._validation import check_finite_float, check_labels, check_positive_int
 from soundanomaly.audio import Channel
@@ -391,6 +394,8 @@ class BaseDetector:
     last_source_rates_: tuple[int | None, ...]
     _fit_groups: npt.NDArray[np.str_] | None
     _fit_sessions: npt.NDArray[np.str_] | None
+    session_thresholds_: dict[str, float]
+    _by_domain: bool = False
     _score_groups: npt.NDArray[np.str_] | None = None
     _score_sessions: npt.NDArray[np.str_] | None = None
 
@@ -644,7 +649,10 @@ class BaseDetector:
         sessions : sequence of str, optional
             Per-clip session keys handed to ``_fit`` as ``self._fit_sessions``;
             default :func:`~soundanomaly.datasets.keys.session_key` of each
-            record or path (a DCASE domain), None if no clip has one.
+            record or path (a DCASE domain), None if no clip has one. With
+            sessions, the threshold is calibrated on whole held-out sessions
+            (days, runs) or per domain (``session_thresholds_``): see
+            :mod:`soundanomaly.sessions`.
         validation : ClipSet, sequence of paths, or ClipFeatures, optional
             Clips to calibrate the threshold on instead of a hold-out: ``fit``
             trains on every clip of ``data`` and runs the ``threshold``
@@ -716,7 +724,7 @@ class BaseDetector:
         if y is not None and self.supervised and len(np.unique(y)) != 2:
             raise ParameterError(f"{name} is supervised: the readable clips hold only one class")
 
-        train_idx, hold_idx = self._holdout_split(len(features), y, calibrating and validation is None)
+        train_idx, hold_idx = self._holdout_split(len(features), y, calibrating and validation is None, s)
         train = features if len(hold_idx) == 0 else _take(features, train_idx)
         self._fit_groups = None if g is None else g[train_idx]
         self._fit_sessions = None if s is None else s[train_idx]
@@ -742,6 +750,9 @@ class BaseDetector:
             self.holdout_labels_ = validation.labels if isinstance(validation, ClipSet) else None
             source = "validation"
         self._calibrate_threshold(calibrating, y_train, source)
+        self.session_thresholds_ = {}
+        if source == "holdout" and s is not None and len(hold_idx) and self._by_domain:
+            self._set_session_thresholds(self.holdout_scores_, s[hold_idx])
         self.training_clips_ = _clip_records(features.paths)
         self.fit_skipped_ = tuple(getattr(features, "skipped", ()))
         return self
@@ -946,8 +957,147 @@ class BaseDetector:
         """Label each clip: **1 = anomaly**, 0 = normal (``score > threshold_``; NaN scores give 1).
 
         The rule is :func:`soundanomaly.results.label_scores`; ``groups`` and ``sessions`` go to :meth:`score`.
+        A clip whose session (given, or from a ClipSet's records) has its own threshold in
+        ``session_thresholds_`` (a domain, an adapted session) is judged by that threshold.
         """
-        return label_scores(self.score(data, groups=groups, sessions=sessions), self.threshold_)
+        scores = self.score(data, groups=groups, sessions=sessions)
+        labels = label_scores(scores, self.threshold_)
+        own = getattr(self, "session_thresholds_", {})
+        keys = session_keys(data, sessions) if own else None
+        if keys is not None:
+            for session, threshold in own.items():
+                members = np.flatnonzero(keys == session)
+                labels[members] = label_scores(scores[members], threshold)
+        return labels
+
+    def adapt(self, data: ClipData, *, sessions: Sequence[str] | None = None) -> Self:
+        """Learn a new session or domain from a few of its **normal** clips, without retraining.
+
+        The clips join the model (memory banks, per-domain statistics: the detector's
+        ``_adapt``); their out-of-fold scores (each clip scored by a copy adapted on
+        the others) calibrate the session's threshold in ``session_thresholds_``, and
+        ``threshold_`` rises to it if it is higher. A fixed numeric ``threshold`` stays.
+        This is the DCASE first-shot setting (10 target clips) and a plant's "mark
+        this period as normal" after a maintenance or a speed change.
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, or ClipFeatures
+            Normal clips of the new session (a labelled ClipSet must hold no anomaly).
+        sessions : sequence of str, optional
+            Per-clip session keys; default the ClipSet's (a DCASE domain) or ``"adapted"``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ParameterError
+            The detector cannot adapt (the message names those that can), or bad input.
+
+        Warns
+        -----
+        CalibrationWarning
+            Fewer adaptation clips than the target false-alarm rate needs (10 clips
+            resolve about 9 %): the session's threshold is its highest out-of-fold score.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from soundanomaly.detectors import ClipStatsDetector
+        >>> from soundanomaly.features import ClipFeatures
+        >>> rng = np.random.default_rng(0)
+        >>> source = ClipFeatures.from_arrays([rng.normal(0, 1, (1, 8)).astype("f4") for _ in range(40)])
+        >>> new_day = ClipFeatures.from_arrays([rng.normal(3, 1, (1, 8)).astype("f4") for _ in range(5)])
+        >>> detector = ClipStatsDetector(threshold=ThresholdCalibrator("target_fpr", target_fpr=0.2)).fit(source)
+        >>> before = detector.predict(new_day).mean()
+        >>> after = detector.adapt(new_day, sessions=["day2"] * 5).predict(new_day).mean()
+        >>> float(before), float(after), sorted(detector.session_thresholds_)
+        (1.0, 0.0, ['day2'])
+        """
+        self._check_fitted()
+        name = type(self).__name__
+        if type(self)._adapt is BaseDetector._adapt:
+            able = sorted(k for k, c in _DETECTORS.items() if c._adapt is not BaseDetector._adapt and k[0] != "_")
+            raise ParameterError(f"{name} cannot adapt to a new session; detectors that can: {', '.join(able)}")
+        self._check_data(data)
+        if isinstance(data, ClipSet) and data.labelled and data.labels.any():
+            raise ParameterError(f"adapt takes normal clips only; {int(data.labels.sum())} of them are abnormal")
+        n = len(data)
+        if sessions is not None:
+            keys = _sessions.check_sessions(sessions, n)
+        else:
+            found = session_keys(data, None)
+            keys = np.full(n, _sessions.ADAPTED_SESSION) if found is None else found
+        if isinstance(data, ClipFeatures):
+            features = self._checked(data)
+        else:
+            paths = self._paths(data)
+            features = self._checked(self._features(paths))
+            keys = keys[_kept_mask(paths, features)]
+        features, _, _, kept_keys = self._drop_nonfinite(features, None, None, keys)
+        keys = keys if kept_keys is None else kept_keys
+        scores = np.empty(0)
+        with _global_rng_kept():
+            if len(features) >= 2:
+                scores = np.full(len(features), np.nan)
+                everything = np.arange(len(features))
+                for fold in _sessions.fold_indices(len(features), random_state=self.random_state):
+                    rest = np.setdiff1d(everything, fold)
+                    partial = self._adapt_copy()
+                    partial._adapt(_take(features, rest), keys[rest])
+                    scores[fold] = partial._score_features(_take(features, fold))
+            self._adapt(features, keys)
+        if isinstance(self.threshold, numbers.Real):
+            return self
+        if len(scores) < 2 or not np.isfinite(scores).all():
+            warnings.warn(
+                f"{name}: {len(features)} usable adaptation clip(s) cannot calibrate a threshold; it stays "
+                f"{self.threshold_:g}",
+                CalibrationWarning,
+                stacklevel=2,
+            )
+            return self
+        calibrator = self.threshold if isinstance(self.threshold, ThresholdCalibrator) else None
+        calibrator = calibrator or ThresholdCalibrator("target_fpr", target_fpr=DEFAULT_TARGET_FPR)
+        if calibrator.strategy == "target_fpr" and len(scores) < calibrator.min_normal_clips():
+            warnings.warn(
+                f"{name}: the adapted session's threshold comes from {len(scores)} clip(s), too few to resolve a "
+                f"false-alarm rate of {calibrator.target_fpr:g}: it is their highest out-of-fold score",
+                CalibrationWarning,
+                stacklevel=2,
+            )
+        self._set_session_thresholds(scores, keys, calibrator)
+        return self
+
+    def _adapt(self, features: ClipFeatures, sessions: npt.NDArray[np.str_]) -> None:
+        """Add normal ``features`` of ``sessions`` (aligned per clip) to the fitted model; no retraining."""
+        raise NotImplementedError  # pragma: no cover - adapt() checks that a subclass overrides it
+
+    def _adapt_copy(self) -> Self:
+        """An independent copy for out-of-fold adaptation scores (override to share heavy, unchanged parts)."""
+        return copy.deepcopy(self)
+
+    def _set_session_thresholds(
+        self,
+        scores: npt.NDArray[np.float64],
+        sessions: npt.NDArray[np.str_],
+        calibrator: ThresholdCalibrator | None = None,
+    ) -> None:
+        """One threshold per session from its normal calibration scores; ``threshold_`` rises to the highest."""
+        if calibrator is None:
+            given = self.threshold if isinstance(self.threshold, ThresholdCalibrator) else None
+            calibrator = given or ThresholdCalibrator("target_fpr", target_fpr=DEFAULT_TARGET_FPR)
+        if calibrator.strategy != "target_fpr":
+            return  # the other strategies need anomalies: one threshold, as calibrated
+        own = _sessions.session_thresholds(scores, sessions, calibrator)
+        self.session_thresholds_ = {**getattr(self, "session_thresholds_", {}), **own}
+        top = max(own.values())
+        if top > self.threshold_:
+            self.threshold_ = top
+            if self.calibration_ is not None:
+                self.calibration_ = dataclasses.replace(self.calibration_, threshold=top)
 
     def calibrate(
         self,
@@ -1047,6 +1197,8 @@ class BaseDetector:
             "training_clips": getattr(self, "training_clips_", []),
             "calibration": None if calibration is None else calibration.to_dict(),
         }
+        if calibration is not None and getattr(self, "session_thresholds_", None):
+            manifest["calibration"] = {**calibration.to_dict(), "sessions": dict(self.session_thresholds_)}
         state: dict[str, Any] = {**self._get_state(), "train_scores": np.asarray(self.train_scores_, np.float64)}
         holdout = getattr(self, "holdout_scores_", None)
         if holdout is not None:
@@ -1153,6 +1305,7 @@ class BaseDetector:
             raise ModelFormatError(f"{folder}: state.npz does not fit {name}: {exc}") from exc
         detector.training_clips_ = manifest.get("training_clips") or []
         detector.calibration_ = _loaded_calibration(manifest.get("calibration"), detector)
+        detector.session_thresholds_ = _loaded_session_thresholds(manifest.get("calibration"))
         _log.debug("loaded %s (format %d) from %s", name, version, folder)
         return detector
 
@@ -1194,12 +1347,30 @@ class BaseDetector:
         self.threshold_ = self.calibration_.threshold
 
     def _holdout_split(
-        self, n: int, y: npt.NDArray[np.int8] | None, calibrating: bool
+        self,
+        n: int,
+        y: npt.NDArray[np.int8] | None,
+        calibrating: bool,
+        sessions: npt.NDArray[np.str_] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """``(train, held-out)`` clip indices: the hold-out rule (see the class Notes), seeded by ``random_state``."""
+        """``(train, held-out)`` clip indices: the hold-out rule (see the class Notes), seeded by ``random_state``.
+
+        With per-clip ``sessions`` (unsupervised detectors), :func:`soundanomaly.sessions.split_by_session`.
+        """
         everything = np.arange(n, dtype=np.int64)
+        self._by_domain = False
         if not calibrating or self.holdout == 0 or not self._uses_base_holdout:
             return everything, np.empty(0, dtype=np.int64)
+        if sessions is not None and y is None:
+            split = _sessions.split_by_session(
+                sessions,
+                holdout=self.holdout,
+                random_state=self.random_state,
+                min_clips=MIN_HOLDOUT_CLIPS,
+                name=type(self).__name__,
+            )
+            self._by_domain = not split.held_sessions
+            return split.train, split.holdout
         rng = np.random.default_rng(self.random_state)
         classes = [everything] if y is None else [np.flatnonzero(y == c) for c in (0, 1)]
         held: list[npt.NDArray[np.int64]] = []
@@ -1505,6 +1676,15 @@ def _loaded_calibration(info: Any, detector: BaseDetector) -> Calibration | None
         )
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(f"invalid saved calibration: {exc}") from exc
+
+
+def _loaded_session_thresholds(info: Any) -> dict[str, float]:
+    if not isinstance(info, dict) or "sessions" not in info:
+        return {}
+    try:
+        return _sessions.check_session_thresholds(info["sessions"], where="saved session thresholds")
+    except ParameterError as exc:
+        raise ModelFormatError(str(exc)) from exc
 
 
 _D = TypeVar("_D", bound="BaseDetector")

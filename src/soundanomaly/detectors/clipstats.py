@@ -331,6 +331,14 @@ class ClipStatsDetector(BaseDetector):
             self.precision_ = np.zeros((0, z.shape[1]))
             self.reference_ = z
 
+    def _adapt(self, features: ClipFeatures, sessions: npt.NDArray[np.str_]) -> None:
+        """k-NN: the new clips join the memory bank (the standardisation stays the training one)."""
+        if self.method != "knn":
+            raise ParameterError(
+                "ClipStatsDetector adapts with method='knn' only (a Mahalanobis fit would be retrained)"
+            )
+        self.reference_ = np.vstack([self.reference_, self._standardise(features.windows)])
+
     def _knn(self, z: npt.NDArray[np.float64], *, exclude_self: bool = False) -> npt.NDArray[np.float64]:
         ref = self.reference_
         d2 = (z**2).sum(axis=1)[:, None] + (ref**2).sum(axis=1)[None, :] - 2.0 * z @ ref.T
