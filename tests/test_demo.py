@@ -57,7 +57,11 @@ def test_demo_writes_a_complete_report_and_replaces_only_its_own(tmp_path: Path)
     assert all(int(row["predicted"]) == int(float(row["score"]) > model.threshold_) for row in rows)
     assert result.out == out  # type: ignore[attr-defined]
     # a second run replaces the report it wrote itself (no --force needed) and leaves no temporaries
-    (out / "stale.txt").write_text("from an older run")
     _demo(out, cache)
-    assert not (out / "stale.txt").exists()
+    assert (out / "index.html").is_file()
+    # a file the user added to the report folder is never deleted silently (#23): refused, unless overwrite
+    (out / "mine.txt").write_text("my notes on this run")
+    with pytest.raises(OutputExistsError, match=r"mine\.txt"):
+        _demo(out, cache)
+    assert (out / "mine.txt").read_text() == "my notes on this run"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from soundanomaly._validation import check_finite_float, check_labels, check_scores
 from soundanomaly.exceptions import ParameterError, SoundAnomalyWarning
+from soundanomaly.results import label_scores
 
 if TYPE_CHECKING:  # pragma: no cover - the DCASE score lives in its own module
     from soundanomaly.datasets.mimii import ClipSet
@@ -198,7 +199,7 @@ class Metrics:
 
     @classmethod
     def compute(cls, labels: npt.NDArray[np.int8], scores: _F64, threshold: float, max_fpr: float) -> Metrics:
-        predicted = scores > threshold
+        predicted = label_scores(scores, threshold).astype(bool)  # the one predict rule
         tp = int(np.sum(predicted & (labels == 1)))
         fp = int(np.sum(predicted & (labels == 0)))
         fn = int(np.sum(~predicted & (labels == 1)))
