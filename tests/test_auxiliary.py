@@ -85,7 +85,7 @@ def test_save_load_and_adapt(dcase_like, tmp_path: Path):
     rng = np.random.default_rng(3)
     new = ClipFeatures.from_arrays([rng.normal(0, 1, (1, D)).astype(np.float32) for _ in range(5)])
     before = detector.score(new)
-    detector._adapt(new, np.array(["after-maintenance"] * 5))
+    detector.adapt(new, sessions=["after-maintenance"] * 5)
     assert "after-maintenance" in detector.sessions_
     assert (detector.score(new) <= before + 1e-9).all()
     loaded = load_model(detector.save(tmp_path / "model"))

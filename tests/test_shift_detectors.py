@@ -98,7 +98,7 @@ def test_adapt_adds_a_domain_without_retraining(factory, data):
     detector = factory().fit(data["source"], sessions=["source"] * 60)
     before = detector.score(data["target_normal"])
     source_before = detector.score(data["source"])
-    detector._adapt(data["target"], np.array(["target"] * 10))
+    detector.adapt(data["target"], sessions=["target"] * 10)
     assert sorted(detector.sessions_) == ["source", "target"]
     after = detector.score(data["target_normal"])
     assert np.median(after) < np.median(before)
@@ -110,7 +110,7 @@ def test_adapt_adds_a_domain_without_retraining(factory, data):
 @pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
 def test_save_load_roundtrip_after_adapt(factory, data, tmp_path: Path):
     detector = factory().fit(data["source"], sessions=["source"] * 60)
-    detector._adapt(data["target"], np.array(["target"] * 10))
+    detector.adapt(data["target"], sessions=["target"] * 10)
     path = detector.save(tmp_path / "model")
     loaded = load_model(path)
     assert type(loaded) is type(detector) and loaded.sessions_ == detector.sessions_
