@@ -317,3 +317,19 @@ def test_cli_scheduler_scores_an_s3_prefix(
     address = client.scheduler.address
     assert main(["score", str(folder), "s3://plant/audio/", "--scheduler", address, "--out", str(out), "-q"]) == 0
     _check_exactly_once(out, urls, serial)
+
+
+def test_cli_evaluate_with_jobs_equals_serial(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundanomaly.cli import main
+    from soundanomaly.datasets import MIMII
+
+    clips = MIMII(tiny_root)
+    normal = [p for p, r in zip(clips.paths, clips, strict=True) if r.label == "normal"][:6]
+    folder = GaussianDetector(threshold=40.0).fit(normal).save(tmp_path / "model")
+    reports = []
+    for jobs in ("1", "2"):
+        assert main(["evaluate", str(folder), str(tiny_root), "--jobs", jobs, "-q"]) == 0
+        reports.append(capsys.readouterr().out)
+    assert reports[0] == reports[1] and "AUC" in reports[0]

@@ -10,20 +10,25 @@ from typing import Any
 from soundanomaly.cli._common import EXIT_PARTIAL, int_type
 from soundanomaly.exceptions import AudioError, SoundAnomalyError
 
-__all__ = ["add_scale_options", "run_job", "score_in_parallel"]
+__all__ = ["add_jobs_option", "add_scale_options", "run_job", "score_in_parallel"]
 
 _log = logging.getLogger("soundanomaly.cli")
 
 
-def add_scale_options(parser: argparse.ArgumentParser) -> None:
-    """``--jobs``, ``--out``, ``--scheduler`` and ``--shard-size`` of ``score``."""
-    group = parser.add_argument_group("many clips: all cores, a Dask cluster, resumable Parquet output")
-    group.add_argument(
+def add_jobs_option(parser: Any) -> None:
+    """``--jobs N`` (score, evaluate): worker processes on this machine."""
+    parser.add_argument(
         "--jobs",
         type=int_type(1),
         help="worker processes on this machine (default: every core when there are enough clips to pay "
         "for starting them, else 1)",
     )
+
+
+def add_scale_options(parser: argparse.ArgumentParser) -> None:
+    """``--jobs``, ``--out``, ``--scheduler`` and ``--shard-size`` of ``score``."""
+    group = parser.add_argument_group("many clips: all cores, a Dask cluster, resumable Parquet output")
+    add_jobs_option(group)
     group.add_argument(
         "--out",
         help="write Parquet partitions (path, group, score, label, status, reason) into this folder instead of a "
@@ -99,20 +104,28 @@ def _client(address: str) -> Any:
         raise SoundAnomalyError(f"cannot reach the Dask scheduler at {address} ({exc})") from exc
 
 
-def score_in_parallel(args: argparse.Namespace, paths: Sequence[str], scored: Any) -> Any:
-    """Fill ``scored`` (``cli.score.Scored``) on a local pool when it pays; None to score in this process."""
+def score_in_parallel(args: argparse.Namespace, paths: Sequence[str]) -> list[Any] | None:
+    """Score ``paths`` on a local pool when it pays (``--jobs``, else :func:`soundanomaly.scale.auto_jobs`).
+
+    Returns the :class:`~soundanomaly.results.ClipScore` records in input
+    order, or None when one process is the better choice (the caller scores
+    in this process). Without ``--skip-errors`` the first unreadable clip stops
+    the run, as in one process.
+    """
+    from soundanomaly.cli.score import csv_status
     from soundanomaly.scale import auto_jobs, score_clips
 
     jobs = args.jobs if args.jobs is not None else auto_jobs(len(paths))
     if jobs <= 1:
         return None
-    rows = score_clips(
-        args.model, paths, jobs=jobs, on_error="skip" if args.skip_errors else "raise", allow_http=args.allow_http
+    records = score_clips(
+        args.model,
+        paths,
+        jobs=jobs,
+        on_error="skip" if args.skip_errors else "raise",
+        allow_http=getattr(args, "allow_http", False),
     )
-    for i, row in enumerate(rows):
-        if row.status == "ok":
-            scored.scores[i] = row.score
-        else:
-            scored.fail(i, "error" if row.status == "skipped" else "invalid", row.reason)
-            _log.warning("%s: %s (%s)", row.path, row.status, row.reason)
-    return scored
+    for record in records:
+        if not record.ok:
+            _log.warning("%s: %s (%s)", record.path, csv_status(record), record.reason)
+    return records

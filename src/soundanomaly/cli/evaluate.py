@@ -17,6 +17,7 @@ from soundanomaly.cli._common import (
     max_fpr,
     write_json,
 )
+from soundanomaly.cli._score_job import add_jobs_option, score_in_parallel
 from soundanomaly.cli.score import csv_status, model_threshold, score_records
 from soundanomaly.exceptions import SoundAnomalyError
 
@@ -41,6 +42,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_skip_errors(evaluate)
     add_selection(evaluate)
+    add_jobs_option(evaluate)
     evaluate.set_defaults(func=run)
 
 
@@ -82,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
                 len(clips),
                 seen[0],
             )
-    records = score_records(detector, clips, skip_errors=args.skip_errors, quiet=args.quiet)
+    records = score_in_parallel(args, clips.paths) or score_records(
+        detector, clips, skip_errors=args.skip_errors, quiet=args.quiet
+    )
     ok = [i for i, record in enumerate(records) if record.ok]
     if not ok:
         raise SoundAnomalyError(f"{args.data}: no clip could be scored")

@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from soundanomaly.cli._common import EXIT_PARTIAL, add_skip_errors, chatter, check_out_file, wav_paths, write_csv
-from soundanomaly.cli._score_job import add_scale_options, run_job
+from soundanomaly.cli._score_job import add_scale_options, run_job, score_in_parallel
 from soundanomaly.exceptions import SoundAnomalyError
 from soundanomaly.results import ClipScore
 
@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
     detector = load_model(args.model)
     model_threshold(detector)  # refuse a model without a usable threshold before any work
     with allow_http(args.allow_http):
-        records = score_records(detector, paths, skip_errors=args.skip_errors, quiet=args.quiet)
+        records = score_in_parallel(args, paths) or score_records(
+            detector, paths, skip_errors=args.skip_errors, quiet=args.quiet
+        )
     model_rate = _model_rate(detector)
     header = ["path", "score", "label", "status", "reason", "resampled_from_hz"]
     rows = [

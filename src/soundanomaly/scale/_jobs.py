@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import multiprocessing
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -139,7 +141,12 @@ class _Runner:
         self.restarts = 0
 
     def _new_pool(self) -> Executor:
-        return _InProcess() if self.jobs == 1 else ProcessPoolExecutor(max_workers=self.jobs)
+        if self.jobs == 1:
+            return _InProcess()
+        # fork starts in milliseconds and needs no ``if __name__ == "__main__"`` guard in the user's script; but
+        # a forked child of a process running TensorFlow's threads can deadlock, so then a clean forkserver
+        context = multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
+        return ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
 
     def ship(self, folder: Path, fingerprint: str) -> Any:
         """The model argument of every task: scattered once to each Dask worker, or a path for shared files."""
@@ -391,7 +398,6 @@ def score_clips(
     Returns
     -------
     list of ClipScore
-        ``source_sr`` is None (not read by the workers).
 
     Examples
     --------
@@ -442,7 +448,7 @@ def score_clips(
                             int(columns["label"][i]),
                             columns["status"][i],
                             columns["reason"][i],
-                            None,
+                            columns["source_sr"][i],
                         )
                     )
 

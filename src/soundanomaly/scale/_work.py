@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soundanomaly.exceptions import ModelFormatError, ParameterError, SoundAnomalyError
+from soundanomaly.exceptions import ModelFormatError, SoundAnomalyError
 
 __all__ = ["ModelPayload", "ModelRef", "extract_shard", "fingerprint_folder", "score_shard"]
 
@@ -143,10 +143,15 @@ def _load_uncached(model: ModelPayload | ModelRef) -> Any:
                 raise ModelFormatError(f"model file name {name!r} leaves the model folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        try:  # unreadable clips get a row each instead of stopping the shard
-            return load_model(root, on_error="skip", progress=False, n_jobs=1)
-        except ParameterError:
-            return load_model(root)
+        detector = load_model(root)
+    for name, value in (
+        ("on_error", "skip"),
+        ("progress", False),
+        ("n_jobs", 1),
+    ):  # this run's options, not the model's
+        if hasattr(detector, name):
+            setattr(detector, name, value)  # skip: an unreadable clip gets its own row instead of stopping the shard
+    return detector
 
 
 def group_of(path: str) -> str | None:
@@ -157,80 +162,32 @@ def group_of(path: str) -> str | None:
 
 
 def score_shard(model: ModelPayload | ModelRef, names: Sequence[str], allow_http: bool = False) -> dict[str, list[Any]]:
-    """Score one shard of clips; returns the columns ``path, group, score, label, status, reason``.
+    """Score one shard of clips; returns the columns ``path, group, score, label, status, reason, source_sr``.
 
-    Every clip gets one row, in input order. A clip that cannot be read is
-    ``status="skipped"`` with the reason; a NaN/infinite score is
-    ``"invalid"``; both have a NaN score and label 1 (fail closed).
+    Every clip gets one row, in input order (the detector's
+    ``score_records``). A clip that cannot be read is ``status="skipped"``
+    with the reason; a NaN/infinite score is ``"invalid"``; both have a NaN
+    score and label 1 (fail closed).
     """
-    import numpy as np
-
     from soundanomaly.audio import allow_http as allowing_http
-    from soundanomaly.exceptions import AudioError, InvalidScoreWarning
-    from soundanomaly.results import label_scores
+    from soundanomaly.exceptions import InvalidScoreWarning
 
     detector = _load(model)
-    threshold = float(detector.threshold_)
     paths = [str(name) for name in names]
-    scores = np.full(len(paths), np.nan)
-    statuses: list[str] = ["ok"] * len(paths)
-    reasons: list[str] = [""] * len(paths)
     with allowing_http(allow_http), warnings.catch_warnings():
         warnings.simplefilter("ignore", InvalidScoreWarning)  # each clip without a score has its own row
-        for start in range(0, len(paths), _chunk(detector)):
-            chunk = paths[start : start + _chunk(detector)]
-            try:
-                scores[start : start + len(chunk)] = _score(detector, chunk)
-                found = getattr(detector, "last_status_", None)
-                texts = list(found) if isinstance(found, tuple) and len(found) == len(chunk) else ["ok"] * len(chunk)
-            except AudioError:  # every clip of the chunk failed, or the detector stops at the first one
-                texts = [_one(detector, path, scores, start + j) for j, path in enumerate(chunk)]
-            for j, text in enumerate(texts):
-                status, _, reason = str(text).partition(": ")
-                if status != "ok":
-                    statuses[start + j] = "skipped" if status == "skipped" else "invalid"
-                    reasons[start + j] = reason or status
-    for i in np.flatnonzero(~np.isfinite(scores)).tolist():
-        if statuses[i] == "ok":
-            statuses[i], reasons[i] = "invalid", "NaN or infinite score"
-        scores[i] = math.nan
-    labels = label_scores(scores, threshold)
+        records = detector.score_records(paths)
+    if len(records) != len(paths):
+        raise SoundAnomalyError(f"the detector described {len(records)} clips for {len(paths)}")
     return {
         "path": paths,
-        "group": [group_of(path) for path in paths],
-        "score": scores.tolist(),
-        "label": labels.tolist(),
-        "status": statuses,
-        "reason": reasons,
+        "group": [record.group for record in records],
+        "score": [math.nan if not record.ok else float(record.score) for record in records],
+        "label": [int(record.label) for record in records],
+        "status": [str(record.status) for record in records],
+        "reason": [str(record.reason) for record in records],
+        "source_sr": [record.source_sr for record in records],
     }
-
-
-def _chunk(detector: Any) -> int:
-    size = getattr(detector, "chunk_size", 64)
-    return size if isinstance(size, int) and size > 0 else 64
-
-
-def _score(detector: Any, chunk: list[str]) -> Any:
-    import numpy as np
-
-    values = np.asarray(detector.score(chunk), dtype=np.float64)
-    if values.shape != (len(chunk),):
-        raise SoundAnomalyError(f"the detector returned {values.shape} scores for {len(chunk)} clips")
-    return values
-
-
-def _one(detector: Any, path: str, scores: Any, index: int) -> str:
-    """Score one clip into ``scores[index]``; its status text (``"ok"``, ``"skipped: ..."``, ``"invalid: ..."``)."""
-    from soundanomaly.exceptions import AudioError, InvalidScoreError
-
-    try:
-        scores[index] = _score(detector, [path])[0]
-    except InvalidScoreError:
-        return "invalid: NaN or infinite score"
-    except AudioError as exc:
-        return f"skipped: {exc.problem}"
-    found = getattr(detector, "last_status_", None)
-    return str(found[0]) if isinstance(found, tuple) and len(found) == 1 else "ok"
 
 
 def extract_shard(
