@@ -73,6 +73,13 @@ def benchmarks(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def shift(session: nox.Session) -> None:
+    """Domain-shift benchmark (issue 22): DCASE-style table on the synthetic shift set, every detector (~15 min)."""
+    session.install(*CONSTRAINTS, "-e", ".[tf]")
+    session.run("python", "benchmarks/shift.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(default=False)
 def quality(session: nox.Session) -> None:
     """Detection quality in noise (issue 14): SNR x severity x fault grid, every detector (8-15 min on 2 cores)."""
     session.install(*CONSTRAINTS, "-e", ".[tf]")

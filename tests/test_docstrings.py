@@ -37,6 +37,9 @@ PUBLIC_MODULES = [
     "soundanomaly.detectors.selective_mahalanobis",
     "soundanomaly.detectors.twfr_gmm",
     "soundanomaly.detectors.auxiliary",
+    "soundanomaly.datasets.shift",
+    "soundanomaly.sessions",
+    "soundanomaly.presets",
 ]
 
 

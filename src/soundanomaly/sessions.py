@@ -113,6 +113,12 @@ class SessionSplit:
         ``"clips"``: random clips of the one training session.
     held_sessions : tuple of str
         The sessions held out whole.
+
+    Examples
+    --------
+    >>> split = split_by_session(["a"] * 5 + ["b"] * 5 + ["c"] * 5, holdout=0.3, random_state=1)
+    >>> split.strategy, sorted(set(split.held_sessions)) == sorted({"abc"[i // 5] for i in split.holdout})
+    ('sessions', True)
     """
 
     train: _I64

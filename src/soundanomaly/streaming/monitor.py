@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from soundanomaly.audio import check_rate
 from soundanomaly.exceptions import ParameterError
+from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.logmel import LogMelFrames
 from soundanomaly.streaming.events import Alerter, Event, MonitorCalibration, WindowScore, count_events
 from soundanomaly.streaming.frontend import FramePipeline, SampleBuffer, as_mono
@@ -123,6 +124,7 @@ class Monitor:
         self.window_seconds = float(window_seconds)
         self.hop_seconds = float(hop_seconds)
         self.threshold = float(model.threshold_ if threshold is None else threshold)
+        self._threshold_given = threshold is not None
         self.raise_k, self.raise_n, self.clear_m = raise_k, raise_n, clear_m
         self.channel = channel
         self.alerter = Alerter(self.threshold, raise_k=raise_k, raise_n=raise_n, clear_m=clear_m)
@@ -236,6 +238,67 @@ class Monitor:
         self._next_window = 0
         self._next_end = 0  # the buffer's end at which the next window is due (0: not known yet)
         self._stream_samples = 0
+
+    def adapt(self, samples: npt.ArrayLike, sr: int, *, session: str = "adapted") -> int:
+        """Mark a stretch of audio as normal: the detector adapts to it (a maintenance, a speed change).
+
+        The audio is cut into consecutive windows of ``window_seconds``; the detector's
+        :meth:`~soundanomaly.detectors.base.BaseDetector.adapt` takes them as normal clips of
+        ``session`` (memory banks and thresholds updated, no retraining), and the alert
+        threshold follows the detector's unless one was given to the monitor. The stream
+        goes on where it was.
+
+        Parameters
+        ----------
+        samples : array-like [shape=(n_samples,) or (n_samples, n_channels)]
+            At least two windows of normal sound (the monitor's ``channel`` of a multichannel block).
+        sr : int
+            Sample rate in Hz: the detector's features' rate (no resampling here).
+        session : str, default "adapted"
+
+        Returns
+        -------
+        int
+            The number of windows the detector adapted on.
+
+        Raises
+        ------
+        ParameterError
+            Fewer than two windows, another sample rate, or a detector that cannot adapt.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from soundanomaly.detectors import ClipStatsDetector
+        >>> from soundanomaly.features import ClipFeatures
+        >>> from soundanomaly.detectors import ClipStatistics
+        >>> rng = np.random.default_rng(0)
+        >>> extractor = ClipStatistics(n_fft=256, n_bands=16)
+        >>> train = ClipFeatures.from_arrays([extractor.transform(rng.normal(0, 0.1, 4000).astype("f4"), 4000)
+        ...                                   for _ in range(20)])
+        >>> monitor = Monitor(ClipStatsDetector(features=extractor, threshold=1.0).fit(train), window_seconds=1.0)
+        >>> monitor.adapt(rng.normal(0, 0.3, 12000).astype("f4"), 4000, session="after maintenance")
+        3
+        """
+        signal = as_mono(np.asarray(samples, dtype=np.float32), self.channel)
+        features = self.detector.features
+        model_sr = getattr(features, "target_sr", getattr(features, "sr", None))
+        if model_sr is not None and int(sr) != int(model_sr):
+            raise ParameterError(f"adapt needs audio at the features' rate, {model_sr} Hz; got {sr} Hz")
+        window = round(self.window_seconds * sr)
+        count = len(signal) // window if window > 0 else 0
+        if count < 2:
+            raise ParameterError(
+                f"adapt needs at least 2 windows of {self.window_seconds:g} s, got {len(signal) / sr:.3g} s of audio"
+            )
+        vectors = [features.transform(np.array(signal[i * window : (i + 1) * window]), int(sr)) for i in range(count)]
+        before = float(self.detector.threshold_)
+        self.detector.adapt(ClipFeatures.from_arrays(vectors), sessions=[session] * count)
+        if self._frames is not None and self.sr_ is not None:  # a frame pipeline may hold the old model's terms
+            self._frames = FramePipeline(features, self.sr_, self._sizes[0], self.detector)
+        if not self._threshold_given:
+            self.set_threshold(self.threshold + float(self.detector.threshold_) - before)
+        return count
 
     def set_threshold(self, threshold: float) -> None:
         """Change the alert threshold (ongoing events keep the old one)."""
