@@ -333,3 +333,17 @@ def test_cli_evaluate_with_jobs_equals_serial(
         assert main(["evaluate", str(folder), str(tiny_root), "--jobs", jobs, "-q"]) == 0
         reports.append(capsys.readouterr().out)
     assert reports[0] == reports[1] and "AUC" in reports[0]
+
+
+def test_cli_train_with_jobs_equals_serial(tiny_root: Path, tmp_path: Path) -> None:
+    from soundanomaly.cli import main
+    from soundanomaly.detectors import load_model
+
+    thresholds = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"model-{jobs}"
+        assert main(["train", str(tiny_root), "--out", str(out), "--detector", "gaussian", "--jobs", jobs, "-q"]) == 0
+        model = load_model(out)
+        assert model.n_jobs == 1  # --jobs is not saved with the model
+        thresholds.append(model.threshold_)
+    assert thresholds[0] == pytest.approx(thresholds[1], rel=1e-6)

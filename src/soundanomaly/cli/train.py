@@ -18,6 +18,7 @@ from soundanomaly.cli._common import (
     positive,
     require_tensorflow,
 )
+from soundanomaly.cli._score_job import add_jobs_option
 from soundanomaly.exceptions import SoundAnomalyError
 
 __all__ = ["add_parser", "run"]
@@ -62,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
     train.add_argument("--seed", type=non_negative, default=0, help="random seed (default: 0)")
     add_skip_errors(train)
     add_selection(train)
+    add_jobs_option(train)
     train.set_defaults(func=run)
 
 
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         MachineIdDetector,
         PerGroup,
     )
+    from soundanomaly.scale import auto_jobs
 
     check_out_folder(args.out, force=args.force, inputs=[args.data])
     if args.detector in ("autoencoder", "machine-id"):
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "progress": not args.quiet,
         "on_error": "skip" if args.skip_errors else "raise",
         "random_state": args.seed,
+        "n_jobs": args.jobs if args.jobs is not None else auto_jobs(len(normal)),  # feature extraction workers
     }
     detector: BaseDetector
     verbose = 2 if args.verbose else 0  # Keras' per-epoch lines only with -v
@@ -103,7 +107,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         detector = GaussianDetector(**common)
     if args.per_id:  # one model (and one calibrated threshold) per machine id / DCASE section
-        detector = PerGroup(detector, progress=common["progress"], on_error=common["on_error"], random_state=args.seed)
+        detector = PerGroup(
+            detector,
+            progress=common["progress"],
+            on_error=common["on_error"],
+            random_state=args.seed,
+            n_jobs=common["n_jobs"],
+        )
     _log.info(
         "training %s on %d normal clips (%g held out to calibrate)",
         args.detector,
@@ -118,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if calibration is not None:
         _log.info("threshold %.6g (target_fpr=%g on %s)", detector.threshold_, args.target_fpr, where)
     detector.progress = False  # a saved model is quiet when loaded; the CLI draws its own bars
+    detector.n_jobs = 1  # --jobs is this machine's choice, not the model's
     detector.on_error = "raise"  # --skip-errors is this run's choice, not the model's default
     saved = detector.save(args.out, overwrite=args.force, inputs=[args.data])
     _log.info("model saved to %s", saved)
