@@ -4,7 +4,7 @@ Monitor a machine
 
 Put a microphone next to a fan and get told, within a second, when it starts
 to sound wrong, and what changed. This example trains the Gaussian baseline
-on a few normal clips, calibrates a :class:`~soundanomaly.monitor.Monitor`'s
+on a few normal clips, calibrates a :class:`~soundanomaly.streaming.Monitor`'s
 alert threshold for zero false alarms on normal audio, streams a recording in
 which the fan develops an imbalance after 20 s, and explains the alert: which
 mel bands deviate, and where.
@@ -66,7 +66,7 @@ print(monitor.events)
 # %%
 # A long recording: scan it
 # -------------------------
-# :func:`~soundanomaly.monitor.scan` reads a file block by block (memory flat
+# :func:`~soundanomaly.streaming.scan` reads a file block by block (memory flat
 # in its length) and returns the score curve and the events; the command
 # line's ``soundanomaly scan MODEL long.wav --out scan/`` writes the same as
 # CSV files and a plot.

@@ -123,7 +123,7 @@ def feature_contributions(detector: Any, windows: FloatArray) -> _F64:
     """
     provide = getattr(detector, "feature_contributions", None)
     if not callable(provide):
-        provide = getattr(detector, "_feature_contributions", None)  # the hook's name before 0.x: still honoured
+        provide = getattr(detector, "_feature_contributions", None)  # its former, private name: still honoured
     if not callable(provide):
         raise ParameterError(
             f"{type(detector).__name__} has no per-feature contributions: explanations need a detector with a "

@@ -219,10 +219,26 @@ def mel_db(power: FloatArray, *, sr: int, n_mels: int, amin: float = AMIN, out: 
     db = np.empty((len(power), n_mels), dtype=np.float32) if out is None else out
     for bands, bins, block in _mel_blocks(sr, n_fft, n_mels):
         np.matmul(power[:, bins], block, out=db[:, bands])
-    np.maximum(db, amin, out=db)
+    np.maximum(db, _floor(len(db), n_mels, float(amin)), out=db)
     np.log10(db, out=db)
     db *= 10.0
     return db
+
+
+_FLOORS: dict[tuple[int, float], FloatArray] = {}
+
+
+def _floor(n: int, n_mels: int, amin: float) -> FloatArray:
+    """A read-only ``(n, n_mels)`` array of ``amin`` (``np.maximum`` against an array runs several times faster
+    than against a scalar at these sizes); one per parameter pair, grown as needed."""
+    floor = _FLOORS.get((n_mels, amin))
+    if floor is None or len(floor) < n:
+        floor = np.full((max(n, 64), n_mels), amin, dtype=np.float32)
+        floor.setflags(write=False)
+        if len(_FLOORS) >= 16:  # a bounded cache, whatever parameters callers try
+            _FLOORS.clear()
+        _FLOORS[(n_mels, amin)] = floor
+    return floor[:n]
 
 
 @functools.lru_cache(maxsize=16)
