@@ -119,6 +119,8 @@ def scaling(work: Path, n_clips: int, rounds: int) -> dict[str, Any]:
             f"{timings[1][-1] * 1e3:.2f} ms/clip, 2 workers {timings[2][-1] * 1e3:.2f} ms/clip",
             flush=True,
         )
+    crossover = _pool_crossover(model, paths)
+    extraction = _extraction(paths)
     best_ref, best_1, best_2 = min(reference), min(timings[1]), min(timings[2])
     return {
         "clips": len(paths),
@@ -129,7 +131,50 @@ def scaling(work: Path, n_clips: int, rounds: int) -> dict[str, Any]:
         "per_core_ms_per_clip_2_workers": best_2 * 2 * 1e3,
         "per_core_vs_single_process": best_2 * 2 / best_ref,
         "rounds": rounds,
+        "pool_vs_one_process": crossover,
+        "extraction_fit_path": extraction,
     }
+
+
+def _pool_crossover(model: Any, paths: list[str]) -> list[dict[str, float]]:
+    """``score_clips`` on a fresh local pool of every core vs ``model.score`` in this process, by clip count.
+
+    A fresh pool pays its start-up (processes, the model loaded in each) on
+    every call: the clip count where it starts to win sets ``auto_jobs``.
+    """
+    from soundanomaly.scale import default_jobs, score_clips
+
+    rows = []
+    for n in (16, 64, 256, len(paths)):
+        subset = paths[:n]
+        start = time.perf_counter()
+        model.score(subset)
+        one = time.perf_counter() - start
+        start = time.perf_counter()
+        score_clips(model, subset, jobs=default_jobs(), shard_size=max(4, n // (4 * default_jobs())))
+        pool = time.perf_counter() - start
+        rows.append({"clips": n, "one_process_s": one, "pool_s": pool, "speedup": one / pool})
+        print(f"  {n:4d} clips: one process {one:.2f} s, a fresh pool of {default_jobs()} {pool:.2f} s", flush=True)
+    return rows
+
+
+def _extraction(paths: list[str]) -> dict[str, float]:
+    """The fit path: features come back to this process (``extract(n_jobs=...)``), for two extractors."""
+    from soundanomaly.detectors.clipstats import ClipStatistics
+    from soundanomaly.features import LogMelFrames
+
+    out: dict[str, float] = {}
+    for extractor in (LogMelFrames(), ClipStatistics()):
+        extractor.extract(paths[:2])
+        name = type(extractor).__name__
+        times = {}
+        for jobs in (1, 2):
+            start = time.perf_counter()
+            extractor.extract(paths, n_jobs=jobs)
+            times[jobs] = time.perf_counter() - start
+        out[f"{name}_speedup_2_jobs"] = times[1] / times[2]
+        print(f"  extract {name}: 1 process {times[1]:.2f} s, 2 processes {times[2]:.2f} s", flush=True)
+    return out
 
 
 def resumed_job(work: Path, n: int) -> dict[str, Any]:

@@ -41,18 +41,21 @@ def _resolved(path: str | os.PathLike[str]) -> Path:
 
 
 def check_out_folder(out: str | os.PathLike[str], inputs: Sequence[str]) -> Path:
-    """Refuse an output folder that is, lies inside, or holds an input (a source folder, a clip, the model)."""
+    """Refuse an output folder that is, holds or lies inside an input (a source folder, a clip, the model).
+
+    The library's rules for every output folder (:func:`soundanomaly._safeio.check_output_folder`:
+    never an input or a folder holding one, never the working directory, no
+    file in the way) apply first; whether an existing folder may be written is
+    decided by :meth:`JobFolder.open` (a scoring job's own folder may be resumed).
+    """
+    from soundanomaly._safeio import check_output_folder
+
+    local = [item for item in inputs if "://" not in item]
+    check_output_folder(out, inputs=local, overwrite=True)
     folder = _resolved(out)
-    for item in inputs:
-        if "://" in item:
-            continue
-        source = _resolved(item)
-        if folder == source or source in folder.parents or folder in source.parents:
-            relation = "is" if folder == source else "lies inside" if source in folder.parents else "holds"
-            raise OutputExistsError(f"{out}: refusing to write there: the output {relation} the input {item}")
-    cwd = _resolved(os.getcwd())
-    if (folder == cwd or folder in cwd.parents) and not (folder / MARKER).is_file():
-        raise OutputExistsError(f"{out}: refusing to write into the current working directory (or a folder holding it)")
+    for item in local:
+        if _resolved(item) in folder.parents:
+            raise OutputExistsError(f"{out}: refusing to write there: the output lies inside the input {item}")
     return folder
 
 
