@@ -288,7 +288,7 @@ def _cli_cases(tmp: Path, model: Path, small_root: Path) -> dict[str, tuple[list
         "score a missing model": (["score", str(tmp / "none"), str(clip)], "not a saved model"),
         "evaluate --json over the data": (
             ["evaluate", str(model), str(small_root), "--json", str(clip)],
-            "holds audio; refusing to overwrite it",
+            "refusing to write there",
         ),
     }
 

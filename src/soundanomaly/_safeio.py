@@ -22,8 +22,9 @@ Rules (the "Safety" section of the docs states them for users):
 * A load reads one complete save or fails: :func:`consistent_load` compares
   the folder's identity and save id before and after reading and reads again
   (a few times) when another process swapped a new save in meanwhile.
-* Files (CSV, JSON) are written to a temporary sibling and renamed over the
-  target; a file that is an input, or that holds audio, is never overwritten.
+* Files (CSV, JSON, plots, exports) follow one rule, in :mod:`soundanomaly._safefiles`
+  (re-exported here): never an input nor inside one, never over a file the
+  library did not write (without ``overwrite``), written atomically.
 * New folders and files honour the process umask (``mkdtemp`` would make them
   ``drwx------``).
 """
@@ -41,7 +42,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from soundanomaly.exceptions import ModelFormatError, OutputExistsError, SoundAnomalyError
 from soundanomaly.typing import PathLike
@@ -50,25 +51,25 @@ __all__ = [
     "MARKER",
     "OutputExistsError",
     "atomic_dir",
-    "atomic_file",
-    "check_output_file",
     "check_output_folder",
     "consistent_load",
+    "contains_path",
     "folder_kind",
     "foreign_files",
+    "process_umask",
     "recover",
-    "safe_csv_cell",
+    "resolved_path",
 ]
 
 #: Marker file the library writes (last) into every folder it creates.
 MARKER = ".soundanomaly.json"
-_AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b"\xff\xfb")
 _LEGACY_MODEL_FILES = frozenset({"manifest.json", "state.npz"})
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _umask() -> int:
+def process_umask() -> int:
+    """The process umask, read without changing it (where /proc allows)."""
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
@@ -83,7 +84,7 @@ def _umask() -> int:
 
 def _apply_umask(root: Path) -> None:
     """Give ``root`` and everything under it the permissions a plain mkdir/open would have given."""
-    mask = _umask()
+    mask = process_umask()
     dir_mode, file_mode = 0o777 & ~mask, 0o666 & ~mask
     for folder, dirs, files in os.walk(root):
         os.chmod(folder, dir_mode)
@@ -181,12 +182,17 @@ def _refuse_foreign(shown: str, folder: Path) -> None:
         )
 
 
-def _resolved(path: PathLike) -> Path:
+def resolved_path(path: PathLike) -> Path:
+    """The absolute path with symbolic links resolved (how outputs and inputs are compared)."""
     return Path(os.path.abspath(os.fspath(path))).resolve()
 
 
-def _contains(outer: Path, inner: Path) -> bool:
+def contains_path(outer: Path, inner: Path) -> bool:
+    """Whether ``inner`` is ``outer`` or lies inside it (both resolved)."""
     return inner == outer or outer in inner.parents
+
+
+_resolved, _contains = resolved_path, contains_path
 
 
 def _check_inputs(target: Path, inputs: Iterable[PathLike]) -> None:
@@ -492,115 +498,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def check_output_file(target: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> None:
-    """Refuse to write a file over an input, a folder, or (without ``overwrite``) an existing audio file.
-
-    Examples
-    --------
-    >>> import numpy as np, soundfile as sf
-    >>> sf.write("clip.wav", np.zeros(160), 16000)
-    >>> check_output_file("clip.wav", inputs=["clip.wav"])
-    Traceback (most recent call last):
-    ...
-    soundanomaly.exceptions.OutputExistsError: clip.wav: refusing to write there: the output is the input clip.wav
-    """
-    shown = os.fspath(target)
-    path = _resolved(target)
-    for item in inputs:
-        if "://" in os.fspath(item):
-            continue
-        source = _resolved(item)
-        same = source == path
-        if not same and path.exists() and source.exists():
-            with contextlib.suppress(OSError):
-                same = os.path.samefile(source, path)
-        if same:
-            raise OutputExistsError(f"{shown}: refusing to write there: the output is the input {item}")
-        if _contains(path, source):
-            raise OutputExistsError(f"{shown}: refusing to write there: the output contains the input {item}")
-    if path.is_dir():
-        raise OutputExistsError(f"{shown}: is a folder; give a file name")
-    if path.is_file() and not overwrite:
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(4)
-        except OSError:
-            head = b""
-        if head and any(head.startswith(magic) for magic in _AUDIO_MAGIC):
-            raise OutputExistsError(f"{shown}: holds audio; refusing to overwrite it (pass --force to replace it)")
+_MOVED = frozenset(
+    {"atomic_file", "atomic_outputs", "check_output_file", "open_append", "safe_csv_cell", "written_by_library"}
+)
 
 
-@contextlib.contextmanager
-def atomic_file(
-    target: PathLike,
-    mode: str = "w",
-    *,
-    inputs: Iterable[PathLike] = (),
-    overwrite: bool = False,
-    newline: str | None = None,
-) -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``target`` for writing; rename it over ``target`` on success.
+def __getattr__(name: str) -> Any:
+    """The file half (one output rule, atomic files, CSV cells) lives in :mod:`soundanomaly._safefiles`."""
+    if name in _MOVED:
+        from soundanomaly import _safefiles
 
-    Special files (``/dev/stdout``, a FIFO) are written directly. Errors such
-    as a full disk or an unwritable folder become :class:`SoundAnomalyError`
-    naming the file, and leave no partial output.
-
-    Examples
-    --------
-    >>> with atomic_file("scores.csv") as handle:
-    ...     _ = handle.write("path,score\\n")
-    >>> Path("scores.csv").read_text()
-    'path,score\\n'
-
-    """
-    shown = os.fspath(target)
-    check_output_file(target, inputs=inputs, overwrite=overwrite)
-    path = Path(os.path.abspath(shown))
-    special = path.exists() and not path.is_file()
-    tmp: str | None = None
-    try:
-        if special:
-            handle = open(path, mode, newline=newline)  # noqa: SIM115 - closed below
-        else:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            handle = os.fdopen(fd, mode, newline=newline)
-    except OSError as exc:
-        raise SoundAnomalyError(f"{shown}: cannot write ({exc.strerror or exc})") from exc
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            if tmp is not None:
-                os.fsync(handle.fileno())
-        if tmp is not None:
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-            tmp = None
-    except OSError as exc:
-        raise SoundAnomalyError(f"{shown}: cannot write ({exc.strerror or exc})") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_csv_cell(value: object) -> object:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP's advice: prefix a single quote).
-
-    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
-    gets a leading ``'``; numbers (including negative ones written as numbers)
-    and other text are returned unchanged. Use it for every cell that may hold
-    user-controlled text (paths, labels, reasons).
-
-    Examples
-    --------
-    >>> safe_csv_cell("=1+2"), safe_csv_cell("@SUM(A1)"), safe_csv_cell("fan/id_00/a.wav"), safe_csv_cell(-1.5)
-    ("'=1+2", "'@SUM(A1)", 'fan/id_00/a.wav', -1.5)
-
-    """
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+        return getattr(_safefiles, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -363,7 +363,7 @@ def write_submission(
     section_00_0000.wav,0
     section_00_0001.wav,1
     """
-    from soundanomaly._safeio import atomic_file
+    from soundanomaly._safefiles import atomic_file
 
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != (len(clips),):

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from soundanomaly import __version__
-from soundanomaly._safeio import atomic_dir, safe_csv_cell
+from soundanomaly._safefiles import safe_csv_cell
+from soundanomaly._safeio import atomic_dir
 from soundanomaly.audio import load
 from soundanomaly.calibration import Calibration, ThresholdCalibrator
 from soundanomaly.datasets import MIMII, ClipSet, autoencoder_split, synthetic

@@ -290,7 +290,9 @@ class EvaluationReport:
 
 
 def _row(name: str, m: Metrics) -> str:
-    cells = [name, m.n_clips, m.n_anomalies, m.tp, m.fp, m.tn, m.fn]
+    from soundanomaly._printable import printable
+
+    cells = [printable(name, markdown=True), m.n_clips, m.n_anomalies, m.tp, m.fp, m.tn, m.fn]
     rates = [m.precision, m.recall, m.f1, m.accuracy, m.roc_auc, m.pauc]
     return "| " + " | ".join([str(c) for c in cells] + [_fmt(r) for r in rates]) + " |"
 

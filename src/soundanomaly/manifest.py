@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from soundanomaly._safeio import atomic_file
+from soundanomaly._safefiles import atomic_file
 from soundanomaly.exceptions import MissingDependencyError, ParameterError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 

@@ -27,6 +27,7 @@ from soundanomaly.cli._common import (
     EXIT_PARTIAL,
     Parser,
     logging_to_stderr,
+    safe_text,
     show_warning,
     silence_tensorflow,
 )
@@ -84,11 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return int(args.func(args))
         except SoundAnomalyError as exc:
-            print(f"soundanomaly: error: {exc}", file=sys.stderr)
+            print(f"soundanomaly: error: {safe_text(exc)}", file=sys.stderr)
             return EXIT_ERROR
         except OSError as exc:  # disk full, permissions, a path that vanished: one line, never a traceback
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            print(f"soundanomaly: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            print(f"soundanomaly: error: {safe_text(where)}{exc.strerror or exc}", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
             print("soundanomaly: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
@@ -27,17 +28,23 @@ from soundanomaly.exceptions import SoundAnomalyError
 __all__ = [
     "EXIT_ERROR",
     "EXIT_PARTIAL",
+    "OUTPUT_KINDS",
     "Parser",
+    "add_output",
     "add_selection",
     "add_skip_errors",
     "chatter",
+    "check_cache_dir",
     "check_out_file",
+    "check_out_files",
     "check_out_folder",
+    "fill_csv",
     "float_type",
     "int_type",
     "local",
     "logging_to_stderr",
     "require_tensorflow",
+    "safe_text",
     "show_warning",
     "silence_tensorflow",
     "snr_type",
@@ -53,8 +60,8 @@ EXIT_ERROR = 2
 
 
 # -- argument types: every value is checked when the command line is parsed --------------------------
-def int_type(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type`` for integers ``>= minimum``.
+def int_type(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum`` (and ``<= maximum`` when given).
 
     Examples
     --------
@@ -69,6 +76,8 @@ def int_type(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
     return parse
@@ -123,7 +132,18 @@ max_fpr = float_type(0.0, 1.0, high_open=False)
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``soundanomaly: error: ...``), exit status 2."""
+    """argparse with one-line errors (``soundanomaly: error: ...``), exit status 2.
+
+    Values such as ``-inf``, ``-1e5`` or ``-.5`` count as negative numbers (argparse's own
+    rule takes them for options: "expected one argument"), so ``--threshold -inf`` reaches
+    the option's type check and is refused there with its reason.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE
+        )
 
     def error(self, message: str) -> NoReturn:
         """Print one line on stderr and exit with :data:`EXIT_ERROR`."""
@@ -161,9 +181,22 @@ def add_selection(p: argparse.ArgumentParser) -> None:
 
 
 # -- logging and warnings ------------------------------------------------------------------------------
+def safe_text(text: object) -> str:
+    """A name or message as printed by the command line: control characters escaped (one line, no ESC codes).
+
+    Examples
+    --------
+    >>> safe_text("a\nsoundanomaly: error: forged")
+    'a\\nsoundanomaly: error: forged'
+    """
+    from soundanomaly._printable import printable
+
+    return printable(text)
+
+
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = safe_text(record.getMessage())  # a file name cannot forge a line or move the cursor
         if record.levelno >= logging.ERROR:
             return f"soundanomaly: error: {message}"
         if record.levelno >= logging.WARNING:
@@ -271,26 +304,115 @@ def check_out_folder(out: str, *, force: bool, inputs: Sequence[str]) -> None:
     check_output_folder(out, inputs=local(inputs), overwrite=force)
 
 
-def check_out_file(target: str | None, inputs: Sequence[str]) -> None:
-    """Refuse, before any work, an output file over (or holding) an input, or in a missing folder."""
-    if target:
-        from soundanomaly._safeio import check_output_file
+#: Kinds of output options: one file, a folder of named files, a file appended to, a model/report folder, a cache.
+OUTPUT_KINDS = ("file", "files", "append", "folder", "cache")
 
-        check_output_file(target, inputs=local(inputs))
+
+def add_output(
+    p: argparse.ArgumentParser, flag: str, *, kind: str, help: str, force: bool = True, **kwargs: Any
+) -> argparse.Action:
+    """Add an output option, tagged with its kind (``action.output_kind``), and ``--force`` once per command.
+
+    Every option that writes goes through here, so the robustness suite finds
+    them all by walking the parser (``tests/test_output_rule.py``), and every
+    one follows the one rule of :mod:`soundanomaly._safefiles` (file outputs)
+    or :func:`soundanomaly._safeio.atomic_dir` (folders).
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_output(parser, "--csv", kind="file", help="write the CSV here").output_kind
+    'file'
+    >>> parser.parse_args(["--csv", "a.csv", "--force"]).force
+    True
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
+    action = p.add_argument(flag, help=help, **kwargs)
+    action.output_kind = kind  # type: ignore[attr-defined]
+    if force and not any("--force" in a.option_strings for a in p._actions):
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="replace existing outputs soundanomaly did not write (never an input, never inside one)",
+        )
+    return action
+
+
+def check_out_file(target: str | None, inputs: Sequence[str], *, force: bool = False, append: bool = False) -> None:
+    """Refuse, before any work, an output file the one rule forbids (see :mod:`soundanomaly._safefiles`).
+
+    Never an input, inside one or holding one; never inside a model folder;
+    never over a file soundanomaly did not write unless ``force``; its folder must exist.
+    """
+    if target:
+        from soundanomaly._safefiles import check_output_file
+
+        check_output_file(target, inputs=local(inputs), overwrite=force, append=append)
         parent = Path(os.path.abspath(target)).parent
         if not parent.is_dir():
             raise SoundAnomalyError(f"{target}: cannot write: {parent} is not an existing folder")
 
 
+def check_out_files(out: str | Path, names: Sequence[str], inputs: Sequence[str], *, force: bool = False) -> None:
+    """Refuse, before any work, a folder of outputs (``scan --out``, ``explore --out``) the rule forbids.
+
+    The folder may be new or existing (a user's folder too): what counts is
+    each file written into it, checked as :func:`check_out_file` does.
+    """
+    from soundanomaly._safefiles import check_output_file
+
+    folder = Path(out).absolute()
+    ancestor = folder
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SoundAnomalyError(f"{out}: cannot write there: {ancestor} is a file, not a folder")
+    for name in names:
+        check_output_file(folder / name, inputs=local(inputs), overwrite=force)
+
+
+def check_cache_dir(cache: str | None, inputs: Sequence[str]) -> None:
+    """A cache folder may not be, contain or lie inside an input (a data or model folder, a clip)."""
+    if not cache:
+        return
+    from soundanomaly._safeio import contains_path, resolved_path
+
+    folder = resolved_path(cache)
+    if folder.exists() and not folder.is_dir():
+        raise SoundAnomalyError(f"{cache}: the cache must be a folder, and this is a file")
+    for item in local(inputs):
+        source = resolved_path(item)
+        if contains_path(folder, source) or contains_path(source, folder):
+            raise SoundAnomalyError(
+                f"{cache}: refusing to use as a cache: it is, holds or lies inside the input {item}"
+            )
+
+
 def _write_rows(
     handle: IO[str], header: Sequence[str], rows: Sequence[Sequence[object]], text: Collection[str]
 ) -> None:
-    from soundanomaly._safeio import safe_csv_cell
+    from soundanomaly._safefiles import safe_csv_cell
 
     columns = [i for i, name in enumerate(header) if name in text]
     writer = csv.writer(handle)
     writer.writerow(header)
     writer.writerows([[safe_csv_cell(v) if i in columns else v for i, v in enumerate(row)] for row in rows])
+
+
+def fill_csv(
+    path: Path, header: Sequence[str], rows: Sequence[Sequence[object]], *, text_columns: Collection[str] = ()
+) -> None:
+    """Write a CSV table into ``path`` as it is (a temporary file of :func:`soundanomaly._safefiles.atomic_outputs`).
+
+    Examples
+    --------
+    >>> fill_csv(Path("t.csv"), ["a", "note"], [[1, "=x"]], text_columns=["note"])
+    >>> Path("t.csv").read_text().splitlines()
+    ['a,note', "1,'=x"]
+    """
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        _write_rows(handle, header, rows, text_columns)
 
 
 def write_csv(
@@ -300,6 +422,7 @@ def write_csv(
     *,
     text_columns: Collection[str] = ("path", "status", "reason"),
     inputs: Sequence[str] = (),
+    force: bool = False,
 ) -> None:
     """Write a CSV table to ``target`` atomically (never over an input), or to stdout when ``target`` is None.
 
@@ -317,13 +440,13 @@ def write_csv(
         _write_rows(sys.stdout, header, rows, text_columns)
         sys.stdout.flush()
         return
-    from soundanomaly._safeio import atomic_file
+    from soundanomaly._safefiles import atomic_file
 
-    with atomic_file(target, "w", newline="", inputs=local([os.fspath(i) for i in inputs])) as handle:
+    with atomic_file(target, "w", newline="", inputs=local([os.fspath(i) for i in inputs]), overwrite=force) as handle:
         _write_rows(handle, header, rows, text_columns)
 
 
-def write_json(target: str | Path, text_or_data: str | Any, *, inputs: Sequence[str] = ()) -> None:
+def write_json(target: str | Path, text_or_data: str | Any, *, inputs: Sequence[str] = (), force: bool = False) -> None:
     """Write JSON (a ready string, or data to dump) to ``target`` atomically, never over an input.
 
     Examples
@@ -332,8 +455,8 @@ def write_json(target: str | Path, text_or_data: str | Any, *, inputs: Sequence[
     >>> Path("m.json").read_text()
     '{"auc": 0.9}'
     """
-    from soundanomaly._safeio import atomic_file
+    from soundanomaly._safefiles import atomic_file
 
     text = text_or_data if isinstance(text_or_data, str) else json.dumps(text_or_data)
-    with atomic_file(target, "w", inputs=local(list(inputs))) as handle:
+    with atomic_file(target, "w", inputs=local(list(inputs)), overwrite=force) as handle:
         handle.write(text)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from soundanomaly.cli._common import EXIT_PARTIAL, int_type
+from soundanomaly.cli._common import EXIT_PARTIAL, add_output, int_type
 from soundanomaly.exceptions import AudioError, SoundAnomalyError
 
 __all__ = ["add_jobs_option", "add_scale_options", "run_job", "score_in_parallel"]
@@ -29,8 +29,10 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
     """``--jobs``, ``--out``, ``--scheduler`` and ``--shard-size`` of ``score``."""
     group = parser.add_argument_group("many clips: all cores, a Dask cluster, resumable Parquet output")
     add_jobs_option(group)
-    group.add_argument(
+    add_output(
+        group,  # type: ignore[arg-type]  # an argument group adds to its parser
         "--out",
+        kind="folder",
         help="write Parquet partitions (path, group, score, label, status, reason) into this folder instead of a "
         "CSV; rerunning the same command resumes an interrupted job",
     )

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from soundanomaly.cli._common import chatter, check_out_folder, fpr, non_negative, positive, require_tensorflow
+from soundanomaly.cli._common import (
+    add_output,
+    chatter,
+    check_cache_dir,
+    check_out_folder,
+    fpr,
+    non_negative,
+    positive,
+    require_tensorflow,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -16,24 +25,25 @@ def add_parser(subparsers: Any) -> None:
         "demo", parents=[chatter()], help="train and evaluate on synthetic fans (or --data) and write a report"
     )
     demo.add_argument("--data", help="MIMII-layout folder (default: synthetic fans, generated and cached)")
-    demo.add_argument("--out", default="report", help="report folder (default: report)")
-    demo.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an existing report folder not written by soundanomaly (never one holding the input data)",
-    )
+    add_output(demo, "--out", kind="folder", default="report", help="report folder (default: report)")
     demo.add_argument("--epochs", type=positive, default=30, help="autoencoder epochs (default: 30)")
     demo.add_argument("--target-fpr", type=fpr, default=0.01, help="false-alarm rate on validation clips (0.01)")
     demo.add_argument("--normal-per-id", type=positive, default=100, help="synthetic normal clips per fan id (100)")
     demo.add_argument("--abnormal-per-id", type=positive, default=30, help="synthetic abnormal clips per fan id (30)")
     demo.add_argument("--seed", type=non_negative, default=0, help="random seed (default: 0)")
-    demo.add_argument("--cache-dir", help="cache for the synthetic set and features (default: ~/.cache/soundanomaly)")
+    add_output(
+        demo,
+        "--cache-dir",
+        kind="cache",
+        help="cache for the synthetic set and features (default: ~/.cache/soundanomaly)",
+    )
     demo.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``soundanomaly demo``; returns the exit status."""
     inputs = [args.data] if args.data else []
+    check_cache_dir(args.cache_dir, [*inputs, args.out])
     if args.cache_dir:
         inputs.append(args.cache_dir)
     check_out_folder(args.out, force=args.force, inputs=inputs)

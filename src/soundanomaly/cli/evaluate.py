@@ -10,6 +10,7 @@ from typing import Any
 
 from soundanomaly.cli._common import (
     EXIT_PARTIAL,
+    add_output,
     add_selection,
     add_skip_errors,
     chatter,
@@ -33,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
     )
     evaluate.add_argument("model", help="model folder written by 'train' or 'demo'")
     evaluate.add_argument("data", help="labelled MIMII-layout (or DCASE) folder")
-    evaluate.add_argument("--json", help="also write the metrics as JSON here")
+    add_output(evaluate, "--json", kind="file", help="also write the metrics as JSON here")
     evaluate.add_argument("--max-fpr", type=max_fpr, default=0.1, help="pAUC range, in (0, 1] (default: 0.1)")
     evaluate.add_argument(
         "--exclude-training",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from soundanomaly.evaluation import Evaluator
 
     inputs = [args.data, args.model]
-    check_out_file(args.json, inputs)
+    check_out_file(args.json, inputs, force=args.force)
     detector = load_model(args.model)
     threshold = model_threshold(detector)
     clips = open_dataset(args.data, split="test").filter(ids=args.ids, snr=args.snr)
@@ -104,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
         counts = Counter(csv_status(record) for record in records if not record.ok)
         print(f"\n{left_out} clip(s) left out of the metrics: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if args.json:
-        write_json(args.json, report.to_json(), inputs=inputs)
+        write_json(args.json, report.to_json(), inputs=inputs, force=args.force)
         _log.info("metrics written to %s", args.json)
     return EXIT_PARTIAL if left_out else 0

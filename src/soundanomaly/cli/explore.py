@@ -8,8 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from soundanomaly.cli._common import chatter
-from soundanomaly.exceptions import SoundAnomalyError
+from soundanomaly.cli._common import add_output, chatter, check_out_files, safe_text
 
 __all__ = ["add_parser", "run"]
 
@@ -22,18 +21,12 @@ def add_parser(subparsers: Any) -> None:
         "explore", parents=[chatter()], help="summarise a MIMII-layout folder and plot a normal and an abnormal clip"
     )
     explore.add_argument("data", help="MIMII-layout folder")
-    explore.add_argument("--out", help="write waveform/spectrum/spectrogram PNGs into this folder")
+    add_output(explore, "--out", kind="files", help="write waveform/spectrum/spectrogram PNGs into this folder")
     explore.add_argument("--channel", type=int, default=0, help="microphone (default: 0; -1 = the last)")
     explore.set_defaults(func=run)
 
 
-def _check_plot_folder(out: Path) -> None:
-    """``explore --out``: a folder (new or existing) for a few PNGs; a file there is an error."""
-    ancestor = out.absolute()
-    while not ancestor.exists() and ancestor.parent != ancestor:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise SoundAnomalyError(f"{out}: cannot write plots there: {ancestor} is a file, not a folder")
+_OUTPUTS = ("waveforms.png", "stft_first_64ms.png", "spectrogram_normal.png", "spectrogram_abnormal.png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else None
     if out is not None:
-        _check_plot_folder(out)
+        check_out_files(out, _OUTPUTS, [args.data], force=args.force)
     clips = open_dataset(args.data)
-    print(f"{args.data}: {clips!r}")
+    print(f"{safe_text(args.data)}: {safe_text(repr(clips))}")
     counts = Counter((r.machine, r.machine_id, r.snr, r.label) for r in clips)
     print(f"{'machine':<10}{'id':>4}{'SNR dB':>10}{'normal':>9}{'abnormal':>10}")
     for machine, machine_id, snr in sorted(
@@ -58,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         snr_text = "unknown" if snr is None else f"{snr:g}"
         print(
-            f"{machine:<10}{machine_id:>4}{snr_text:>10}{counts[(machine, machine_id, snr, 'normal')]:>9}"
+            f"{safe_text(machine):<10}{machine_id:>4}{snr_text:>10}{counts[(machine, machine_id, snr, 'normal')]:>9}"
             f"{counts[(machine, machine_id, snr, 'abnormal')]:>10}"
         )
     for record in clips:  # the first clip that can be read (a corrupt one is reported, not fatal)
@@ -71,20 +64,18 @@ def run(args: argparse.Namespace) -> int:
         break
     if out is not None:
         from soundanomaly import plots
+        from soundanomaly._safefiles import atomic_outputs
         from soundanomaly.audio import load
 
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SoundAnomalyError(f"{out}: cannot create the folder ({exc.strerror or exc})") from exc
         normal, abnormal = clips.filter(label="normal"), clips.filter(label="abnormal")
         if normal and abnormal:
             a, sr = load(normal[0].path, channel=args.channel)
             b, _ = load(abnormal[0].path, channel=args.channel)
-            plots.save(plots.plot_waveforms(a, b, sr), out / "waveforms.png")
-            plots.save(plots.plot_stft_window([a, b], sr), out / "stft_first_64ms.png")
-            plots.save(plots.plot_spectrogram(a, sr, title="normal"), out / "spectrogram_normal.png")
-            plots.save(plots.plot_spectrogram(b, sr, title="abnormal"), out / "spectrogram_abnormal.png")
+            with atomic_outputs(out, _OUTPUTS, inputs=[args.data], overwrite=args.force) as paths:
+                plots.save(plots.plot_waveforms(a, b, sr), paths["waveforms.png"])
+                plots.save(plots.plot_stft_window([a, b], sr), paths["stft_first_64ms.png"])
+                plots.save(plots.plot_spectrogram(a, sr, title="normal"), paths["spectrogram_normal.png"])
+                plots.save(plots.plot_spectrogram(b, sr, title="abnormal"), paths["spectrogram_abnormal.png"])
             _log.info("plots written to %s", out)
         else:
             _log.warning("no plots: %s needs both a normal and an abnormal clip", args.data)

@@ -11,13 +11,16 @@ complete, the summary printed, exit status 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from soundanomaly.cli._common import chatter
+from soundanomaly._safefiles import open_append
+from soundanomaly.cli._common import add_output, chatter, check_out_file, float_type, int_type, local
 from soundanomaly.exceptions import ParameterError
 
 __all__ = ["add_parser", "add_window_options", "monitor_kwargs", "run"]
@@ -41,13 +44,13 @@ def add_parser(subparsers: Any) -> None:
     )
     add_window_options(monitor)
     monitor.add_argument("source", help="a WAV file, a folder receiving clips, or '-' for raw PCM on stdin")
-    monitor.add_argument("--jsonl", help="append alerts here as JSON lines (flushed at once)")
+    add_output(monitor, "--jsonl", kind="append", help="append alerts here as JSON lines (flushed at once)")
     monitor.add_argument("--realtime", action="store_true", help="pace a WAV file as if it were being recorded")
-    monitor.add_argument("--rate", type=int, default=16000, help="stdin: sample rate in Hz (default: 16000)")
+    monitor.add_argument("--rate", type=_rate, default=16000, help="stdin: sample rate in Hz (default: 16000)")
     monitor.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="stdin: sample format")
-    monitor.add_argument("--channels", type=int, default=1, help="stdin: interleaved channels (default: 1)")
-    monitor.add_argument("--poll", type=float, default=1.0, help="folder: seconds between looks (default: 1)")
-    monitor.add_argument("--idle-timeout", type=float, help="folder: stop after this many seconds without a clip")
+    monitor.add_argument("--channels", type=_channels, default=1, help="stdin: interleaved channels (default: 1)")
+    monitor.add_argument("--poll", type=_seconds, default=1.0, help="folder: seconds between looks (default: 1)")
+    monitor.add_argument("--idle-timeout", type=_seconds, help="folder: stop after this many seconds without a clip")
     monitor.add_argument("--no-existing", action="store_true", help="folder: skip the clips already there")
     monitor.set_defaults(func=run)
 
@@ -55,14 +58,31 @@ def add_parser(subparsers: Any) -> None:
 def add_window_options(p: argparse.ArgumentParser) -> None:
     """The model and window/alert options that ``monitor`` and ``scan`` share."""
     p.add_argument("model", help="model folder written by 'train' or 'demo'")
-    p.add_argument("--window", type=float, default=10.0, help="seconds of audio per score (default: 10)")
-    p.add_argument("--hop", type=float, default=1.0, help="seconds between scores (default: 1)")
-    p.add_argument("--threshold", type=float, help="alert threshold (default: the model's)")
+    p.add_argument("--window", type=_seconds, default=10.0, help="seconds of audio per score (default: 10)")
+    p.add_argument("--hop", type=_seconds, default=1.0, help="seconds between scores (default: 1)")
+    p.add_argument("--threshold", type=_finite, help="alert threshold (default: the model's)")
     p.add_argument("--raise", dest="raise_kn", type=int, nargs=2, default=[2, 3], metavar=("K", "N"),
                    help="raise an alert when K of the last N windows are above the threshold (default: 2 3)")  # fmt: skip
     p.add_argument("--clear", type=int, default=3, metavar="M", help="clear after M windows below (default: 3)")
     p.add_argument("--channel", type=int, default=0, help="channel of multi-channel audio (default: 0)")
     p.add_argument("--group", help="per-id models (train --per-id): the group to monitor, e.g. fan/id_00")
+
+
+# bounds checked when the command line is parsed (the same as the library's: streaming.MAX_WINDOW_SECONDS,
+# streaming.sources.MAX_PCM_CHANNELS, audio.MIN/MAX_SAMPLE_RATE; tests/test_output_rule.py compares them)
+_seconds = float_type(0.0, 3600.0, high_open=False)
+_rate = int_type(1_000, 768_000)
+_channels = int_type(1, 1024)
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
 
 
 def monitor_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,10 +133,21 @@ def run(args: argparse.Namespace) -> int:
     """Run ``soundanomaly monitor``; returns the exit status."""
     from soundanomaly.monitor import Monitor
 
+    inputs = [args.model] + ([] if args.source == "-" else [args.source])
+    check_out_file(args.jsonl, inputs, force=args.force, append=True)
     monitor = Monitor(args.model, **monitor_kwargs(args))
     source = _source(args)
     status = sys.stderr.isatty() and not args.quiet
-    jsonl: IO[str] | None = open(args.jsonl, "a", encoding="utf-8") if args.jsonl else None  # noqa: SIM115
+    with contextlib.ExitStack() as stack:
+        jsonl = (
+            stack.enter_context(open_append(args.jsonl, inputs=local(inputs), overwrite=args.force))
+            if args.jsonl
+            else None
+        )
+        return _monitor(args, monitor, source, status, jsonl)
+
+
+def _monitor(args: argparse.Namespace, monitor: Any, source: Iterable[Any], status: bool, jsonl: IO[str] | None) -> int:
     n_windows = 0
 
     def emit(kind: str, event: Any) -> None:
@@ -129,28 +160,24 @@ def run(args: argparse.Namespace) -> int:
 
     interrupted = False
     try:
-        try:
-            for window in monitor.run(source):
-                n_windows += 1
-                if window.raised is not None:
-                    emit("raised", window.raised)
-                if window.cleared is not None:
-                    emit("cleared", window.cleared)
-                if status:
-                    state = "ALERT" if monitor.alerter.active is not None else "ok"
-                    sys.stderr.write(
-                        f"\r\033[K{window.end:10.2f} s  score {window.score:10.4g}  "
-                        f"threshold {window.threshold:.4g}  {state}"
-                    )
-                    sys.stderr.flush()
-        except KeyboardInterrupt:
-            interrupted = True
-        for event in monitor.events:
-            if event.ongoing:
-                emit("ongoing", event)
-    finally:
-        if jsonl is not None:
-            jsonl.close()
+        for window in monitor.run(source):
+            n_windows += 1
+            if window.raised is not None:
+                emit("raised", window.raised)
+            if window.cleared is not None:
+                emit("cleared", window.cleared)
+            if status:
+                state = "ALERT" if monitor.alerter.active is not None else "ok"
+                sys.stderr.write(
+                    f"\r\033[K{window.end:10.2f} s  score {window.score:10.4g}  "
+                    f"threshold {window.threshold:.4g}  {state}"
+                )
+                sys.stderr.flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    for event in monitor.events:
+        if event.ongoing:
+            emit("ongoing", event)
     if status:
         sys.stderr.write("\r\033[K")
     how = "stopped" if interrupted else "stream ended"

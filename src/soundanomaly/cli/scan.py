@@ -11,11 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from soundanomaly.cli._common import chatter, check_out_file, local, write_csv
+from soundanomaly.cli._common import add_output, chatter, check_out_files, fill_csv, local, safe_text
 from soundanomaly.cli.monitor import add_window_options, monitor_kwargs
 from soundanomaly.exceptions import SoundAnomalyError
 
 __all__ = ["add_parser", "run"]
+
+_OUTPUTS = ("events.csv", "scores.csv", "scan.png")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -25,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_window_options(scan)
     scan.add_argument("recording", help="audio file (any length)")
-    scan.add_argument("--out", help="write events.csv, scores.csv and scan.png here")
+    add_output(scan, "--out", kind="files", help="write events.csv, scores.csv and scan.png here")
     scan.set_defaults(func=run)
 
 
@@ -37,12 +39,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.recording, args.model]
     out = Path(args.out) if args.out else None
     if out is not None:
-        _check_scan_folder(out, inputs)
+        check_out_files(out, _OUTPUTS, inputs, force=args.force)
     model = load_model(args.model)  # once: the scan and the explanations
     result = scan(model, args.recording, **monitor_kwargs(args))
     bands = _event_bands(result, args, group_detector(model, args.group)[0])
     print(
-        f"{result.recording}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}"
+        f"{safe_text(result.recording)}: {result.duration:.1f} s, {len(result.scores)} windows, threshold {result.threshold:.4g}"
     )
     print(f"{'start [s]':>10} {'end [s]':>10} {'peak':>10} {'at [s]':>10}  top bands")
     for event, top in zip(result.events, bands, strict=True):
@@ -52,58 +54,37 @@ def run(args: argparse.Namespace) -> int:
         print("no events")
     if out is not None:
         from soundanomaly import plots
+        from soundanomaly._safefiles import atomic_outputs
 
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SoundAnomalyError(f"{out}: cannot create the folder ({exc.strerror or exc})") from exc
-        write_csv(
-            out / "events.csv",
-            ["start", "end", "detected_at", "peak_score", "peak_time", "threshold", "top_bands"],
-            [
+        with atomic_outputs(out, _OUTPUTS, inputs=local(inputs), overwrite=args.force) as paths:  # all or nothing
+            fill_csv(
+                paths["events.csv"],
+                ["start", "end", "detected_at", "peak_score", "peak_time", "threshold", "top_bands"],
                 [
-                    f"{event.start:.3f}",
-                    "" if event.end is None else f"{event.end:.3f}",
-                    f"{event.detected_at:.3f}",
-                    f"{event.peak_score:.6g}",
-                    f"{event.peak_time:.3f}",
-                    f"{event.threshold:.6g}",
-                    top,
-                ]
-                for event, top in zip(result.events, bands, strict=True)
-            ],
-            text_columns=("top_bands",),
-            inputs=inputs,
-        )
-        write_csv(
-            out / "scores.csv",
-            ["start", "end", "score", "above"],
-            [
-                [f"{row['start']:.3f}", f"{row['end']:.3f}", f"{row['score']:.6g}", int(row["above"])]
-                for row in result.to_rows()
-            ],
-            inputs=inputs,
-        )
-        check_out_file(str(out / "scan.png"), inputs)
-        plots.save(result.plot(), out / "scan.png")
-        print(f"events.csv, scores.csv and scan.png written to {out}")
+                    [
+                        f"{event.start:.3f}",
+                        "" if event.end is None else f"{event.end:.3f}",
+                        f"{event.detected_at:.3f}",
+                        f"{event.peak_score:.6g}",
+                        f"{event.peak_time:.3f}",
+                        f"{event.threshold:.6g}",
+                        top,
+                    ]
+                    for event, top in zip(result.events, bands, strict=True)
+                ],
+                text_columns=("top_bands",),
+            )
+            fill_csv(
+                paths["scores.csv"],
+                ["start", "end", "score", "above"],
+                [
+                    [f"{row['start']:.3f}", f"{row['end']:.3f}", f"{row['score']:.6g}", int(row["above"])]
+                    for row in result.to_rows()
+                ],
+            )
+            plots.save(result.plot(), paths["scan.png"])
+        print(f"events.csv, scores.csv and scan.png written to {safe_text(out)}")
     return 0
-
-
-def _check_scan_folder(out: Path, inputs: list[str]) -> None:
-    """``scan --out``: a folder (new or existing) outside the model folder; its files never over an input."""
-    from soundanomaly._safeio import check_output_file, folder_kind
-
-    ancestor = out.absolute()
-    while not ancestor.exists() and ancestor.parent != ancestor:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise SoundAnomalyError(f"{out}: cannot write there: {ancestor} is a file, not a folder")
-    for folder in [ancestor, *ancestor.parents]:
-        if folder_kind(folder) == "model":
-            raise SoundAnomalyError(f"{out}: refusing to write into the model folder {folder}")
-    for name in ("events.csv", "scores.csv", "scan.png"):
-        check_output_file(out / name, inputs=local(inputs))
 
 
 def _event_bands(result: Any, args: argparse.Namespace, detector: Any) -> list[str]:

@@ -8,7 +8,15 @@ import math
 import warnings
 from typing import Any
 
-from soundanomaly.cli._common import EXIT_PARTIAL, add_skip_errors, chatter, check_out_file, wav_paths, write_csv
+from soundanomaly.cli._common import (
+    EXIT_PARTIAL,
+    add_output,
+    add_skip_errors,
+    chatter,
+    check_out_file,
+    wav_paths,
+    write_csv,
+)
 from soundanomaly.cli._score_job import add_scale_options, run_job, score_in_parallel
 from soundanomaly.exceptions import SoundAnomalyError
 from soundanomaly.results import ClipScore
@@ -27,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
     score.add_argument(
         "paths", nargs="+", help=".wav files (or s3:// URLs) or folders (searched recursively for *.wav, any case)"
     )
-    score.add_argument("--csv", help="write the CSV here instead of stdout (never over an input)")
+    add_output(score, "--csv", kind="file", help="write the CSV here instead of stdout (never over an input)")
     score.add_argument(
         "--allow-http", action="store_true", help="also fetch http(s):// URLs (off: only local files and s3://)"
     )
@@ -114,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None or args.scheduler is not None:
         return run_job(args)
     paths = wav_paths(args.paths)
-    inputs = [*paths, args.model]
-    check_out_file(args.csv, inputs)
+    inputs = [*args.paths, *paths, args.model]
+    check_out_file(args.csv, inputs, force=args.force)
     detector = load_model(args.model)
     model_threshold(detector)  # refuse a model without a usable threshold before any work
     with allow_http(args.allow_http):
@@ -135,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         for record in records
     ]
-    write_csv(args.csv, header, rows, inputs=inputs)
+    write_csv(args.csv, header, rows, inputs=inputs, force=args.force)
     if args.csv:
         _log.info("scores of %d clip(s) written to %s", len(rows), args.csv)
     return EXIT_PARTIAL if not all(record.ok for record in records) else 0

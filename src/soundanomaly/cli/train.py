@@ -8,6 +8,7 @@ from typing import Any
 
 from soundanomaly.cli._common import (
     EXIT_PARTIAL,
+    add_output,
     add_selection,
     add_skip_errors,
     chatter,
@@ -32,11 +33,8 @@ def add_parser(subparsers: Any) -> None:
         "train", parents=[chatter()], help="train on the normal clips of a MIMII-layout folder and save the model"
     )
     train.add_argument("data", help="MIMII-layout folder")
-    train.add_argument("--out", required=True, help="model folder to write ('.' works in an empty folder)")
-    train.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an existing model folder not written by soundanomaly (never one holding the input data)",
+    add_output(
+        train, "--out", kind="folder", required=True, help="model folder to write ('.' works in an empty folder)"
     )
     train.add_argument(
         "--detector",

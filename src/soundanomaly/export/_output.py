@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from soundanomaly import _safeio
+from soundanomaly import _safefiles
 from soundanomaly.exceptions import OutputExistsError
 from soundanomaly.typing import PathLike
 
@@ -54,6 +54,7 @@ def write_export(target: PathLike, data: bytes, *, inputs: Iterable[PathLike] = 
             raise OutputExistsError(f"{target}: refusing to write there: the output {what} the input {item}")
     if path.is_file() and not force and not written_by_library(path):
         raise OutputExistsError(f"{target}: exists and was not written by soundanomaly; pass --force to replace it")
-    with _safeio.atomic_file(target, "wb", inputs=inputs, overwrite=force) as handle:
+    replaceable = force or (path.is_file() and written_by_library(path))  # an export written before the ledger
+    with _safefiles.atomic_file(target, "wb", inputs=inputs, overwrite=replaceable) as handle:
         handle.write(data)
     return path
