@@ -78,7 +78,8 @@ def test_train_per_id_clipstats_saves_one_model(tiny_root: Path, tmp_path: Path)
     [
         (["score", "{tmp}/none", "x.wav"], "not a saved model"),
         (["explore", "{tmp}/none"], "is not a folder"),
-        (["train", "{tmp}", "--out", "{tmp}/m"], "no clips found"),
+        (["train", "{tmp}", "--out", "{tmp}-model"], "no clips found"),
+        (["train", "{tmp}", "--out", "{tmp}/m"], "lies inside the input"),
     ],
 )
 def test_errors_are_one_line(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -200,8 +200,8 @@ def _check_inputs(target: Path, inputs: Iterable[PathLike]) -> None:
         if "://" in os.fspath(item):
             continue
         source = _resolved(item)
-        if _contains(target, source):
-            what = "is" if source == target else "contains"
+        if _contains(target, source) or (source.is_dir() and _contains(source, target)):
+            what = "is" if source == target else "contains" if _contains(target, source) else "lies inside"
             raise OutputExistsError(f"{target}: refusing to write there: the output {what} the input {item}")
 
 

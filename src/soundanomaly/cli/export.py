@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from soundanomaly.cli._common import chatter, float_type, require_tensorflow
+from soundanomaly.cli._common import add_output, chatter, float_type, require_tensorflow
 
 __all__ = ["add_parser", "run"]
 
@@ -23,7 +23,9 @@ def add_parser(subparsers: Any) -> None:
     export.add_argument("model", help="model folder written by 'soundanomaly train'")
     export.add_argument("--format", required=True, choices=["onnx", "tflite"], help="onnx (gateways) or tflite (MCUs)")
     export.add_argument("--int8", action="store_true", help="tflite: full-integer int8, calibrated on training clips")
-    export.add_argument("--out", required=True, help="file to write (tflite: a C header is written beside it, +.h)")
+    add_output(
+        export, "--out", kind="file", required=True, help="file to write (tflite: a C header is written beside it, +.h)"
+    )
     export.add_argument(
         "--window",
         type=float_type(0.0, 600.0, high_open=False),
@@ -31,9 +33,6 @@ def add_parser(subparsers: Any) -> None:
         help="onnx: seconds of audio one inference scores (default: 10, MIMII's clip length)",
     )
     export.add_argument("--group", help="per-id model: the machine id / section to export (one file per group)")
-    export.add_argument(
-        "--force", action="store_true", help="replace an existing file not written by soundanomaly (never an input)"
-    )
     export.set_defaults(func=run)
 
 
