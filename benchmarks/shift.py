@@ -5,7 +5,8 @@ Not part of the test suite. Run with ``nox -s shift`` (or ``python benchmarks/sh
 Data: :mod:`soundanomaly.datasets.shift` at the frozen :data:`~soundanomaly.datasets.shift.EVALUATION_SEED`
 (never tuned on), DCASE 2023 layout, 3 sections (operating-point, background and microphone shift),
 ``--size moderate``: 300 source + 10 target training clips per section, 30 test clips per section, domain and
-label, 2 s at 16 kHz (``--size dcase``: 990 + 10, 50, 10 s), plus a **new-day** test session
+label, 2 s at 16 kHz (``--size dcase``: 990 + 10, 50, 10 s); source SNR 0 dB and fault severity 0.3 by default
+(``--snr 6 --severity 0.5`` is the easy setting), plus a **new-day** test session
 (``day=2``: the same machines after a day of drift). One model per section, as DCASE scores.
 
 Every detector of :mod:`soundanomaly.detectors` that learns from normal clips of one section (the reference
@@ -325,17 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="moderate")
     parser.add_argument("--seed", type=int, default=EVALUATION_SEED, help="data seed (default: the frozen one)")
     parser.add_argument("--only", nargs="*", help="detector class names to run (default: all)")
+    parser.add_argument("--snr", type=float, default=0.0, help="source-domain SNR in dB (default 0)")
+    parser.add_argument("--severity", type=float, default=0.3, help="fault severity (default 0.3)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "shift.json")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        _log(f"writing the shift set ({args.size}: {size}, seed {args.seed}) ...")
-        dev = DCASE(write_shift_dataset(Path(tmp) / "dev", seed=args.seed, **size))
+        hardness = {"snr": args.snr, "severity": args.severity}
+        _log(f"writing the shift set ({args.size}: {size}, {hardness}, seed {args.seed}) ...")
+        dev = DCASE(write_shift_dataset(Path(tmp) / "dev", seed=args.seed, **size, **hardness))
         day2 = DCASE(
             write_shift_dataset(
-                Path(tmp) / "day2", seed=args.seed, day=2, **{**size, "n_test": size["n_test"] + DAY2_ADAPT}
+                Path(tmp) / "day2",
+                seed=args.seed,
+                day=2,
+                **{**size, "n_test": size["n_test"] + DAY2_ADAPT},
+                **hardness,
             )
         )
         train, test = _subset(dev, split="train"), _subset(dev, split="test")
@@ -343,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {
             "size": args.size,
             "sizes": size,
+            "snr_db": args.snr,
+            "severity": args.severity,
             "seed": args.seed,
             "frozen_evaluation_seed": args.seed == EVALUATION_SEED,
             "target_fpr": 0.01,

@@ -82,14 +82,15 @@ def test_fit_holds_out_whole_sessions() -> None:
 
 def test_domain_thresholds_saved_and_used(shift_clips: DCASE, tmp_path: Path) -> None:
     train = _clips(shift_clips, split="train", section=0)
-    detector = ClipStatsDetector(threshold=ThresholdCalibrator("target_fpr", target_fpr=0.1)).fit(train)
+    detector = ClipStatsDetector(threshold=ThresholdCalibrator("target_fpr", target_fpr=0.2)).fit(train)
     own = detector.session_thresholds_
-    assert set(own) == {"fan/section_00/source", "fan/section_00/target"}
-    assert detector.threshold_ == pytest.approx(max(own.values())) or detector.threshold_ > max(own.values())
+    # 8 source clips calibrate (resolve 20 %: their own threshold); 1 target clip does not (the global one)
+    assert set(own) == {"fan/section_00/source"}
+    assert detector.threshold_ >= own["fan/section_00/source"]
     test = _clips(shift_clips, split="test", section=0)
     keys = [f"fan/section_00/{r.domain}" for r in test]
     scores = detector.score(test)
-    expected = (scores > np.array([own[k] for k in keys])).astype(np.int8)
+    expected = (scores > np.array([own.get(k, detector.threshold_) for k in keys])).astype(np.int8)
     assert detector.predict(test, sessions=keys).tolist() == expected.tolist()
     loaded = BaseDetector.load(detector.save(tmp_path / "model"))
     assert loaded.session_thresholds_ == pytest.approx(own)
@@ -119,7 +120,7 @@ def test_adapt_reduces_target_false_alarms(shift_clips: DCASE) -> None:
         before = detector.predict(normal)[target].mean()
         with pytest.warns(CalibrationWarning, match="out-of-fold"):
             detector.adapt(_clips(shift_clips, split="train", domain="target", section=section))
-        assert f"fan/section_{section:02d}/target" in detector.session_thresholds_
+        assert f"fan/section_{section:02d}/target" not in detector.session_thresholds_  # 4 clips: the global one
         after = detector.predict(normal)
         rates.append((before, after[target].mean(), after[~target].mean()))
     assert np.mean([b for b, _, _ in rates]) >= 0.5  # the shift is real
