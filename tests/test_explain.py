@@ -176,3 +176,26 @@ def test_contributions_of_an_unfitted_detector_raise_not_fitted() -> None:
 
     with pytest.raises(NotFittedError):
         feature_contributions(GaussianDetector(), np.zeros((2, 6), np.float32))
+
+
+def test_a_detector_provides_its_contributions_through_a_public_method() -> None:
+    class Uniform(BaseDetector):
+        def _fit(self, features: ClipFeatures, labels: Any = None) -> None:
+            pass
+
+        def _score_windows(self, windows: np.ndarray) -> np.ndarray:
+            return np.full(len(windows), float(windows.shape[1]))
+
+        def feature_contributions(self, windows: np.ndarray) -> np.ndarray:
+            return np.ones_like(windows, dtype=np.float64)
+
+    clip = generate_clip(MACHINE, duration=1.0, clip_index=6)
+    explanation = explain(Uniform(threshold=1.0).fit(_train(2)), clip, SR)
+    np.testing.assert_allclose(explanation.scores, 320.0)
+
+    class Misshapen(Uniform):
+        def feature_contributions(self, windows: np.ndarray) -> np.ndarray:
+            return np.ones((len(windows), 3))
+
+    with pytest.raises(ParameterError, match="shape"):
+        explain(Misshapen(threshold=1.0).fit(_train(2)), clip, SR)

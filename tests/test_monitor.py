@@ -652,3 +652,39 @@ def test_import_stays_light() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_monitor_module_still_exports_every_public_name() -> None:
+    """``soundanomaly.monitor`` became a re-export of ``soundanomaly.streaming``: users' imports keep working."""
+    import soundanomaly.monitor as old
+    import soundanomaly.streaming as new
+
+    names = ["Alerter", "Event", "FolderSource", "Monitor", "MonitorCalibration", "PcmSource", "ScanResult",
+             "WavFileSource", "WindowScore", "count_events", "fault_onset_stream", "scan"]  # fmt: skip
+    assert sorted(old.__all__) == sorted(new.__all__) == sorted(names)
+    assert all(getattr(old, name) is getattr(new, name) for name in names)
+
+
+def test_a_detector_scoring_otherwise_gets_no_stream_scorer_and_is_scored_exactly(
+    gaussian: GaussianDetector, stream: Any
+) -> None:
+    """The detector provides its streaming scorer; a subclass that scores differently provides none and the
+    front end scores its vectors exactly (the stream still equals clip scoring)."""
+    import copy
+
+    assert isinstance(gaussian.stream_scorer(), streaming_scorers.GaussianStreamScorer)
+
+    class Doubled(GaussianDetector):
+        def _score_windows(self, windows: np.ndarray) -> np.ndarray:
+            return 2.0 * GaussianDetector._score_windows(self, windows)
+
+    doubled = copy.copy(gaussian)
+    doubled.__class__ = Doubled
+    assert doubled.stream_scorer() is None and streaming_scorers.stream_scorer_of(doubled) is None
+    signal, _ = stream
+    monitor = Monitor(doubled, window_seconds=2.0, hop_seconds=0.5)
+    windows = _push_random_blocks(monitor, signal[: 5 * SR], 3)
+    assert monitor._frames is not None and monitor._frames.shift_model is None
+    np.testing.assert_allclose(
+        [w.score for w in windows], _clip_scores(doubled, signal, windows, monitor.window_samples_), rtol=1e-5
+    )
