@@ -242,3 +242,33 @@ def test_threads_reading_one_folder_clip_do_not_leak(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+# -- which entries of a folder are clips: one rule --------------------------------------------------------------------
+def test_score_dir_mimii_and_dcase_list_the_same_entries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: `score DIR` dropped a folder named x.wav while MIMII() and train listed it (and train then aborted)."""
+    from soundanomaly.audio import find_clips
+    from soundanomaly.cli._common import wav_paths
+    from soundanomaly.datasets import MIMII
+
+    normal = tmp_path / "6_dB_fan" / "fan" / "id_00" / "normal"
+    normal.mkdir(parents=True)
+    good = _tone(normal / "00000000.wav", seconds=1.0)
+    (normal / "00000001.WAV").mkdir()  # a folder named like a clip, any case
+    listed = [str(p) for p in find_clips(tmp_path)]
+    assert wav_paths([str(tmp_path)]) == listed
+    assert [r.path for r in MIMII(tmp_path)] == listed
+    assert str(good) in listed and str(normal / "00000001.WAV") in listed
+    features = LogMelFrames().extract(listed, on_error="skip")  # reported, skipped, never a traceback
+    assert features.paths == (str(good),) and "directory" in features.skipped[0][1]
+
+
+# -- memory: a clip too long to score in memory is refused from its header ---------------------------------------
+def test_a_clip_too_long_to_score_in_memory_points_to_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: score read a 2-hour WAV whole (13-15x the file size in memory); the bound is now stated and enforced."""
+    monkeypatch.setattr("soundanomaly.audio.MAX_CLIP_SAMPLES", 8000)
+    for subtype, name in (("PCM_16", "long.wav"), ("FLOAT", "long_float.wav")):
+        path = _tone(tmp_path / name, seconds=1.0, subtype=subtype)
+        with pytest.raises(AudioError, match=r"too long to score as one clip.*soundanomaly scan"):
+            load(path)
+    assert len(load(_tone(tmp_path / "short.wav", seconds=0.4))[0]) == 6400

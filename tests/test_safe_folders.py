@@ -206,3 +206,51 @@ def test_a_load_racing_saves_sees_one_complete_save(tmp_path: Path) -> None:
     assert n_loads > 10
     assert pairs <= {(1.0, False), (2.0, True)}, pairs
     assert n_failed <= n_loads  # failures are the rare exception
+
+
+# -- full disk: the error names the output, nothing half-written ------------------------------------------------------
+def test_a_full_disk_while_saving_names_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: "No space left on device" without the path."""
+    import errno
+
+    from soundanomaly.exceptions import OutputWriteError
+
+    model = tmp_path / "M"
+    _fitted(0, 1.0).save(model)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OutputWriteError, match=r"M: cannot write \(No space left on device\)"):
+        _fitted(1, 2.0).save(model)
+    assert GaussianDetector.load(model).threshold_ == 1.0 and _hidden(tmp_path, "M") == []
+
+
+def test_a_full_disk_during_scan_out_leaves_no_partial_files(
+    tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: scan left a partial events.csv when the disk filled while writing its outputs."""
+    import errno
+
+    import soundfile as sf
+
+    from soundanomaly import plots
+    from soundanomaly.cli import main
+
+    model = tmp_path / "M"
+    assert main(["train", str(tiny_root), "--out", str(model), "--detector", "gaussian", "--ids", "0", "-q"]) == 0
+    clips = sorted((tiny_root / "6_dB_fan" / "fan" / "id_00" / "normal").glob("*.wav"))[:3]
+    recording = tmp_path / "rec.wav"
+    sf.write(recording, np.concatenate([sf.read(p)[0] for p in clips]), 16000)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(plots, "save", full)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["scan", str(model), str(recording), "--window", "1", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and str(out) in err
+    assert not out.exists() or [p.name for p in out.iterdir()] == []

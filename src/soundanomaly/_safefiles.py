@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from soundanomaly._safeio import contains_path, folder_kind, process_umask, resolved_path
-from soundanomaly.exceptions import OutputExistsError, SoundAnomalyError
+from soundanomaly.exceptions import OutputExistsError, OutputWriteError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
 __all__ = [
@@ -177,7 +177,7 @@ def check_output_file(
 
 
 def _cannot_write(shown: str, exc: OSError) -> SoundAnomalyError:
-    return SoundAnomalyError(f"{shown}: cannot write ({exc.strerror or exc})")
+    return OutputWriteError(f"{shown}: cannot write ({exc.strerror or exc}); nothing was left half-written")
 
 
 @contextlib.contextmanager
@@ -220,8 +220,7 @@ def atomic_outputs(
         for name, tmp in temporary.items():
             os.replace(tmp, base / name)
     except OSError as exc:
-        where = exc.filename or shown
-        raise SoundAnomalyError(f"{where}: cannot write ({exc.strerror or exc}); no output was changed") from exc
+        raise OutputWriteError(f"{shown}: cannot write ({exc.strerror or exc}); no output was changed") from exc
     finally:
         for tmp in temporary.values():
             with contextlib.suppress(OSError):

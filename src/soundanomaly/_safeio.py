@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from soundanomaly.exceptions import ModelFormatError, OutputExistsError, SoundAnomalyError
+from soundanomaly.exceptions import ModelFormatError, OutputExistsError, OutputWriteError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
 __all__ = [
@@ -446,7 +446,14 @@ def atomic_dir(
     except OSError as exc:
         raise SoundAnomalyError(f"{shown}: cannot create the output folder ({exc.strerror or exc})") from exc
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # a full disk while filling: name the output (np.savez's error names no file)
+            if isinstance(exc, SoundAnomalyError):
+                raise
+            raise OutputWriteError(
+                f"{shown}: cannot write ({exc.strerror or exc}); the previous one is untouched"
+            ) from exc
         files = sorted(entry.name for entry in tmp.iterdir())
         marker = {"kind": kind, **(extra_marker or {}), "save_id": uuid.uuid4().hex, "files": files}
         (tmp / MARKER).write_text(json.dumps(marker))

@@ -25,7 +25,8 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
@@ -38,6 +39,7 @@ from soundanomaly.typing import FloatArray, PathLike
 __all__ = [
     "MAX_ABS_SAMPLE",
     "MAX_CLIP_BYTES",
+    "MAX_CLIP_SAMPLES",
     "MAX_DECODED_BYTES",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
@@ -49,6 +51,7 @@ __all__ = [
     "check_samples",
     "decode",
     "decode_samples",
+    "find_clips",
     "is_url",
     "load",
     "read_bytes",
@@ -61,8 +64,12 @@ Channel: TypeAlias = int | Literal["mean"] | None
 
 #: Largest clip (bytes) :func:`read_bytes` reads by default: 2 GiB (a 10 s, 8-channel MIMII clip is 2.5 MB).
 MAX_CLIP_BYTES = 2 * 1024**3
-#: Most memory (bytes) one decoded clip may take as float32 (compressed files expand): 4 GiB.
+#: Most memory (bytes) one decoded clip may take as float32, all channels (compressed files expand): 4 GiB.
 MAX_DECODED_BYTES = 4 * 1024**3
+#: Most samples per channel in one clip: 2**26 (70 min at 16 kHz). Scoring a clip peaks at about 30 bytes per
+#: sample (decoded signal, spectrogram, feature vectors), so about 2 GB at this limit; longer recordings are
+#: scored in windows, in flat memory, by :func:`soundanomaly.streaming.scan` (``soundanomaly scan``).
+MAX_CLIP_SAMPLES = 2**26
 #: Lowest and highest sample rates (Hz) accepted in a file header.
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
@@ -74,6 +81,27 @@ _REMOTE_SCHEMES = ("s3", "s3a")
 _IN_PROCESS_SCHEMES = ("memory",)  # fsspec's in-memory file system (tests, pipelines); no I/O
 _HTTP_SCHEMES = ("http", "https")
 _ALLOW_HTTP: contextvars.ContextVar[bool] = contextvars.ContextVar("soundanomaly_allow_http", default=False)
+
+
+def find_clips(folder: PathLike, *, extensions: Sequence[str] = (".wav",)) -> list[Path]:
+    """Every entry under ``folder`` (recursively) whose name ends in one of ``extensions``, any case, sorted.
+
+    The one rule for which entries of a folder are clips (``score DIR``,
+    :class:`~soundanomaly.datasets.MIMII`, :class:`~soundanomaly.datasets.DCASE`,
+    ``train``): by name only. An entry that is not a regular file (a folder
+    named ``x.wav``, a FIFO) is listed too, so that reading it reports it
+    (:class:`AudioError`, skippable with ``on_error="skip"``/``--skip-errors``)
+    rather than dropping it silently.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.makedirs("clips/x.WAV"); _ = open("clips/a.wav", "wb").close()
+    >>> [p.name for p in find_clips("clips")]
+    ['a.wav', 'x.WAV']
+    """
+    wanted = {e.lower() for e in extensions}
+    return sorted(path for path in Path(folder).rglob("*") if path.suffix.lower() in wanted)
 
 
 def is_url(path: PathLike) -> bool:
@@ -328,11 +356,7 @@ def decode(
         with sf.SoundFile(io.BytesIO(data)) as handle:
             rate = int(handle.samplerate)
             _check_rate(name, rate)
-            needed = int(handle.frames) * int(handle.channels) * 4
-            if needed > MAX_DECODED_BYTES:
-                raise AudioError(
-                    name, f"decoded audio would take {needed} bytes (limit {MAX_DECODED_BYTES}): too long a clip"
-                )
+            _check_length(name, int(handle.frames), int(handle.channels), rate)
             samples = _read_all(handle)
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, AudioError):
@@ -372,6 +396,20 @@ def _read_all(handle: sf.SoundFile) -> npt.NDArray[np.float32]:
     if not blocks:
         return np.zeros((0, int(handle.channels)), dtype=np.float32)
     return np.concatenate(blocks).astype(np.float32, copy=False)
+
+
+def _check_length(name: str, frames: int, channels: int, rate: int) -> None:
+    """Refuse, from the header, a clip too long to score in memory (see :data:`MAX_CLIP_SAMPLES`)."""
+    needed = frames * channels * 4
+    if needed > MAX_DECODED_BYTES:
+        raise AudioError(name, f"decoded audio would take {needed} bytes (limit {MAX_DECODED_BYTES}): too long a clip")
+    if frames > MAX_CLIP_SAMPLES:
+        raise AudioError(
+            name,
+            f"{frames / rate / 60:.0f} min of audio is too long to score as one clip (limit {MAX_CLIP_SAMPLES} "
+            f"samples, {MAX_CLIP_SAMPLES / rate / 60:.0f} min at {rate} Hz): score it in windows with "
+            "'soundanomaly scan' (soundanomaly.streaming.scan), in flat memory",
+        )
 
 
 def _check_args(channel: Channel, sr: int | None) -> None:
@@ -638,6 +676,7 @@ def _pcm16_frames(name: str, data: bytes) -> tuple[npt.NDArray[np.int16], int] |
     n_frames = size // (2 * n_channels)
     if n_frames == 0:
         raise AudioError(name, "audio has zero length (no samples)")
+    _check_length(name, n_frames, n_channels, rate)
     frames = np.frombuffer(data, dtype="<i2", count=n_frames * n_channels, offset=body)
     return frames.reshape(n_frames, n_channels), int(rate)
 

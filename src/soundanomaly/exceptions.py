@@ -18,6 +18,7 @@ __all__ = [
     "ModelFormatError",
     "NotFittedError",
     "OutputExistsError",
+    "OutputWriteError",
     "ParameterError",
     "SoundAnomalyError",
     "SoundAnomalyWarning",
@@ -257,6 +258,17 @@ class OutputExistsError(SoundAnomalyError, FileExistsError):
     Examples
     --------
     >>> isinstance(OutputExistsError("notes: exists"), FileExistsError)
+    True
+
+    """
+
+
+class OutputWriteError(SoundAnomalyError, OSError):
+    """An output could not be written (a full disk, permissions); the message names it and nothing was changed.
+
+    Examples
+    --------
+    >>> isinstance(OutputWriteError("model: cannot write (No space left on device)"), OSError)
     True
 
     """

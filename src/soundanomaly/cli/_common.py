@@ -186,8 +186,8 @@ def safe_text(text: object) -> str:
 
     Examples
     --------
-    >>> safe_text("a\nsoundanomaly: error: forged")
-    'a\\nsoundanomaly: error: forged'
+    >>> print(safe_text("a" + chr(10) + "soundanomaly: error: forged" + chr(27) + "[2J"))
+    a\\nsoundanomaly: error: forged\\x1b[2J
     """
     from soundanomaly._printable import printable
 
@@ -283,7 +283,9 @@ def wav_paths(items: Sequence[str]) -> list[str]:
     for item in items:
         path = Path(item)
         if "://" not in item and path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+            from soundanomaly.audio import find_clips
+
+            found = [str(p) for p in find_clips(path)]  # as MIMII/DCASE: by name; a non-file entry is reported
             if not found:
                 raise SoundAnomalyError(f"{item}: folder holds no .wav files")
             paths += found

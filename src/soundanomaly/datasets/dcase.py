@@ -30,6 +30,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from soundanomaly.audio import find_clips
 from soundanomaly.datasets.mimii import MIMII, UNLABELLED, ClipRecord, ClipSet, Label, parse_path
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.typing import PathLike
@@ -118,11 +119,8 @@ def _index(root: PathLike, extensions: Sequence[str], *, mimii: bool, dcase: boo
     folder = Path(root)
     if not folder.is_dir():
         raise ParameterError(f"root {os.fspath(root)!r} is not a folder")
-    exts = {e.lower() for e in extensions}
     records = []
-    for path in folder.rglob("*"):
-        if path.suffix.lower() not in exts:
-            continue
+    for path in find_clips(folder, extensions=extensions):  # the one rule for which entries are clips
         record = (parse_dcase_path(path) if dcase else None) or (parse_path(path) if mimii else None)
         if record is not None:
             records.append(record)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from soundanomaly.audio import find_clips
 from soundanomaly.datasets.clips import LABELS, UNLABELLED, ClipRecord, ClipSet, Label
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.typing import PathLike
@@ -51,8 +52,8 @@ class MIMII(ClipSet):
             raise ParameterError(f"root {os.fspath(root)!r} is not a folder")
         records = sorted(
             record
-            for path in self.root.rglob("*")
-            if path.suffix.lower() in extensions and (record := parse_path(path)) is not None
+            for path in find_clips(self.root, extensions=extensions)  # the one rule for which entries are clips
+            if (record := parse_path(path)) is not None
         )
         if not records:
             raise ParameterError(
