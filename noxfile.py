@@ -42,7 +42,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
     """Build the Sphinx site with warnings as errors."""
-    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,docs]")
+    session.install(*CONSTRAINTS, "-e", ".[tf,aws,test,docs,export]")
     session.run(
         "sphinx-build",
         "-W",
@@ -116,3 +116,10 @@ def container(session: nox.Session) -> None:
 
 if os.environ.get("CI"):
     nox.options.reuse_existing_virtualenvs = False
+
+
+@nox.session(default=False)
+def edge(session: nox.Session) -> None:
+    """Edge export (issue 25): ONNX parity on the real clips, int8 TFLite AUC, sizes, latency, runtime footprint."""
+    session.install(*CONSTRAINTS, "-e", ".[tf,export]")
+    session.run("python", "benchmarks/edge.py", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})

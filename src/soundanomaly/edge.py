@@ -35,13 +35,16 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly.exceptions import AudioError, ModelFormatError, ParameterError, SoundAnomalyError
+from soundanomaly.results import label_scores
 
 __all__ = [
     "METADATA_PREFIX",
     "EdgeEvent",
     "EdgeModel",
     "EdgeMonitor",
+    "ModelInfo",
     "WavStream",
+    "check_onnx_bytes",
     "main",
     "score_file",
 ]
@@ -68,8 +71,8 @@ METADATA_KEYS = (
 #: The only operators an exported file may hold (default ONNX domain, no subgraphs).
 ALLOWED_OPS = frozenset(
     {
-        "Add", "Cast", "Concat", "CumSum", "DFT", "Div", "Gather", "Identity", "IsNaN", "LessOrEqual", "Log",
-        "MatMul", "Max", "Mul", "Not", "Pad", "Pow", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
+        "Add", "Cast", "Concat", "CumSum", "DFT", "Div", "Gather", "Identity", "IsInf", "IsNaN", "LessOrEqual",
+        "Log", "MatMul", "Max", "Mul", "Not", "Or", "Pad", "Pow", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
         "Slice", "Sqrt", "Squeeze", "Sub", "TopK", "Unsqueeze", "Where",
     }
 )  # fmt: skip
@@ -220,6 +223,7 @@ class ModelInfo:
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], where: str) -> ModelInfo:
+        """Check the ``soundanomaly.*`` metadata (without the prefix) of file ``where`` and bound every value."""
         missing = [k for k in METADATA_KEYS if k not in metadata]
         if missing:
             raise ModelFormatError(f"{where}: not a soundanomaly export (metadata {missing} missing)")
@@ -283,8 +287,8 @@ class EdgeModel:
         x = np.ascontiguousarray(pcm, dtype=np.float32)
         if x.shape != (self.info.window_samples,):
             raise ParameterError(f"a window is {self.info.window_samples} mono samples, got shape {x.shape}")
-        score, label = self._session.run(None, {"pcm": x})
-        return float(score), int(label)
+        score = float(self._session.run(["score"], {"pcm": x})[0])
+        return score, int(label_scores([score], self.info.threshold)[0])
 
 
 def _session(data: bytes, threads: int, where: str) -> Any:

@@ -285,7 +285,8 @@ def build_graph(
     if offset:
         score = g.op("Add", score, g.const(float(offset)))
     g.nodes.append(g.helper.make_node("Identity", [score], ["score"]))
-    above = g.op("Not", g.op("LessOrEqual", "score", g.const(float(threshold))))  # NaN and +inf count as anomalous
+    # results.label_scores: score > threshold, or a non-finite score (NaN, +-inf), is an anomaly
+    above = g.op("Or", g.op("Not", g.op("LessOrEqual", "score", g.const(float(threshold)))), g.op("IsInf", "score"))
     g.nodes.append(g.helper.make_node("Cast", [above], ["label"], to=onnx.TensorProto.INT8))
     graph = g.helper.make_graph(
         g.nodes,
