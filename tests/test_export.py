@@ -61,6 +61,10 @@ CASES = {
         lambda: GaussianDetector(threshold=1.5, features=LogMelFrames(n_mels=32, frames=3, n_fft=512, hop_length=192)),
         lambda: LogMelFrames(n_mels=32, frames=3, n_fft=512, hop_length=192),
     ),
+    "gaussian-unsplit-fft": (  # 254 = 2 x 127 has no two-stage split: one DFT matrix
+        lambda: GaussianDetector(threshold=1.5, features=LogMelFrames(n_mels=24, frames=2, n_fft=254, hop_length=100)),
+        lambda: LogMelFrames(n_mels=24, frames=2, n_fft=254, hop_length=100),
+    ),
     "clipstats-knn": (lambda: ClipStatsDetector(threshold=2.0), ClipStatistics),
     "clipstats-mahalanobis-std": (
         lambda: ClipStatsDetector(method="mahalanobis", scaling="std", threshold=2.0),
@@ -148,6 +152,9 @@ def test_export_refuses_what_it_cannot_represent(clips: dict[str, list[npt.NDArr
     train = _features(LogMelFrames(), clips["train"])
     with pytest.raises(ParameterError, match="_Opaque cannot be exported"):
         to_onnx(_Opaque(threshold=1.0).fit(train))
+    odd = LogMelFrames(n_fft=509, hop_length=200)
+    with pytest.raises(ParameterError, match="odd n_fft"):
+        to_onnx(GaussianDetector(threshold=1.0, features=odd).fit(_features(odd, clips["train"])))
     with pytest.raises(ParameterError, match="channel=None"):
         to_onnx(GaussianDetector(threshold=1.0, channel=None).fit(train))
     with pytest.raises(ParameterError, match="shorter than the features need"):

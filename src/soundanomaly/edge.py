@@ -73,7 +73,7 @@ ALLOWED_OPS = frozenset(
     {
         "Add", "Cast", "Concat", "CumSum", "DFT", "Div", "Gather", "Identity", "IsInf", "IsNaN", "LessOrEqual",
         "Log", "MatMul", "Max", "Mul", "Not", "Or", "Pad", "Pow", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
-        "Slice", "Sqrt", "Squeeze", "Sub", "TopK", "Unsqueeze", "Where",
+        "Slice", "Sqrt", "Squeeze", "Sub", "TopK", "Transpose", "Unsqueeze", "Where",
     }
 )  # fmt: skip
 MAX_MODEL_BYTES = 256 << 20

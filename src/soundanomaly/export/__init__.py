@@ -48,7 +48,7 @@ class ExportPlan:
 
     Attributes
     ----------
-    detector : BaseDetector
+    detector : soundanomaly.detectors.base.BaseDetector
         The detector that scores (a PerGroup's model for one group).
     parts : dict
         Its fitted window score as arrays (``detector._export_parts()``).
@@ -110,7 +110,7 @@ def plan(
 
     Parameters
     ----------
-    model : BaseDetector
+    model : soundanomaly.detectors.base.BaseDetector
         A fitted detector.
     window_seconds : float > 0, default 10
         Length of the audio one inference scores (the training clips' length
@@ -140,6 +140,11 @@ def plan(
         raise ParameterError(
             f"{type(detector).__name__} on features {features.get('name')!r} cannot be exported: an exported file "
             f"computes only {', '.join(front_end_names())}"
+        )
+    if features["name"] == "LogMelFrames" and int(features["n_fft"]) % 2:
+        raise ParameterError(
+            f"n_fft={features['n_fft']} cannot be exported: the library frames an odd n_fft one frame longer than "
+            "librosa does, and an exported file reproduces only even FFT sizes"
         )
     fixed = features.get("sr")
     sr = int(sample_rate if sample_rate is not None else fixed if fixed is not None else 16000)

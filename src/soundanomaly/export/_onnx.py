@@ -85,9 +85,18 @@ def _log_mel(
 
     pad = n_fft // 2
     n_frames = 1 + n_samples // hop
-    padded = g.op("Pad", pcm, g.ints(pad, pad), mode="constant")
+    padded = g.op("Pad", pcm, g.ints(pad, n_fft), mode="constant")  # zeros past the end: edge frames, odd n_fft
     frames = _frames(g, padded, n_fft, hop, n_frames)
     basis = np.asarray(mel_basis(sr, n_fft, n_mels), dtype=np.float32)  # (n_mels, n_bins)
+    p = _split(n_fft)
+    mel = _mel_direct(g, frames, basis, n_fft) if p is None else _mel_two_stage(g, frames, basis, n_fft, n_frames, p)
+    db = g.op("Mul", g.op("Log", g.op("Max", mel, g.const(_AMIN, np.float32))), g.const(_DB, np.float32))
+    relative = g.op("Sub", db, g.op("ReduceMax", db, keepdims=1))
+    return g.op("Max", relative, g.const(-top_db, np.float32), stem="logmel"), n_frames
+
+
+def _mel_direct(g: _Graph, frames: str, basis: npt.NDArray[np.float32], n_fft: int) -> str:
+    """Mel power of ``frames`` through one windowed DFT matrix (any ``n_fft``)."""
     used = np.flatnonzero(basis.any(axis=0))
     lo, hi = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 1)  # bins no filter weighs add exact zeros
     window = np.asarray(_hann(n_fft), dtype=np.float64)
@@ -97,10 +106,44 @@ def _log_mel(
     squares = g.op("Mul", spectrum, spectrum)
     width = hi - lo
     power = g.op("Add", g.rows(squares, 0, width, 1), g.rows(squares, width, 2 * width, 1))
-    mel = g.op("MatMul", power, g.const(basis[:, lo:hi].T, np.float32, "mel"))
-    db = g.op("Mul", g.op("Log", g.op("Max", mel, g.const(_AMIN, np.float32))), g.const(_DB, np.float32))
-    relative = g.op("Sub", db, g.op("ReduceMax", db, keepdims=1))
-    return g.op("Max", relative, g.const(-top_db, np.float32), stem="logmel"), n_frames
+    return g.op("MatMul", power, g.const(basis[:, lo:hi].T, np.float32, "mel"))
+
+
+def _split(n: int) -> int | None:
+    """The divisor ``p`` of ``n`` nearest ``sqrt(n)`` with ``p, n / p >= 8``; None if there is none."""
+    divisors = [p for p in range(8, n // 8 + 1) if n % p == 0]
+    return min(divisors, key=lambda p: abs(p - n**0.5)) if divisors else None
+
+
+def _mel_two_stage(g: _Graph, frames: str, basis: npt.NDArray[np.float32], n_fft: int, n_frames: int, p: int) -> str:
+    """Mel power through a two-stage (Cooley-Tukey) DFT written as matrix products: ~8x fewer operations.
+
+    With ``n = q * n1 + n2`` and ``k = k1 + p * k2``: a ``p``-point DFT over ``n1`` (real in), then, for
+    each ``k1``, the sum over ``n2`` of ``W_N^(n2 * (k1 + p * k2))`` (twiddles folded in; only the
+    ``k2`` that reach the one-sided half). The bins come out in ``(k1, k2)`` order; the mel matrix's rows
+    are permuted to match, so no reordering is needed.
+    """
+    q = n_fft // p
+    k2s = (n_fft // 2) // p + 1
+    x = g.op("Reshape", g.op("Mul", frames, g.const(_hann(n_fft), np.float32)), g.ints(n_frames, p, q))
+    angle = 2.0 * np.pi * np.outer(np.arange(p), np.arange(p)) / p
+    first = np.concatenate([np.cos(angle), -np.sin(angle)], axis=0)  # ([re k1 | im k1], n1)
+    a = g.op("MatMul", g.const(first, np.float32, "dft1"), x)  # (F, 2p, n2): rows re k1 then im k1
+    # (k1, F, re/im, n2): the innermost axis stays in place, so the transpose moves whole rows
+    a = g.op("Transpose", g.op("Reshape", a, g.ints(n_frames, 2, p, q)), perm=[2, 0, 1, 3])
+    a = g.op("Reshape", a, g.ints(p, n_frames, 2 * q))
+    theta = -2.0 * np.pi * np.arange(q)[None, :, None] * (np.arange(p)[:, None, None] + p * np.arange(k2s)) / n_fft
+    c, s = np.cos(theta), np.sin(theta)  # (k1, n2, k2)
+    second = np.concatenate([np.concatenate([c, s], axis=2), np.concatenate([-s, c], axis=2)], axis=1)
+    y = g.op("MatMul", a, g.const(second, np.float32, "dft2"))  # (k1, F, [re k2 | im k2])
+    squares = g.op("Mul", y, y)
+    power = g.op("Add", g.rows(squares, 0, k2s, 2), g.rows(squares, k2s, 2 * k2s, 2))  # (k1, F, k2)
+    power = g.op("Reshape", g.op("Transpose", power, perm=[1, 0, 2]), g.ints(n_frames, p * k2s))
+    bins = (np.arange(p)[:, None] + p * np.arange(k2s)[None, :]).reshape(-1)  # bin of each (k1, k2) column
+    rows = np.zeros((p * k2s, basis.shape[0]), dtype=np.float32)
+    inside = bins <= n_fft // 2
+    rows[inside] = basis[:, bins[inside]].T
+    return g.op("MatMul", power, g.const(rows, np.float32, "mel"))
 
 
 def _log_mel_frames(g: _Graph, pcm: str, n_samples: int, params: dict[str, Any], sr: int) -> str:
