@@ -13,6 +13,8 @@ import pytest
 from soundanomaly.detectors import ClipStatsDetector, GaussianDetector, PerGroup
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ClipStatistics
+from soundanomaly.detectors.domain_knn import DomainKNNDetector
+from soundanomaly.detectors.selective_mahalanobis import SelectiveMahalanobisDetector
 from soundanomaly.exceptions import NotFittedError, OutputExistsError, ParameterError
 from soundanomaly.export import export_model, plan, save_onnx, to_onnx
 from soundanomaly.features import ClipFeatures, LogMelFrames
@@ -84,6 +86,32 @@ def test_onnx_scores_equal_the_library(case: str, clips: dict[str, list[npt.NDAr
     scores, labels = _onnx_scores(detector, clips["test"], window_seconds=2.0)
     np.testing.assert_allclose(scores, expected, rtol=RTOL)
     assert expected.max() > 2 * expected.min()  # the test clips differ: parity is not a constant
+    assert labels.tolist() == label_scores(expected, detector.threshold_).tolist()
+
+
+SHIFT_CASES = {
+    "domain-knn": lambda: DomainKNNDetector(threshold=2.0, n_neighbors=2),
+    "domain-knn-cosine": lambda: DomainKNNDetector(threshold=2.0, metric="cosine"),
+    "selective-mahalanobis": lambda: SelectiveMahalanobisDetector(threshold=2.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHIFT_CASES))
+def test_shift_robust_detectors_export_with_their_sessions(
+    case: str, clips: dict[str, list[npt.NDArray[np.float32]]]
+) -> None:
+    """Several sessions (domains): the file holds every bank and takes the least score, as the detector."""
+    rng = np.random.default_rng(9)
+    target = [_clip(rng, 3000 + 11 * i, noise=0.2) for i in range(8)]
+    detector = SHIFT_CASES[case]()
+    extractor = ClipStatistics()
+    sessions = ["source"] * len(clips["train"]) + ["target"] * len(target)
+    detector.fit(_features(extractor, clips["train"] + target), sessions=sessions)
+    assert list(detector.sessions_) == ["source", "target"]
+    test = [*clips["test"], _clip(rng, 3000, noise=0.2)]
+    expected = detector.score(_features(extractor, test))
+    scores, labels = _onnx_scores(detector, test, window_seconds=2.0)
+    np.testing.assert_allclose(scores, expected, rtol=RTOL)
     assert labels.tolist() == label_scores(expected, detector.threshold_).tolist()
 
 

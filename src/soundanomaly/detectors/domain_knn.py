@@ -198,6 +198,15 @@ class MemoryBanks:
             out.append(np.stack(columns, axis=1).min(axis=1))
         return np.concatenate(out) if out else np.empty(0)
 
+    def export_parts(self, mean: npt.ArrayLike, scale: npt.ArrayLike) -> dict[str, Any]:
+        """:meth:`score` of vectors standardised by ``mean`` and ``scale`` as export parts (see soundanomaly.export)."""
+        members = [
+            {"kind": "knn", "mean": mean, "scale": scale, "reference": bank, "n_neighbors": self.n_neighbors,
+             "unit_norm": self.metric == "cosine", "shift": float(mu), "spread": float(sigma)}
+            for bank, (mu, sigma) in zip(self.members, self.stats, strict=True)
+        ]  # fmt: skip
+        return {"kind": "min", "members": members}
+
     # -- persistence ------------------------------------------------------------------
     def state(self, prefix: str = "bank") -> dict[str, FloatArray]:
         """State arrays: ``<prefix>_<i>`` (members of bank ``i``) and ``<prefix>_stats`` (mu, sigma per bank)."""
@@ -367,6 +376,9 @@ class DomainKNNDetector(BaseDetector):
             scores[order] = self.banks_.member_scores()
             return scores
         return self._score_features(features)
+
+    def _export_parts(self) -> dict[str, Any]:
+        return self.banks_.export_parts(self.mean_, self.scale_)
 
     def _get_state(self) -> dict[str, FloatArray]:
         return {"mean": self.mean_, "scale": self.scale_, **self.banks_.state()}

@@ -222,6 +222,13 @@ class SelectiveMahalanobisDetector(BaseDetector):
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         return np.asarray(self.session_scores(windows).min(axis=1), dtype=np.float64)
 
+    def _export_parts(self) -> dict[str, Any]:
+        members = [
+            {"kind": "mahalanobis", "mean": self.mean_, "scale": self.scale_, "centre": centre, "precision": precision}
+            for centre, precision in zip(self.means_, self.precisions_, strict=True)
+        ]
+        return {"kind": "min", "members": members}  # _score_windows: the least per-session score
+
     def _get_state(self) -> dict[str, FloatArray]:
         return {
             "mean": self.mean_,

@@ -88,6 +88,15 @@ def _aggregate(spec: str) -> tuple[str, float]:
     raise ParameterError(f"aggregate {spec!r} cannot be exported")
 
 
+def _arrays(parts: Any, name: str = "") -> list[tuple[str, Any]]:
+    """Every array or number in an export-parts tree, with its key."""
+    if isinstance(parts, dict):
+        return [item for key, value in parts.items() if key != "kind" for item in _arrays(value, str(key))]
+    if isinstance(parts, (list, tuple)):
+        return [item for value in parts for item in _arrays(value, name)]
+    return [] if parts is None or isinstance(parts, (str, bool)) else [(name, parts)]
+
+
 def _fingerprint(model: Any) -> tuple[str, int]:
     """blake2b-128 of the training clips (paths and content hashes), or of the training scores when none."""
     clips = getattr(model, "training_clips_", None) or []
@@ -165,11 +174,9 @@ def plan(
     if not (channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool) and channel >= 0)):
         raise ParameterError(f"channel={channel!r} cannot be exported: an exported file scores one channel or the mean")
     aggregate = _aggregate(detector.aggregate)
-    for name, value in parts.items():
-        arrays = value if isinstance(value, list) else [value]
-        for array in arrays:
-            if isinstance(array, np.ndarray) and not np.isfinite(array).all():
-                raise ParameterError(f"{type(detector).__name__} holds non-finite values in {name!r}: not exportable")
+    for name, array in _arrays(parts):
+        if not np.isfinite(np.asarray(array, dtype=np.float64)).all():
+            raise ParameterError(f"{type(detector).__name__} holds non-finite values in {name!r}: not exportable")
     threshold = float(model.threshold_)
     fingerprint, n_clips = _fingerprint(model)
     metadata = {

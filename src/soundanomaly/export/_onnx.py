@@ -221,16 +221,35 @@ def front_end_names() -> tuple[str, ...]:
 
 # -- window scores -------------------------------------------------------------------------------------------------
 def _standardised(g: _Graph, x: str, parts: dict[str, Any]) -> str:
+    """``(x - mean) / scale`` in float64, then less ``centre`` and scaled to unit length when the parts say so."""
     z = g.op("Sub", g.op("Cast", x, to=_double(g)), g.const(np.asarray(parts["mean"], np.float64), stem="mean"))
     scale = parts.get("scale")
     if scale is not None:
         z = g.op("Div", z, g.const(np.asarray(scale, np.float64), stem="scale"))
+    centre = parts.get("centre")
+    if centre is not None:
+        z = g.op("Sub", z, g.const(np.asarray(centre, np.float64), stem="centre"))
+    if parts.get("unit_norm"):
+        norm = g.op("Sqrt", g.op("ReduceSum", g.op("Mul", z, z), g.ints(1), keepdims=1))
+        z = g.op("Div", z, g.op("Max", norm, g.const(1e-12)))
     return z
 
 
 def _window_scores(g: _Graph, x: str, parts: dict[str, Any], n_features: int) -> str:
-    """Per-window scores, float64 ``(n_windows,)``, as the detector's ``_score_windows``."""
+    """Per-window scores, float64 ``(n_windows,)``, as the detector's ``_score_windows``.
+
+    Parts (from ``detector._export_parts()``): ``"mahalanobis"`` (``mean``, ``scale``, optional ``centre``,
+    ``precision``; divided by the number of features), ``"knn"`` (``mean``, ``scale``, ``reference``,
+    ``n_neighbors``, optional ``unit_norm``; ``(mean distance - shift) / spread``, by default ``shift=0``,
+    ``spread=sqrt(n_features)``), ``"autoencoder"`` (``weights``), ``"min"`` (the least of ``members``).
+    """
     kind = parts.get("kind")
+    if kind == "min":
+        members = [_window_scores(g, x, member, n_features) for member in parts["members"]]
+        if not members:
+            raise ParameterError("a model without members cannot be exported")
+        stacked = g.op("Concat", *(g.op("Unsqueeze", m, g.ints(0)) for m in members), axis=0)
+        return g.op("ReduceMin", stacked, axes=[0], keepdims=0)
     if kind == "mahalanobis":
         z = _standardised(g, x, parts)
         product = g.op("MatMul", z, g.const(np.asarray(parts["precision"], np.float64), stem="precision"))
@@ -248,23 +267,22 @@ def _window_scores(g: _Graph, x: str, parts: dict[str, Any], n_features: int) ->
         k = min(int(parts["n_neighbors"]), len(reference))
         nearest = g.op("TopK", distances, g.ints(k), axis=1, largest=0, sorted=1, n_out=2)
         mean = g.op("ReduceMean", nearest, axes=[1], keepdims=0)
-        return g.op("Div", mean, g.const(math.sqrt(n_features)))
+        if parts.get("shift") is not None:
+            mean = g.op("Sub", mean, g.const(float(parts["shift"])))
+        spread = parts.get("spread")
+        return g.op("Div", mean, g.const(math.sqrt(n_features) if spread is None else float(spread)))
     if kind == "autoencoder":
         weights = [np.asarray(w, np.float32) for w in parts["weights"]]
         h = x
         n_layers = len(weights) // 2
         for i in range(n_layers):
-            h = g.op(
-                "Add",
-                g.op("MatMul", h, g.const(weights[2 * i], stem="kernel")),
-                g.const(weights[2 * i + 1], stem="bias"),
-            )
+            kernel, bias = g.const(weights[2 * i], stem="kernel"), g.const(weights[2 * i + 1], stem="bias")
+            h = g.op("Add", g.op("MatMul", h, kernel), bias)
             if i < n_layers - 1:
                 h = g.op("Relu", h)
         diff = g.op("Sub", h, x)
-        error = g.op(
-            "Div", g.op("ReduceSum", g.op("Mul", diff, diff), g.ints(1), keepdims=0), g.const(np.float32(n_features))
-        )
+        total = g.op("ReduceSum", g.op("Mul", diff, diff), g.ints(1), keepdims=0)
+        error = g.op("Div", total, g.const(np.float32(n_features)))
         return g.op("Cast", error, to=_double(g))
     raise ParameterError(f"unknown exported window score {kind!r}")
 

@@ -31,10 +31,12 @@ def _check(plan: Any) -> None:
             f"TFLite export takes LogMelFrames features (a microcontroller computes log-mel frames), "
             f"not {plan.features.get('name')!r}; export to ONNX instead"
         )
-    if plan.parts["kind"] not in ("autoencoder", "mahalanobis"):
+    kind = plan.parts["kind"]
+    if kind not in ("autoencoder", "mahalanobis") or plan.parts.get("centre") is not None:
+        why = "TFLite Micro has no top-k operator for the nearest-neighbour search" if kind == "knn" else ""
         raise ParameterError(
-            f"{type(plan.detector).__name__} ({plan.parts['kind']}) cannot be exported to TFLite: TFLite Micro has no "
-            "top-k operator for the nearest-neighbour search; export to ONNX instead"
+            f"{type(plan.detector).__name__} ({kind}) cannot be exported to TFLite: the microcontroller path holds "
+            f"the autoencoder and single-Gaussian (Mahalanobis) models{'; ' + why if why else ''}; export to ONNX"
         )
 
 
