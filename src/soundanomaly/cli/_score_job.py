@@ -15,14 +15,11 @@ __all__ = ["add_jobs_option", "add_scale_options", "run_job", "score_in_parallel
 _log = logging.getLogger("soundanomaly.cli")
 
 
-def add_jobs_option(parser: Any) -> None:
-    """``--jobs N`` (score, evaluate): worker processes on this machine."""
-    parser.add_argument(
-        "--jobs",
-        type=int_type(1),
-        help="worker processes on this machine (default: every core when there are enough clips to pay "
-        "for starting them, else 1)",
-    )
+def add_jobs_option(
+    parser: Any, *, default_help: str = "every core when there are enough clips to pay for starting them, else 1"
+) -> None:
+    """``--jobs N`` (score, evaluate, train): worker processes on this machine."""
+    parser.add_argument("--jobs", type=int_type(1), help=f"worker processes on this machine (default: {default_help})")
 
 
 def add_scale_options(parser: argparse.ArgumentParser) -> None:

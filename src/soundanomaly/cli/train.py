@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
     train.add_argument("--seed", type=non_negative, default=0, help="random seed (default: 0)")
     add_skip_errors(train)
     add_selection(train)
-    add_jobs_option(train)
+    add_jobs_option(train, default_help="1: shipping features between processes costs what computing them does")
     train.set_defaults(func=run)
 
 
@@ -77,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
         MachineIdDetector,
         PerGroup,
     )
-    from soundanomaly.scale import auto_jobs
 
     check_out_folder(args.out, force=args.force, inputs=[args.data])
     if args.detector in ("autoencoder", "machine-id"):
@@ -92,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         "progress": not args.quiet,
         "on_error": "skip" if args.skip_errors else "raise",
         "random_state": args.seed,
-        "n_jobs": args.jobs if args.jobs is not None else auto_jobs(len(normal)),  # feature extraction workers
+        # feature extraction workers: 1 unless asked (the features travel back to this process, which cost
+        # as much as computing them: benchmarks/scale.py measured a pool 1.1-4x slower on 2 cores)
+        "n_jobs": args.jobs or 1,
     }
     detector: BaseDetector
     verbose = 2 if args.verbose else 0  # Keras' per-epoch lines only with -v

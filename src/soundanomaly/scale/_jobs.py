@@ -73,10 +73,11 @@ class ScoreSummary:
     seconds: float
 
 
-#: Fewest clips per worker process for which a local pool pays for its start-up by default (starting a
-#: worker and loading the model there costs about as much as scoring this many 10 s clips; see
-#: benchmarks/scale.py and the "Scaling out" page).
-AUTO_MIN_CLIPS_PER_JOB = 128
+#: Fewest clips per worker process for which a fresh local pool pays for its start-up by default: starting
+#: the workers and loading the model there costs about what scoring a few hundred 10 s clips does
+#: (benchmarks/scale.py: a fresh pool of 2 broke even with one process at ~400 clips on a shared 2-core
+#: machine); below ``AUTO_MIN_CLIPS_PER_JOB * cores`` clips one process is faster.
+AUTO_MIN_CLIPS_PER_JOB = 256
 
 
 def auto_jobs(n_clips: int) -> int:
@@ -137,7 +138,7 @@ class _Runner:
         else:
             self.executor = self._new_pool()
             slots = self.jobs
-        self.max_in_flight = max_in_flight or 2 * slots
+        self.max_in_flight = max_in_flight or max(4, 2 * slots)  # a cluster may still be starting its workers
         self.restarts = 0
 
     def _new_pool(self) -> Executor:
