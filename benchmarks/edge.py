@@ -11,7 +11,7 @@ Measures, in one run on one core (``sched_setaffinity``, one thread everywhere):
 * **sizes**: ONNX files, TFLite float/int8, the C header; a flash/RAM estimate
   for a microcontroller (model + mel filterbank + window; tensor arena +
   the window's log-mel buffer + FFT buffer);
-* **latency** per 10 s window and per 1 s hop: the exported file in ONNX
+* **latency** (CPU time, median) per 10 s window and per 1 s hop: the exported file in ONNX
   Runtime (1 thread) beside the library's own scoring of the same audio
   (features + detector; and its incremental ``Monitor`` for the hop), and the
   TFLite model part (LiteRT interpreter, 309 vectors of one window);
@@ -65,12 +65,7 @@ TARGETS = {"parity_rtol": 1e-4, "int8_auc_drop": 0.01, "ae_int8_bytes": 300_000,
 
 def _median_ms(fn: Any, repeats: int) -> float:
     fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    return float(np.median([_timed(fn) for _ in range(repeats)]) * 1e3)
 
 
 def _interleaved_ms(first: Any, second: Any, repeats: int) -> tuple[float, float]:
@@ -286,9 +281,10 @@ def _latency_one(name: str, detector: Any, clip: np.ndarray, tmp: Path, repeats:
 
 
 def _timed(fn: Any, *args: Any) -> float:
-    start = time.perf_counter()
+    """CPU seconds of one call (``process_time``: time spent waiting for a shared core does not count)."""
+    start = time.process_time()
     fn(*args)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 _RSS_CODE = """

@@ -239,6 +239,26 @@ def test_cli_writes_json_lines(exported: Path, tmp_path: Path, capsys: pytest.Ca
     assert edge.main([str(tmp_path / "missing.onnx"), str(clip)]) == 2
 
 
+def test_a_live_wav_stream_on_stdin(exported: Path, detector: GaussianDetector, tmp_path: Path) -> None:
+    """``arecord | python -m soundanomaly.edge model -``: a WAV header with an unknown data size, read to the end."""
+    rng = np.random.default_rng(8)
+    clip = _noise(rng, 4.0)
+    data = bytearray(_write_wav(tmp_path / "clip.wav", clip).read_bytes())
+    data[40:44] = b"\xff\xff\xff\xff"  # what arecord writes on a pipe
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    out = subprocess.run(
+        [sys.executable, "-m", "soundanomaly.edge", str(exported), "-", "--hop", "2"],
+        input=bytes(data),
+        capture_output=True,
+        env=env,
+        check=True,
+    )
+    records = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    assert [(r["start"], r["end"]) for r in records] == [(0.0, 2.0), (1.984, 3.984)]  # hop: 62 feature hops
+    first = detector.score(ClipFeatures.from_arrays([LogMelFrames().transform(clip[: 2 * SR], SR)]))[0]
+    assert records[0]["score"] == pytest.approx(first, rel=1e-3)  # the WAV holds 16-bit samples of the clip
+
+
 FORBIDDEN = ("scipy", "librosa", "sklearn", "matplotlib", "soundfile", "tensorflow", "soxr", "onnx")
 
 
