@@ -137,6 +137,7 @@ def plan(
     """
     from soundanomaly import __version__
     from soundanomaly.detectors.base import BaseDetector
+    from soundanomaly.edge.check import FORMAT, METADATA_KEYS
     from soundanomaly.export._onnx import front_end_names, min_samples
 
     if not isinstance(model, BaseDetector):
@@ -180,7 +181,7 @@ def plan(
     threshold = float(model.threshold_)
     fingerprint, n_clips = _fingerprint(model)
     metadata = {
-        "format": "1",
+        "format": FORMAT,
         "library_version": __version__,
         "detector": type(detector).__name__
         if detector is model
@@ -196,6 +197,7 @@ def plan(
         "training_fingerprint": fingerprint,
         "training_clips": str(n_clips),
     }
+    assert set(metadata) == set(METADATA_KEYS), "the exporter writes exactly what the edge runtime reads"
     return ExportPlan(detector, parts, features, sr, window, aggregate, float(offset), threshold, metadata)
 
 
@@ -280,11 +282,9 @@ def save_tflite(
 ) -> Path:
     """Write :func:`to_tflite`'s bytes to ``path`` and, with ``header``, a C header beside it (``path`` + ``.h``)."""
     from soundanomaly.export._output import write_export
-    from soundanomaly.export._tflite import c_header
+    from soundanomaly.export._tflite import build_tflite, c_header
 
     p = plan(model, group=group)
-    from soundanomaly.export._tflite import build_tflite
-
     data = build_tflite(p, int8=int8, calibration=calibration)
     if header:
         header_path = Path(str(path) + ".h")

@@ -25,7 +25,6 @@ import collections
 import json
 import math
 import os
-import struct
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -34,6 +33,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from soundanomaly.edge.check import MAX_MODEL_BYTES, METADATA_PREFIX, ModelInfo, check_onnx_bytes
+from soundanomaly.edge.wav import WavStream, pick_channel
 from soundanomaly.exceptions import AudioError, ModelFormatError, ParameterError, SoundAnomalyError
 from soundanomaly.results import label_scores
 
@@ -48,202 +49,6 @@ __all__ = [
     "main",
     "score_file",
 ]
-
-#: Version of the exported-file conventions (metadata keys, input and output names).
-FORMAT = "1"
-METADATA_PREFIX = "soundanomaly."
-#: Metadata every exported file carries (keys without the prefix).
-METADATA_KEYS = (
-    "format",
-    "library_version",
-    "detector",
-    "sample_rate",
-    "window_samples",
-    "hop_quantum",
-    "threshold",
-    "channel",
-    "features",
-    "aggregate",
-    "group",
-    "training_fingerprint",
-    "training_clips",
-)
-#: The only operators an exported file may hold (default ONNX domain, no subgraphs).
-ALLOWED_OPS = frozenset(
-    {
-        "Add", "Cast", "Concat", "CumSum", "DFT", "Div", "Gather", "Identity", "IsInf", "IsNaN", "LessOrEqual",
-        "Log", "MatMul", "Max", "Mul", "Not", "Or", "Pad", "Pow", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "Relu", "Reshape",
-        "Slice", "Sqrt", "Squeeze", "Sub", "TopK", "Transpose", "Unsqueeze", "Where",
-    }
-)  # fmt: skip
-MAX_MODEL_BYTES = 256 << 20
-MAX_WINDOW_SECONDS = 600.0
-MAX_METADATA_BYTES = 1 << 16
-MAX_OPSET = 21
-#: Most samples of one channel block read from a WAV stream at a time.
-_BLOCK_FRAMES = 1 << 15
-
-
-# -- the file check: a standard-library walk over the protobuf ------------------------------------------------------
-def _fields(data: bytes, where: str) -> Iterator[tuple[int, int, Any]]:
-    """``(field, wire type, value)`` of one protobuf message; length-delimited values are bytes."""
-    pos, end = 0, len(data)
-    while pos < end:
-        key, pos = _varint(data, pos, where)
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == 0:
-            value, pos = _varint(data, pos, where)
-        elif wire == 1:
-            value, pos = data[pos : pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(data, pos, where)
-            value, pos = data[pos : pos + size], pos + size
-        elif wire == 5:
-            value, pos = data[pos : pos + 4], pos + 4
-        else:
-            raise ModelFormatError(f"{where}: not an ONNX file (protobuf wire type {wire})")
-        if pos > end:
-            raise ModelFormatError(f"{where}: truncated ONNX file")
-        yield number, wire, value
-
-
-def _varint(data: bytes, pos: int, where: str) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data) and shift < 70:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    raise ModelFormatError(f"{where}: truncated or malformed ONNX file")
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, bytes):
-        raise ModelFormatError(f"{where}: malformed ONNX file (expected a string)")
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ModelFormatError(f"{where}: malformed ONNX file (invalid UTF-8)") from exc
-
-
-def check_onnx_bytes(data: bytes, where: str = "<model>") -> dict[str, str]:
-    """Check an exported file's structure without running it; return its ``soundanomaly.*`` metadata.
-
-    Raises
-    ------
-    ModelFormatError
-        Not an exported soundanomaly file, or holds something an exported file never does.
-    """
-    if len(data) > MAX_MODEL_BYTES:
-        raise ModelFormatError(f"{where}: {len(data)} bytes, more than an exported model may have ({MAX_MODEL_BYTES})")
-    metadata: dict[str, str] = {}
-    graphs = 0
-    for number, wire, value in _fields(data, where):
-        if number == 8 and wire == 2:  # opset_import
-            domain, version = "", 0
-            for f, _, v in _fields(value, where):
-                domain, version = (_text(v, where), version) if f == 1 else (domain, v if f == 2 else version)
-            if domain not in ("", "ai.onnx") or not 1 <= version <= MAX_OPSET:
-                raise ModelFormatError(f"{where}: operator set {domain or 'ai.onnx'} {version} is not allowed")
-        elif number == 7 and wire == 2:
-            graphs += 1
-            _check_graph(value, where)
-        elif number == 14 and wire == 2:
-            entry = {f: _text(v, where) for f, _, v in _fields(value, where) if f in (1, 2)}
-            key = entry.get(1, "")
-            if key.startswith(METADATA_PREFIX):
-                metadata[key[len(METADATA_PREFIX) :]] = entry.get(2, "")
-        elif number in (20, 25):
-            raise ModelFormatError(f"{where}: holds training information or functions; an exported file never does")
-    if graphs != 1:
-        raise ModelFormatError(f"{where}: not an ONNX model with one graph")
-    return metadata
-
-
-def _check_graph(data: bytes, where: str) -> None:
-    for number, wire, value in _fields(data, where):
-        if number == 1 and wire == 2:  # node
-            op_type, domain = "", ""
-            for f, w, v in _fields(value, where):
-                if f == 4:
-                    op_type = _text(v, where)
-                elif f == 7:
-                    domain = _text(v, where)
-                elif f == 5 and w == 2 and any(g in (6, 11) for g, _, _ in _fields(v, where)):
-                    raise ModelFormatError(f"{where}: node {op_type or '?'} holds a subgraph; not allowed")
-            if domain not in ("", "ai.onnx") or op_type not in ALLOWED_OPS:
-                raise ModelFormatError(f"{where}: operator {domain + '.' if domain else ''}{op_type} is not allowed")
-        elif number == 5 and wire == 2:  # initializer
-            for f, _, v in _fields(value, where):
-                if f == 13 or (f == 14 and v == 1):
-                    raise ModelFormatError(f"{where}: refers to external data files; not allowed")
-        elif number == 15:
-            raise ModelFormatError(f"{where}: holds sparse initializers; not allowed")
-
-
-def _bounded_int(metadata: dict[str, str], key: str, lo: int, hi: int, where: str) -> int:
-    try:
-        value = int(metadata[key])
-    except (KeyError, ValueError) as exc:
-        raise ModelFormatError(f"{where}: metadata {key!r} must be an integer") from exc
-    if not lo <= value <= hi:
-        raise ModelFormatError(f"{where}: metadata {key!r}={value} is outside [{lo}, {hi}]")
-    return value
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The checked metadata of an exported file.
-
-    Attributes
-    ----------
-    sample_rate : int
-        Hz; audio must be at this rate (the edge runtime does not resample).
-    window_samples : int
-        Samples per scored window (one model input).
-    hop_quantum : int
-        A streaming hop is rounded to a multiple of this many samples (the feature hop).
-    threshold : float
-        ``score > threshold`` (or a NaN score) labels a window anomalous.
-    channel : int or "mean"
-        Channel of a multi-channel file the model was trained on.
-    metadata : dict of str to str
-        Every ``soundanomaly.*`` entry (detector, features, version, training fingerprint, ...).
-    """
-
-    sample_rate: int
-    window_samples: int
-    hop_quantum: int
-    threshold: float
-    channel: int | str
-    metadata: dict[str, str]
-
-    @classmethod
-    def from_metadata(cls, metadata: dict[str, str], where: str) -> ModelInfo:
-        """Check the ``soundanomaly.*`` metadata (without the prefix) of file ``where`` and bound every value."""
-        missing = [k for k in METADATA_KEYS if k not in metadata]
-        if missing:
-            raise ModelFormatError(f"{where}: not a soundanomaly export (metadata {missing} missing)")
-        if metadata["format"] != FORMAT:
-            raise ModelFormatError(f"{where}: export format {metadata['format']!r}; this runtime reads {FORMAT!r}")
-        if sum(len(k) + len(v) for k, v in metadata.items()) > MAX_METADATA_BYTES:
-            raise ModelFormatError(f"{where}: metadata larger than {MAX_METADATA_BYTES} bytes")
-        sr = _bounded_int(metadata, "sample_rate", 1000, 384_000, where)
-        window = _bounded_int(metadata, "window_samples", 1, int(sr * MAX_WINDOW_SECONDS), where)
-        quantum = _bounded_int(metadata, "hop_quantum", 1, window, where)
-        try:
-            threshold = float(metadata["threshold"])
-        except ValueError as exc:
-            raise ModelFormatError(f"{where}: metadata 'threshold' must be a number") from exc
-        if not math.isfinite(threshold):
-            raise ModelFormatError(f"{where}: metadata 'threshold' must be finite")
-        channel: int | str = metadata["channel"]
-        if channel != "mean":
-            channel = _bounded_int(metadata, "channel", 0, 1023, where)
-        return cls(sr, window, quantum, threshold, channel, dict(metadata))
 
 
 class EdgeModel:
@@ -315,94 +120,6 @@ def _check_signature(session: Any, window: int, where: str) -> None:
         raise ModelFormatError(f"{where}: input must be pcm float32 of {window} samples, got {inputs}")
     if outputs != [("score", "tensor(double)", []), ("label", "tensor(int8)", [])]:
         raise ModelFormatError(f"{where}: outputs must be score (float64) and label (int8), got {outputs}")
-
-
-# -- WAV input ---------------------------------------------------------------------------------------------------
-_PCM_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
-
-
-class WavStream:
-    """Read a RIFF/WAVE file or stream block by block (16/32-bit PCM or 32-bit float, any channel count).
-
-    A data chunk of unknown size (``arecord`` on a pipe writes 0 or 0xFFFFFFFF) is read to the end.
-
-    Parameters
-    ----------
-    handle : binary file object
-    name : str
-        Shown in errors.
-    """
-
-    def __init__(self, handle: BinaryIO, name: str) -> None:
-        self.handle, self.name = handle, name
-        head = self._read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise AudioError(name, "not a RIFF/WAVE file")
-        fmt: tuple[int, int, int, int] | None = None
-        while True:
-            chunk = self._read(8)
-            if len(chunk) < 8:
-                raise AudioError(name, "no data chunk")
-            kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if kind == b"data":
-                break
-            if size > 1 << 20:
-                raise AudioError(name, f"{kind!r} chunk of {size} bytes before the audio; refusing")
-            body = self._read(size + (size & 1))
-            if kind == b"fmt ":
-                fmt = self._format(body)
-        if fmt is None:
-            raise AudioError(name, "no fmt chunk before the data")
-        self.tag, self.channels, self.sample_rate, self.bits = fmt
-        self._frame_bytes = self.channels * self.bits // 8
-        self._left = None if size in (0, 0xFFFFFFFF) else size
-
-    def _read(self, n: int) -> bytes:
-        return self.handle.read(n)
-
-    def _format(self, body: bytes) -> tuple[int, int, int, int]:
-        if len(body) < 16:
-            raise AudioError(self.name, "fmt chunk too short")
-        tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-        if tag == 0xFFFE and len(body) >= 40 and body[26:40] == _PCM_GUID_TAIL:
-            tag = struct.unpack("<H", body[24:26])[0]  # WAVE_FORMAT_EXTENSIBLE: the sub-format's tag
-        if (tag, bits) not in ((1, 16), (1, 32), (3, 32)):
-            raise AudioError(self.name, f"unsupported WAV encoding (format tag {tag}, {bits} bits); use 16-bit PCM")
-        if not 1 <= channels <= 1024 or not 1 <= rate <= 384_000:
-            raise AudioError(self.name, f"implausible WAV header ({channels} channels at {rate} Hz)")
-        return tag, channels, rate, bits
-
-    def blocks(self, frames: int = _BLOCK_FRAMES) -> Iterator[npt.NDArray[np.float32]]:
-        """Float32 blocks of shape ``(n, channels)``, PCM scaled to [-1, 1) as the library reads it."""
-        while self._left is None or self._left > 0:
-            want = frames * self._frame_bytes
-            if self._left is not None:
-                want = min(want, self._left)
-            data = self._read(want)
-            data = data[: len(data) - len(data) % self._frame_bytes]
-            if not data:
-                return
-            if self._left is not None:
-                self._left -= len(data)
-            yield self._decode(data)
-
-    def _decode(self, data: bytes) -> npt.NDArray[np.float32]:
-        if self.tag == 3:
-            values = np.frombuffer(data, dtype="<f4").astype(np.float32)
-        elif self.bits == 16:
-            values = np.frombuffer(data, dtype="<i2") * np.float32(1.0 / 32768.0)
-        else:
-            values = (np.frombuffer(data, dtype="<i4") * (1.0 / 2147483648.0)).astype(np.float32)
-        return values.reshape(-1, self.channels)
-
-
-def _mono(block: npt.NDArray[np.float32], channel: int | str, name: str) -> npt.NDArray[np.float32]:
-    if channel == "mean":
-        return np.asarray(block.mean(axis=1, dtype=np.float32), dtype=np.float32)
-    assert isinstance(channel, int)
-    if channel >= block.shape[1]:
-        raise AudioError(name, f"the model listens to channel {channel}; the audio has {block.shape[1]}")
-    return np.ascontiguousarray(block[:, channel])
 
 
 # -- streaming -------------------------------------------------------------------------------------------------------
@@ -571,7 +288,7 @@ def _stream(monitor: EdgeMonitor, path: str) -> Iterator[EdgeEvent]:
         if wav.sample_rate != info.sample_rate:
             raise AudioError(path, f"recorded at {wav.sample_rate} Hz; the model needs {info.sample_rate} Hz")
         for block in wav.blocks():
-            yield from monitor.push(_mono(block, info.channel, path))
+            yield from monitor.push(pick_channel(block, info.channel, path))
     finally:
         if path != "-":
             handle.close()
@@ -619,7 +336,3 @@ def _write(records: Iterable[EdgeEvent], *, events_only: bool) -> None:
         if not events_only or record.kind != "window":
             sys.stdout.write(record.to_json() + "\n")
             sys.stdout.flush()
-
-
-if __name__ == "__main__":  # pragma: no cover - exercised through subprocess tests
-    sys.exit(main())
