@@ -257,6 +257,14 @@ class PerGroup(BaseDetector):
             raise ParameterError(f"no model for group(s) {unknown}; this model knows {self.groups_}")
         return [(key, np.flatnonzero(keys == key).astype(np.int64)) for key in self.groups_ if (keys == key).any()]
 
+    def _clip_keys(self, data: ClipData, groups: Sequence[str] | None) -> list[str | None]:
+        """Each clip's group, None where it cannot be told (explicit ``groups`` and bare features: strict)."""
+        if groups is not None or isinstance(data, ClipFeatures):
+            self._routes(data, groups)  # explicit groups the model does not know are the caller's mistake: raises
+            return list(clip_groups(data, groups, group_by=self.group_by).tolist())
+        items: Sequence[Any] = list(data)  # ClipRecords of a ClipSet, or paths
+        return [group_key(item, group_by=self.group_by) for item in items]
+
     def score(
         self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
     ) -> npt.NDArray[np.float64]:
@@ -280,14 +288,21 @@ class PerGroup(BaseDetector):
         status = ["ok"] * len(data)
         rates: list[int | None] = [None] * len(data)
         session_arr = None if sessions is None else session_keys(data, sessions)
-        for key, members in self._routes(data, groups):
+        keys = self._clip_keys(data, groups)
+        for i, key in enumerate(keys):  # a clip of no known group is reported and skipped; the rest are scored
+            if key is None:
+                status[i] = "skipped: cannot tell its group (machine id or section): not a MIMII/DCASE path"
+            elif key not in self.models_:
+                status[i] = f"skipped: no model for group {key} (this model knows {', '.join(self.groups_)})"
+        routes = [(key, np.flatnonzero([k == key for k in keys]).astype(np.int64)) for key in self.groups_]
+        for key, members in [(key, members) for key, members in routes if len(members)]:
             model = self.models_[key]
             own = None if session_arr is None else session_arr[members].tolist()
             scores[members] = model.score(_subset(data, members), sessions=own) - model.threshold_
-            for i, s in zip(members, getattr(model, "last_status_", ()), strict=False):
-                status[int(i)] = s
-            for i, rate in zip(members, getattr(model, "last_source_rates_", ()), strict=False):
-                rates[int(i)] = rate
+            for j, s in zip(members, getattr(model, "last_status_", ()), strict=False):
+                status[int(j)] = s
+            for j, rate in zip(members, getattr(model, "last_source_rates_", ()), strict=False):
+                rates[int(j)] = rate
         self.last_status_ = tuple(status)
         self.last_source_rates_ = tuple(rates)
         return scores
