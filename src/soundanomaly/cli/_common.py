@@ -182,7 +182,7 @@ def add_selection(p: argparse.ArgumentParser) -> None:
 
 # -- logging and warnings ------------------------------------------------------------------------------
 def safe_text(text: object) -> str:
-    r"""A name or message as printed by the command line: control characters escaped (one line, no ESC codes).
+    """A name or message as printed by the command line: control characters escaped (one line, no ESC codes).
 
     Examples
     --------
