@@ -1,22 +1,22 @@
 """Recommended configurations, one line each: ``recommended("mimii-8mic")``.
 
 Each preset is a detector configuration the documentation recommends for a
-situation, with the measurement behind it (see :doc:`/quality`). A preset
+situation, with the measurement behind it (see the quality page). A preset
 returns a new, unfitted detector: fit it as any other.
 
-===========================  ===================================================================  =================
-name                         configuration                                                        when
-===========================  ===================================================================  =================
-``"mimii-8mic"``             ``ClipStatsDetector(features=MultiChannel(ClipStatistics(),          MIMII-style 8-mic
-                             strategy="delay_and_sum"), channel=None)``                           arrays, one id
-``"mimii-1mic"``             ``PerGroup(ClipStatsDetector())``                                    one microphone,
-                                                                                                  several ids
-``"domain-shift"``           ``DomainKNNDetector()``                                              DCASE source +
-                                                                                                  few target clips,
-                                                                                                  new days (adapt)
-``"domain-shift-gaussian"``  ``SelectiveMahalanobisDetector()``                                   a few steady
-                                                                                                  operating points
-===========================  ===================================================================  =================
+* ``"mimii-8mic"``: ``ClipStatsDetector(features=MultiChannel(ClipStatistics(),
+  strategy="delay_and_sum"), channel=None)``, every microphone of a MIMII-style
+  8-microphone array (fan id_00 from 10 clips: AUC 0.87 against 0.74 on
+  microphone 0, measured on held-out real recordings, issue 22).
+* ``"mimii-1mic"``: ``PerGroup(ClipStatsDetector())``, one microphone and
+  several machine ids (the synthetic quality grid's best single detector).
+* ``"domain-shift"``: ``DomainKNNDetector()``, several domains or sessions,
+  some with a handful of clips: fit on the source clips, then
+  :meth:`~soundanomaly.detectors.base.BaseDetector.adapt` on the few target
+  (or new-day) clips.
+* ``"domain-shift-gaussian"``: ``SelectiveMahalanobisDetector()``, a few
+  steady operating points, one Gaussian each (the DCASE 2023/2024 baseline's
+  scoring rule).
 """
 
 from __future__ import annotations
