@@ -29,13 +29,15 @@ __all__ = [
 
 
 def clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
-    """Reduce per-vector scores to the clip score as ``detector.score`` does (its own reduction)."""
-    reduce = getattr(detector, "_reduce", None)
-    if getattr(detector, "aggregate", "mean") == "mean":  # the default, without the general machinery
+    """Reduce per-vector scores to the clip score as ``detector.score`` does (its own ``aggregate``).
+
+    The default mean is computed here without the general machinery (it is
+    the same sum and division); any other aggregate goes through the
+    detector's own reduction, never a guessed one.
+    """
+    if getattr(detector, "aggregate", "mean") == "mean":
         return float(np.add.reduce(per_vector) / len(per_vector))
-    if callable(reduce):
-        return float(reduce(per_vector, np.array([0, len(per_vector)], dtype=np.int64))[0])
-    return float(np.mean(per_vector))
+    return float(detector._reduce(per_vector, np.array([0, len(per_vector)], dtype=np.int64))[0])
 
 
 FLOAT32_RTOL = 1e-6  # the largest relative error of a vector's score allowed for a float32 shortcut
