@@ -233,3 +233,19 @@ def test_save_onnx_round_trip_in_real_clips(mimii_root: Path, tmp_path: Path) ->
         (got, _) = session.run(None, {"pcm": np.ascontiguousarray(pcm)})
         assert float(got) == pytest.approx(score, rel=RTOL), path
     assert features.params()["sr"] == 16000
+
+
+def test_every_detector_exports_or_says_why() -> None:
+    """A detector without export hooks is refused with one message naming it (no fitting needed to know)."""
+    import soundanomaly.detectors as detectors
+
+    classes = [getattr(detectors, name) for name in detectors.__all__]
+    refused = []
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, BaseDetector)) or cls is BaseDetector:
+            continue
+        if cls._export_parts is BaseDetector._export_parts and cls._export_target is BaseDetector._export_target:
+            with pytest.raises(ParameterError, match=f"{cls.__name__} cannot be exported"):
+                BaseDetector._export_parts(object.__new__(cls))
+            refused.append(cls.__name__)
+    assert "GaussianDetector" not in refused and "SpectrogramCNNDetector" in refused

@@ -116,3 +116,16 @@ def test_cli_export_both_formats(tmp_path: Path, data: dict[str, ClipFeatures]) 
     assert (tmp_path / "m.tflite").stat().st_size > 1000 and (tmp_path / "m.tflite.h").is_file()
     assert main(["export", str(folder), "--format", "tflite", "--int8", "--out", str(tmp_path / "q.tflite")]) == 2
     assert main(["export", str(folder), "--format", "onnx", "--out", str(folder / "inside.onnx")]) == 2
+
+
+def test_cli_int8_calibrates_on_the_models_training_clips(tiny_root: Path, tmp_path: Path) -> None:
+    from soundanomaly.cli import main
+    from soundanomaly.datasets import MIMII
+
+    clips = MIMII(tiny_root)
+    normal = [p for p, label in zip(clips.paths, clips.labels, strict=True) if label == 0]
+    folder = GaussianDetector(holdout=0.0, threshold=2.0).fit(normal).save(tmp_path / "model")
+    out = tmp_path / "q.tflite"
+    assert main(["export", str(folder), "--format", "tflite", "--int8", "--out", str(out)]) == 0
+    header = Path(str(out) + ".h").read_text()
+    assert "SA_INPUT_SCALE" in header and out.read_bytes()[4:8] == b"TFL3"
