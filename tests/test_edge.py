@@ -81,7 +81,7 @@ def test_multichannel_extensible_wav_uses_the_models_channel(detector: GaussianD
     stereo = np.stack([_noise(rng, 2.0), _noise(rng, 2.0, level=0.4), _noise(rng, 2.0, level=0.01)], axis=1)
     path = tmp_path / "three.wav"
     soundfile.write(path, stereo, SR, subtype="PCM_16")  # more than 2 channels: WAVE_FORMAT_EXTENSIBLE
-    for channel in (1, "mean"):
+    for channel in (1, -1, "mean"):
         model_detector = GaussianDetector(threshold=1.6, channel=channel)
         model_detector.fit(ClipFeatures.from_arrays([LogMelFrames().transform(_noise(rng, 2.0), SR) for _ in range(8)]))
         out = save_onnx(model_detector, tmp_path / f"c{channel}.onnx", window_seconds=2.0)
@@ -191,7 +191,7 @@ CHANGES = {
     "huge-window": (_set_meta("window_samples", str(10**12)), "outside"),
     "bad-rate": (_set_meta("sample_rate", "12"), "outside"),
     "window-mismatch": (_set_meta("window_samples", "1000"), "input must be pcm"),
-    "bad-channel": (_set_meta("channel", "-1"), "outside"),
+    "bad-channel": (_set_meta("channel", "-5000"), "outside"),
     "format": (_set_meta("format", "99"), "export format"),
 }
 

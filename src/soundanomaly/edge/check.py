@@ -215,5 +215,5 @@ class ModelInfo:
             raise ModelFormatError(f"{where}: metadata 'threshold' must be finite")
         channel: int | str = metadata["channel"]
         if channel != "mean":
-            channel = _bounded_int(metadata, "channel", 0, 1023, where)
+            channel = _bounded_int(metadata, "channel", -1024, 1023, where)  # negative: from the last, as the library
         return cls(sr, window, quantum, threshold, channel, dict(metadata))

@@ -98,6 +98,6 @@ def pick_channel(block: npt.NDArray[np.float32], channel: int | str, name: str) 
     if channel == "mean":
         return np.asarray(block.mean(axis=1, dtype=np.float32), dtype=np.float32)
     assert isinstance(channel, int)
-    if channel >= block.shape[1]:
+    if not -block.shape[1] <= channel < block.shape[1]:
         raise AudioError(name, f"the model listens to channel {channel}; the audio has {block.shape[1]}")
     return np.ascontiguousarray(block[:, channel])

@@ -172,7 +172,9 @@ def plan(
             f"window_seconds={window_seconds} is shorter than the features need ({min_samples(features)} samples)"
         )
     channel = model.channel
-    if not (channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool) and channel >= 0)):
+    if not (
+        channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool) and -1024 <= channel < 1024)
+    ):
         raise ParameterError(f"channel={channel!r} cannot be exported: an exported file scores one channel or the mean")
     aggregate = _aggregate(detector.aggregate)
     for name, array in _arrays(parts):
