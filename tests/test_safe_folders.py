@@ -254,3 +254,16 @@ def test_a_full_disk_during_scan_out_leaves_no_partial_files(
     err = capsys.readouterr().err
     assert "No space left on device" in err and str(out) in err
     assert not out.exists() or [p.name for p in out.iterdir()] == []
+
+
+def test_a_bad_saved_calibration_is_reported_with_the_folder(tmp_path: Path) -> None:
+    """Before: "invalid saved calibration: ..." without saying which model folder."""
+    import json
+
+    model = tmp_path / "fan-model"
+    _fitted(0, 1.0).save(model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["calibration"] = {"strategy": "target_fpr", "n_normal": "many", "n_abnormal": 0, "source": "holdout"}
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match=r"fan-model.*calibration"):
+        GaussianDetector.load(model)

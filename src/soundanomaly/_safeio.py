@@ -355,7 +355,13 @@ def consistent_load(read: Callable[_P, _R]) -> Callable[_P, _R]:
         for attempt in range(5):
             before = _token(folder)
             try:
-                result = read(*args, **kwargs)
+                try:
+                    result = read(*args, **kwargs)
+                except ModelFormatError as exc:  # every problem of a model folder names the folder
+                    shown = os.fspath(path)  # type: ignore[call-overload]
+                    if shown in str(exc) or str(folder) in str(exc):
+                        raise
+                    raise ModelFormatError(f"{shown}: {exc}") from exc
             except SoundAnomalyError:
                 swapping = before is None and any(_pid_alive(pid or 0) for _, pid, _ in _siblings(folder))
                 if _token(folder) == before and not (swapping and attempt < 4):
