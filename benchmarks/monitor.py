@@ -17,10 +17,18 @@ reports:
   (flat = the same), and the highest one sampled, in a fresh process that
   loads the saved model without TensorFlow.
 
+With ``--reference-src DIR`` (the ``src`` folder of another checkout, e.g.
+``git archive c91f061 src | tar -x -C /tmp/ref``) it instead compares the
+Gaussian monitor's stream real-time factor of that code and of this one, in
+alternating fresh processes on the same core (each fits the same model with
+its own code), and prints best, median and their ratio: the before/after
+check of a refactoring, robust to a shared machine's drift.
+
 Not part of the test suite. Usage::
 
     python benchmarks/monitor.py                 # 10 h per detector
     python benchmarks/monitor.py --hours 1 --skip-autoencoder
+    python benchmarks/monitor.py --reference-src /tmp/ref/src --hours 0.5 --rounds 6
 """
 
 from __future__ import annotations
@@ -148,12 +156,51 @@ def child(args: argparse.Namespace) -> None:
     from soundanomaly.datasets.synthetic import generate_clip
     from soundanomaly.detectors import load_model as _load_model
 
-    detector = _load_model(args.child)
+    detector = fitted_gaussian() if args.child == "gaussian-fit" else _load_model(args.child)
     audio = np.concatenate([generate_clip(0, duration=10.0, clip_index=i) for i in range(12)])  # 2 min, looped
     before = batch_rtf(detector, audio)
     result = stream(detector, audio, args.hours, args.window, args.hop, args.block)
     result["batch_before"], result["batch_after"] = before, batch_rtf(detector, audio)
     print(json.dumps(result))
+
+
+def fitted_gaussian() -> object:
+    """The Gaussian of :func:`save_models`, fitted in this process (by whichever code is on the path)."""
+    from soundanomaly.datasets.synthetic import generate_clip
+    from soundanomaly.detectors import GaussianDetector
+    from soundanomaly.features import ClipFeatures, LogMelFrames
+
+    features = LogMelFrames()
+    clips = [generate_clip(0, duration=10.0, clip_index=1000 + i) for i in range(8)]
+    train = ClipFeatures.from_arrays([features.transform(c, SR) for c in clips], params=features.params())
+    return GaussianDetector(threshold=2.0).fit(train)
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Stream RTF of the reference code and of this code, alternating fresh processes; best, median, ratio."""
+    import json
+    import statistics
+    import subprocess
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src")
+    sources = {"reference": args.reference_src, "this": os.path.abspath(here)}
+    rtf: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(args.rounds):
+        for name, src in sources.items():
+            command = [sys.executable, __file__, "--child", "gaussian-fit", "--hours", str(args.hours), "--window",
+                       str(args.window), "--hop", str(args.hop), "--block", str(args.block)]  # fmt: skip
+            env = {**os.environ, "PYTHONPATH": src}
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+            rtf[name].append(json.loads(done.stdout.strip().splitlines()[-1])["rtf"])
+            print(f"{name:9s} stream real-time factor {rtf[name][-1]:6.0f}x", flush=True)
+    best = {name: max(values) for name, values in rtf.items()}
+    median = {name: statistics.median(values) for name, values in rtf.items()}
+    print(
+        f"\nGaussian stream, {args.rounds} rounds of {args.hours:g} h: reference best {best['reference']:.0f}x "
+        f"median {median['reference']:.0f}x; this best {best['this']:.0f}x median {median['this']:.0f}x; "
+        f"this / reference: best {best['this'] / best['reference']:.2f}, median "
+        f"{median['this'] / median['reference']:.2f}"
+    )
 
 
 def main() -> None:
@@ -163,10 +210,15 @@ def main() -> None:
     parser.add_argument("--hop", type=float, default=1.0, help="hop in seconds (default: 1)")
     parser.add_argument("--block", type=float, default=0.1, help="seconds per pushed block (default: 0.1)")
     parser.add_argument("--skip-autoencoder", action="store_true")
+    parser.add_argument("--reference-src", help="compare the stream speed with the code in this src folder")
+    parser.add_argument("--rounds", type=int, default=5, help="--reference-src: alternating runs each (default: 5)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.reference_src:
+        compare(args)
         return
 
     import json
