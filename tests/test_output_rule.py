@@ -290,3 +290,11 @@ def test_markdown_rows_escape_pipes() -> None:
     report = Evaluator().evaluate([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], threshold=0.5, groups=["a|b", "a|b", "c", "c"])
     rows = [line for line in report.to_markdown().splitlines() if line.startswith("| a")]
     assert rows and all(line.replace("\\|", "").count("|") == 14 for line in rows)
+
+
+def test_a_stream_too_short_for_one_window_is_not_an_all_clear(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\0" * 3200)))
+    code, err = _run(["monitor", str(world["model"]), "-", "--window", "1"], capsys)
+    assert code == 1 and "no window was scored" in err, err

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from soundanomaly._safefiles import open_append
-from soundanomaly.cli._common import add_output, chatter, check_out_file, float_type, int_type, local
+from soundanomaly.cli._common import EXIT_PARTIAL, add_output, chatter, check_out_file, float_type, int_type, local
 from soundanomaly.exceptions import ParameterError
 
 __all__ = ["add_parser", "add_window_options", "monitor_kwargs", "run"]
@@ -185,4 +185,11 @@ def _monitor(args: argparse.Namespace, monitor: Any, source: Iterable[Any], stat
         f"{how} after {monitor.position:.1f} s of audio: {n_windows} windows, {len(monitor.events)} alert(s)",
         file=sys.stderr,
     )
+    if n_windows == 0 and not interrupted:  # nothing was judged: never a silent "all clear"
+        print(
+            f"soundanomaly: warning: no window was scored: the stream held {monitor.position:.1f} s of audio, "
+            f"less than one window ({args.window:g} s)",
+            file=sys.stderr,
+        )
+        return EXIT_PARTIAL
     return 0
