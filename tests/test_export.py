@@ -15,9 +15,11 @@ from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ClipStatistics
 from soundanomaly.detectors.domain_knn import DomainKNNDetector
 from soundanomaly.detectors.selective_mahalanobis import SelectiveMahalanobisDetector
+from soundanomaly.detectors.twfr_gmm import TWFRGMMDetector
 from soundanomaly.exceptions import NotFittedError, OutputExistsError, ParameterError
 from soundanomaly.export import export_model, plan, save_onnx, to_onnx
 from soundanomaly.features import ClipFeatures, LogMelFrames
+from soundanomaly.features.twfr import TimeWeightedFrequency
 from soundanomaly.results import label_scores
 
 ort = pytest.importorskip("onnxruntime")
@@ -90,9 +92,10 @@ def test_onnx_scores_equal_the_library(case: str, clips: dict[str, list[npt.NDAr
 
 
 SHIFT_CASES = {
-    "domain-knn": lambda: DomainKNNDetector(threshold=2.0, n_neighbors=2),
-    "domain-knn-cosine": lambda: DomainKNNDetector(threshold=2.0, metric="cosine"),
-    "selective-mahalanobis": lambda: SelectiveMahalanobisDetector(threshold=2.0),
+    "domain-knn": (lambda: DomainKNNDetector(threshold=2.0, n_neighbors=2), ClipStatistics),
+    "domain-knn-cosine": (lambda: DomainKNNDetector(threshold=2.0, metric="cosine"), ClipStatistics),
+    "selective-mahalanobis": (lambda: SelectiveMahalanobisDetector(threshold=2.0), ClipStatistics),
+    "twfr-gmm": (lambda: TWFRGMMDetector(threshold=2.0), lambda: TimeWeightedFrequency(decay=0.9)),
 }
 
 
@@ -103,8 +106,8 @@ def test_shift_robust_detectors_export_with_their_sessions(
     """Several sessions (domains): the file holds every bank and takes the least score, as the detector."""
     rng = np.random.default_rng(9)
     target = [_clip(rng, 3000 + 11 * i, noise=0.2) for i in range(8)]
-    detector = SHIFT_CASES[case]()
-    extractor = ClipStatistics()
+    make, make_extractor = SHIFT_CASES[case]
+    detector, extractor = make(), make_extractor()
     sessions = ["source"] * len(clips["train"]) + ["target"] * len(target)
     detector.fit(_features(extractor, clips["train"] + target), sessions=sessions)
     assert list(detector.sessions_) == ["source", "target"]

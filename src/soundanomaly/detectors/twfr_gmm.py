@@ -225,6 +225,13 @@ class TWFRGMMDetector(BaseDetector):
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         return np.asarray(self.session_scores(windows).min(axis=1), dtype=np.float64)
 
+    def _export_parts(self) -> dict[str, Any]:
+        members = [
+            {"kind": "gmm", "weights": weights, "means": means, "chols": chols}
+            for weights, means, chols in zip(self._weights, self._means, self._chols, strict=True)
+        ]
+        return {"kind": "min", "members": members}  # _score_windows: the least per-session score
+
     def _get_state(self) -> dict[str, FloatArray]:
         state: dict[str, Any] = {"pooled": self.pooled_}
         for i, (weights, means, chols) in enumerate(zip(self._weights, self._means, self._chols, strict=True)):

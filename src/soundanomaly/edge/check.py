@@ -46,7 +46,7 @@ METADATA_KEYS = (
 #: The only operators an exported file may hold (default ONNX domain, no subgraphs).
 ALLOWED_OPS = frozenset(
     {
-        "Add", "Cast", "Concat", "CumSum", "DFT", "Div", "Gather", "Identity", "IsInf", "IsNaN", "LessOrEqual",
+        "Add", "Cast", "Concat", "CumSum", "DFT", "Div", "Exp", "Gather", "Identity", "IsInf", "IsNaN", "LessOrEqual",
         "Log", "MatMul", "Max", "Mul", "Not", "Or", "Pad", "Pow", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "Relu", "Reshape",
         "Slice", "Sqrt", "Squeeze", "Sub", "TopK", "Transpose", "Unsqueeze", "Where",
     }

@@ -16,8 +16,11 @@
   TFLite-Micro / CMSIS-DSP project.
 
 Exportable: ``GaussianDetector``, ``AutoencoderDetector``, ``ClipStatsDetector``
-(Mahalanobis or k-NN) and ``PerGroup`` of those (one file per group), on
-``LogMelFrames`` or ``ClipStatistics`` features. Anything else is refused with
+(Mahalanobis or k-NN), the shift-robust ``DomainKNNDetector``,
+``SelectiveMahalanobisDetector`` and ``TWFRGMMDetector``, and ``PerGroup`` of
+those (one file per group), on ``LogMelFrames``, ``ClipStatistics`` or
+``TimeWeightedFrequency`` features. A detector says what it computes through
+its ``_export_parts()`` hook (arrays, no code). Anything else is refused with
 one :class:`~soundanomaly.exceptions.ParameterError` saying why.
 """
 
@@ -151,7 +154,7 @@ def plan(
             f"{type(detector).__name__} on features {features.get('name')!r} cannot be exported: an exported file "
             f"computes only {', '.join(front_end_names())}"
         )
-    if features["name"] == "LogMelFrames" and int(features["n_fft"]) % 2:
+    if features["name"] in ("LogMelFrames", "TimeWeightedFrequency") and int(features["n_fft"]) % 2:
         raise ParameterError(
             f"n_fft={features['n_fft']} cannot be exported: the library frames an odd n_fft one frame longer than "
             "librosa does, and an exported file reproduces only even FFT sizes"

@@ -196,6 +196,16 @@ def _clip_statistics(g: _Graph, pcm: str, n_samples: int, params: dict[str, Any]
     return g.op("Unsqueeze", g.op("Cast", vector, to=_float(g)), g.ints(0), stem="features")
 
 
+def _time_weighted_frequency(g: _Graph, pcm: str, n_samples: int, params: dict[str, Any], sr: int) -> str:
+    """``TimeWeightedFrequency.transform``: each log-mel band's frames ranked, averaged with ``decay**rank``."""
+    n_fft, hop, decay = int(params["n_fft"]), int(params["hop_length"]), float(params["decay"])
+    db, n_frames = _log_mel(g, pcm, n_samples, sr=sr, n_mels=int(params["n_mels"]), n_fft=n_fft, hop=hop, top_db=80.0)
+    ranked = g.op("TopK", g.op("Cast", db, to=_double(g)), g.ints(n_frames), axis=0, largest=1, sorted=1, n_out=2)
+    weights = np.power(decay, np.arange(n_frames, dtype=np.float64)) if decay > 0 else np.eye(1, n_frames)[0]
+    pooled = g.op("MatMul", g.const((weights / weights.sum())[None, :], stem="ranks"), ranked)  # (1, n_mels)
+    return g.op("Cast", pooled, to=_float(g), stem="features")
+
+
 def _hann(n: int) -> npt.NDArray[np.float32]:
     """The periodic Hann window both extractors use (scipy's, in float32)."""
     import scipy.signal
@@ -203,7 +213,11 @@ def _hann(n: int) -> npt.NDArray[np.float32]:
     return np.asarray(scipy.signal.get_window("hann", n, fftbins=True), dtype=np.float32)
 
 
-_FRONT_ENDS = {"LogMelFrames": _log_mel_frames, "ClipStatistics": _clip_statistics}
+_FRONT_ENDS = {
+    "LogMelFrames": _log_mel_frames,
+    "ClipStatistics": _clip_statistics,
+    "TimeWeightedFrequency": _time_weighted_frequency,
+}
 
 
 def _double(g: _Graph) -> int:
@@ -241,7 +255,8 @@ def _window_scores(g: _Graph, x: str, parts: dict[str, Any], n_features: int) ->
     Parts (from ``detector._export_parts()``): ``"mahalanobis"`` (``mean``, ``scale``, optional ``centre``,
     ``precision``; divided by the number of features), ``"knn"`` (``mean``, ``scale``, ``reference``,
     ``n_neighbors``, optional ``unit_norm``; ``(mean distance - shift) / spread``, by default ``shift=0``,
-    ``spread=sqrt(n_features)``), ``"autoencoder"`` (``weights``), ``"min"`` (the least of ``members``).
+    ``spread=sqrt(n_features)``), ``"gmm"`` (``weights``, ``means``, ``chols``), ``"autoencoder"``
+    (``weights``), ``"min"`` (the least of ``members``).
     """
     kind = parts.get("kind")
     if kind == "min":
@@ -271,6 +286,22 @@ def _window_scores(g: _Graph, x: str, parts: dict[str, Any], n_features: int) ->
             mean = g.op("Sub", mean, g.const(float(parts["shift"])))
         spread = parts.get("spread")
         return g.op("Div", mean, g.const(math.sqrt(n_features) if spread is None else float(spread)))
+    if kind == "gmm":  # negative log-likelihood per feature, full-covariance mixture (chols: precision factors)
+        mixture, means = np.asarray(parts["weights"], np.float64), np.asarray(parts["means"], np.float64)
+        chols = np.asarray(parts["chols"], np.float64)
+        constant = np.log(mixture) + np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)
+        constant -= 0.5 * n_features * math.log(2 * math.pi)
+        centred = g.op("Sub", g.op("Cast", x, to=_double(g)), g.const(means[:, None, :], stem="means"))  # (k, n, d)
+        y = g.op("MatMul", centred, g.const(chols, stem="chols"))
+        log_p = g.op(
+            "Sub",
+            g.const(constant[:, None]),
+            g.op("Mul", g.op("ReduceSum", g.op("Mul", y, y), g.ints(2), keepdims=0), g.const(0.5)),
+        )
+        top = g.op("ReduceMax", log_p, axes=[0], keepdims=1)
+        total = g.op("ReduceSum", g.op("Exp", g.op("Sub", log_p, top)), g.ints(0), keepdims=0)
+        likelihood = g.op("Add", g.op("Squeeze", top, g.ints(0)), g.op("Log", total))
+        return g.op("Div", likelihood, g.const(-float(n_features)))
     if kind == "autoencoder":
         weights = [np.asarray(w, np.float32) for w in parts["weights"]]
         h = x
