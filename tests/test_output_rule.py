@@ -298,3 +298,26 @@ def test_a_stream_too_short_for_one_window_is_not_an_all_clear(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\0" * 3200)))
     code, err = _run(["monitor", str(world["model"]), "-", "--window", "1"], capsys)
     assert code == 1 and "no window was scored" in err, err
+
+
+@pytest.mark.parametrize(("command", "option", "kind"), _file_cases())
+def test_an_output_fifo_without_a_reader_is_an_error_not_a_hang(
+    command: str, option: str, kind: str, world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+
+    def _timeout(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked on a FIFO without a reader")
+
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(60)
+    try:
+        code, err = _run(_argv(command, world, option, fifo), capsys)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 2 and "no reader" in err, err

@@ -18,6 +18,7 @@ Special files (``/dev/stdout``, a FIFO) are written directly and never "replaced
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -176,6 +177,23 @@ def check_output_file(
         )
 
 
+def _open_special(path: Path, mode: str, newline: str | None = None) -> IO[Any]:
+    """Open a FIFO, socket or device for writing without blocking forever on a FIFO nobody reads."""
+    flags = os.O_WRONLY | (os.O_APPEND if "a" in mode else 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OutputWriteError(f"{path}: a FIFO with no reader; start the reading side first") from exc
+        raise
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    mode = mode.replace("a", "w")  # O_APPEND is set on the descriptor; a pipe can not seek to its end
+    return (
+        os.fdopen(fd, mode, newline=newline) if "b" in mode else os.fdopen(fd, mode, newline=newline, encoding="utf-8")
+    )
+
+
 def _cannot_write(shown: str, exc: OSError) -> SoundAnomalyError:
     return OutputWriteError(f"{shown}: cannot write ({exc.strerror or exc}); nothing was left half-written")
 
@@ -259,7 +277,7 @@ def atomic_file(
     tmp: str | None = None
     try:
         if special:
-            handle = open(path, mode, newline=newline)  # noqa: SIM115 - closed below
+            handle = _open_special(path, mode, newline)
         else:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             handle = os.fdopen(fd, mode, newline=newline)
@@ -301,7 +319,8 @@ def open_append(target: PathLike, *, inputs: Iterable[PathLike] = (), overwrite:
     check_output_file(target, inputs=inputs, overwrite=overwrite, append=True)
     path = Path(os.path.abspath(shown))
     try:
-        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        special = path.exists() and not path.is_file()
+        handle = _open_special(path, "a") if special else open(path, "a", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         raise _cannot_write(shown, exc) from exc
     try:
