@@ -158,3 +158,29 @@ def test_check_sessions_rejects_bad_keys() -> None:
         check_sessions(["a", ""], 2)
     with pytest.raises(ParameterError, match="sequence"):
         check_sessions("day1", 4)
+
+
+def test_whole_day_holdout_flags_fewer_clips_of_a_new_day() -> None:
+    """A threshold calibrated on whole held-out days holds better on an unheard day than one from random clips."""
+    from dataclasses import replace
+
+    from soundanomaly.datasets.shift import Condition, generate_shift_clip
+
+    extractor = ClipStatsDetector().features
+    rates: dict[str, list[float]] = {"random": [], "sessions": []}
+    for seed in (0, 1):
+        days = []
+        for day in range(5):  # slow drift: speed +1 %, SNR and microphone gain -0.5 dB a day
+            condition = replace(Condition(), speed=1 + 0.01 * day, snr=6 - 0.5 * day, gain_db=-0.5 * day)
+            clips = [
+                generate_shift_clip(0, condition, duration=1.0, seed=seed, stream=300 + day, clip_index=i)
+                for i in range(30)
+            ]
+            days.append(ClipFeatures.from_arrays([extractor.transform(c, 16000) for c in clips]))
+        train = ClipFeatures.from_arrays([m for d in days[:4] for m in d])
+        sessions = [f"day{d}" for d in range(4) for _ in range(30)]
+        calibrator = ThresholdCalibrator("target_fpr", target_fpr=0.05)
+        for name, given in (("random", None), ("sessions", sessions)):
+            detector = ClipStatsDetector(threshold=calibrator).fit(train, sessions=given)
+            rates[name].append(float(detector.predict(days[4]).mean()))
+    assert np.mean(rates["random"]) >= np.mean(rates["sessions"]) + 0.1, rates
