@@ -102,38 +102,45 @@ def scaling(work: Path, n_clips: int, rounds: int) -> dict[str, Any]:
     model.score(paths[:8])  # warm-up: imports, caches
     reference: list[float] = []
     reference_cpu: list[float] = []
+    in_process: list[float] = []
     timings: dict[int, list[float]] = {1: [], 2: []}
     cpu: dict[int, list[float]] = {1: [], 2: []}
-    for round_ in range(rounds):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        model.score(paths)
-        reference.append((time.perf_counter() - start) / len(paths))
-        reference_cpu.append((time.process_time() - start_cpu) / len(paths))
-        for workers in (1, 2):
-            with (
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-                ) as cluster,
-                Client(cluster) as client,
-            ):
-                # every worker process pays its one-time start (imports, numba's compilation of librosa's
-                # kernels, the model) on one clip first: a long job pays it once per worker
-                client.run(_warm_worker, str(folder), paths[0])
+    # both clusters live for the whole run, warmed once; rounds alternate between them and the reference
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as one,
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as two,
+        Client(one) as client_one,
+        Client(two) as client_two,
+    ):
+        clients = {1: client_one, 2: client_two}
+        for client in clients.values():
+            # every worker process pays its one-time start (imports, numba's compilation of librosa's
+            # kernels, the model) on one clip first: a long job pays it once per worker
+            client.run(_warm_worker, str(folder), paths[0])
+        for round_ in range(rounds):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            model.score(paths)
+            reference.append((time.perf_counter() - start) / len(paths))
+            reference_cpu.append((time.process_time() - start_cpu) / len(paths))
+            summary = score_many(folder, str(root), work / f"inproc-{round_}", jobs=1, shard_size=64)
+            in_process.append(summary.seconds / summary.clips)
+            for workers, client in clients.items():
                 out = work / f"scores-{workers}-{round_}"
-                shard = max(8, len(paths) // (8 * workers))
                 before = client.run(time.process_time)
-                summary = score_many(folder, str(root), out, client=client, shard_size=shard)
+                summary = score_many(
+                    folder, str(root), out, client=client, shard_size=max(8, len(paths) // (8 * workers))
+                )
                 after = client.run(time.process_time)
                 timings[workers].append(summary.seconds / summary.clips)
                 cpu[workers].append(sum(after[w] - before[w] for w in after) / summary.clips)
                 shutil.rmtree(out)
-        print(
-            f"  round {round_ + 1}: single process {reference[-1] * 1e3:.2f} ms/clip, 1 worker "
-            f"{timings[1][-1] * 1e3:.2f} ms/clip, 2 workers {timings[2][-1] * 1e3:.2f} ms/clip (wall clock); CPU "
-            f"{reference_cpu[-1] * 1e3:.2f} / {cpu[1][-1] * 1e3:.2f} / {cpu[2][-1] * 1e3:.2f} ms/clip; load "
-            f"{os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
+            print(
+                f"  round {round_ + 1}: single process {reference[-1] * 1e3:.2f} ms/clip (score_many in-process "
+                f"{in_process[-1] * 1e3:.2f}), 1 worker {timings[1][-1] * 1e3:.2f} ms/clip, 2 workers "
+                f"{timings[2][-1] * 1e3:.2f} ms/clip (wall clock); CPU {reference_cpu[-1] * 1e3:.2f} / "
+                f"{cpu[1][-1] * 1e3:.2f} / {cpu[2][-1] * 1e3:.2f} ms/clip; load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     crossover = _pool_crossover(model, paths)
     extraction = _extraction(paths)
     best_ref, best_1, best_2 = min(reference), min(timings[1]), min(timings[2])
@@ -147,6 +154,7 @@ def scaling(work: Path, n_clips: int, rounds: int) -> dict[str, Any]:
         "per_core_vs_single_process": best_2 * 2 / best_ref,
         "rounds": rounds,
         "reference_cpu_ms_per_clip": min(reference_cpu) * 1e3,
+        "score_many_in_process_ms_per_clip": min(in_process) * 1e3,
         "worker_cpu_ms_per_clip_1": min(cpu[1]) * 1e3,
         "worker_cpu_ms_per_clip_2": min(cpu[2]) * 1e3,
         "worker_cpu_vs_single_process": min(cpu[2]) / min(reference_cpu),
@@ -164,7 +172,7 @@ def _pool_crossover(model: Any, paths: list[str]) -> list[dict[str, float]]:
     from soundanomaly.scale import default_jobs, score_clips
 
     rows = []
-    for n in (16, 64, 256, len(paths)):
+    for n in sorted({min(n, len(paths)) for n in (16, 64, 256, len(paths))}):
         subset = paths[:n]
         start = time.perf_counter()
         model.score(subset)
