@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from soundanomaly.detectors import GaussianDetector
-from soundanomaly.exceptions import OutputExistsError, SoundAnomalyError
+from soundanomaly.exceptions import OutputExistsError, ParameterError, SoundAnomalyError
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
@@ -160,6 +160,8 @@ def test_output_safety(site: tuple[Path, list[str], Path, Any], tmp_path: Path) 
     for bad in (data / "scores", data, folder, folder / "scores", data.parent):
         with pytest.raises(OutputExistsError, match="refusing"):
             score_many(folder, data, bad, jobs=1)
+    with pytest.raises(ParameterError, match="local folder"):
+        score_many(folder, data, "s3://bucket/scores/", jobs=1)
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "mine.txt").write_text("keep me")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from soundanomaly._safeio import MARKER
-from soundanomaly.exceptions import OutputExistsError, SoundAnomalyError
+from soundanomaly.exceptions import OutputExistsError, ParameterError, SoundAnomalyError
 
 __all__ = ["COLUMNS", "JobFolder"]
 
@@ -50,6 +50,8 @@ def check_out_folder(out: str | os.PathLike[str], inputs: Sequence[str]) -> Path
     """
     from soundanomaly._safeio import check_output_folder
 
+    if "://" in os.fspath(out):
+        raise ParameterError(f"{out}: the output must be a local folder (the driver writes the Parquet files)")
     local = [item for item in inputs if "://" not in item]
     check_output_folder(out, inputs=local, overwrite=True)
     folder = _resolved(out)
