@@ -182,10 +182,17 @@ def _external(model: Any) -> None:
     entry.key, entry.value = "location", "/etc/passwd"
 
 
+def _tensor_attribute(model: Any) -> None:
+    tensor = onnx.helper.make_tensor("w", onnx.TensorProto.FLOAT, [1], [0.0])
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    model.graph.node[0].attribute.append(onnx.helper.make_attribute("value", tensor))
+
+
 CHANGES = {
     "operator": (_add_node("Einsum"), "operator Einsum is not allowed"),
     "domain": (_add_node("Add", "com.microsoft"), "com.microsoft.Add is not allowed"),
     "external": (_external, "external data"),
+    "tensor-attribute": (_tensor_attribute, "tensor attribute"),
     "no-threshold": (_drop_meta, "metadata .'threshold'. missing"),
     "nan-threshold": (_set_meta("threshold", "nan"), "must be finite"),
     "huge-window": (_set_meta("window_samples", str(10**12)), "outside"),

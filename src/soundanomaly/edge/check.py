@@ -136,6 +136,11 @@ def check_onnx_bytes(data: bytes, where: str = "<model>") -> dict[str, str]:
     return metadata
 
 
+#: AttributeProto fields that hold a tensor or a graph (t, g, tensors, graphs, sparse_tensor, sparse_tensors):
+#: an export's operators take only numbers, strings and integer lists as attributes.
+_TENSOR_ATTRIBUTES = frozenset({5, 6, 10, 11, 22, 23})
+
+
 def _check_graph(data: bytes, where: str) -> None:
     for number, wire, value in _fields(data, where):
         if number == 1 and wire == 2:  # node
@@ -145,8 +150,10 @@ def _check_graph(data: bytes, where: str) -> None:
                     op_type = _text(v, where)
                 elif f == 7:
                     domain = _text(v, where)
-                elif f == 5 and w == 2 and any(g in (6, 11) for g, _, _ in _fields(v, where)):
-                    raise ModelFormatError(f"{where}: node {op_type or '?'} holds a subgraph; not allowed")
+                elif f == 5 and w == 2 and any(g in _TENSOR_ATTRIBUTES for g, _, _ in _fields(v, where)):
+                    raise ModelFormatError(
+                        f"{where}: node {op_type or '?'} holds a subgraph or a tensor attribute; not allowed"
+                    )
             if domain not in ("", "ai.onnx") or op_type not in ALLOWED_OPS:
                 raise ModelFormatError(f"{where}: operator {domain + '.' if domain else ''}{op_type} is not allowed")
         elif number == 5 and wire == 2:  # initializer
