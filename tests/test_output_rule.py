@@ -321,3 +321,54 @@ def test_an_output_fifo_without_a_reader_is_an_error_not_a_hang(
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert code == 2 and "no reader" in err, err
+
+
+# -- bad inputs: every command, every positional input, one line and exit 2 ---------------------------------------------
+def _input_cases() -> list[tuple[str, str]]:
+    cases = []
+    for name, sub in _commands().items():
+        for action in sub._actions:
+            if not action.option_strings and action.dest in _POSITIONALS:
+                cases.append((name, action.dest))
+    return cases
+
+
+@pytest.mark.parametrize("bad", ["missing", "fifo", "folder named like a clip"])
+@pytest.mark.parametrize(("command", "dest"), _input_cases())
+def test_a_bad_input_is_one_line_exit_2_and_never_hangs(
+    command: str, dest: str, bad: str, world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+
+    if bad == "missing":
+        value = tmp_path / "missing.wav"
+    elif bad == "fifo":
+        value = tmp_path / "pipe.wav"
+        os.mkfifo(value)
+    else:
+        value = tmp_path / "x.wav"
+        value.mkdir()
+    sub = _commands()[command]
+    argv = [command]
+    for action in sub._actions:
+        if not action.option_strings and action.dest != "help":
+            argv.append(str(value) if action.dest == dest else str(world[_POSITIONALS[action.dest]]))
+    extra = {"export": ["--format", "onnx", "--out", str(tmp_path / "m.onnx")], "scan": ["--window", "1"],
+             "monitor": ["--window", "1", "--idle-timeout", "0.1", "--poll", "0.05"]}.get(command, [])  # fmt: skip
+
+    def _timeout(signum: int, frame: object) -> None:
+        raise TimeoutError(f"{command} hung on {bad} {dest}")
+
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(60)
+    try:
+        code, err = _run([*argv, *extra, "-q"], capsys)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    if bad == "folder named like a clip" and dest in ("data", "source"):
+        return  # a folder is what these take: an empty one (monitor: watched, nothing came) is not an error here
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("soundanomaly: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("soundanomaly: error:"), err
