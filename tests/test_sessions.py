@@ -184,3 +184,23 @@ def test_whole_day_holdout_flags_fewer_clips_of_a_new_day() -> None:
             detector = ClipStatsDetector(threshold=calibrator).fit(train, sessions=given)
             rates[name].append(float(detector.predict(days[4]).mean()))
     assert np.mean(rates["random"]) >= np.mean(rates["sessions"]) + 0.1, rates
+
+
+def test_pergroup_adapts_each_section(shift_clips: DCASE) -> None:
+    from soundanomaly.detectors import PerGroup
+
+    train = ClipSet(r for r in shift_clips if r.split == "train" and r.domain == "source" and r.machine_id < 2)
+    with pytest.warns(CalibrationWarning):
+        model = PerGroup(ClipStatsDetector(holdout=0.4)).fit(train)
+    normal = ClipSet(
+        r
+        for r in shift_clips
+        if r.split == "test" and r.label == "normal" and r.domain == "target" and r.machine_id < 2
+    )
+    before = model.predict(normal).mean()
+    target = ClipSet(r for r in shift_clips if r.split == "train" and r.domain == "target" and r.machine_id < 2)
+    with pytest.warns(CalibrationWarning):
+        model.adapt(target)
+    assert before >= 0.5 and model.predict(normal).mean() <= 0.25
+    with pytest.raises(ParameterError, match="no model for group"):
+        model.adapt(ClipSet(r for r in shift_clips if r.split == "train" and r.machine_id == 2))

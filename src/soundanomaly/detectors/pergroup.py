@@ -234,6 +234,42 @@ class PerGroup(BaseDetector):
             self.calibrate(validation, calibrator=rule)
         return self
 
+    def adapt(
+        self, data: ClipData, *, sessions: Sequence[str] | None = None, groups: Sequence[str] | None = None
+    ) -> Self:
+        """Adapt each group's model on that group's normal clips (see :meth:`BaseDetector.adapt`).
+
+        Parameters
+        ----------
+        data : ClipSet, sequence of paths, or ClipFeatures
+            Normal clips of a new session, of one or more known groups.
+        sessions : sequence of str, optional
+            Per-clip session keys (default from a ClipSet or the paths, else ``"adapted"``).
+        groups : sequence of str, optional
+            Per-clip group keys; default from a ClipSet or the paths.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ParameterError
+            A clip of a group the model does not know, or a group model that cannot adapt.
+        """
+        self._check_fitted()
+        self._check_data(data)
+        keys = clip_groups(data, groups, group_by=self.group_by)
+        unknown = sorted(set(keys.tolist()) - set(self.models_))
+        if unknown:
+            raise ParameterError(f"no model for group(s) {unknown}; this model knows {self.groups_}")
+        session_arr = session_keys(data, sessions)
+        for key in sorted(set(keys.tolist())):
+            members = np.flatnonzero(keys == key).astype(np.int64)
+            part = None if session_arr is None else session_arr[members].tolist()
+            self.models_[key].adapt(_subset(data, members), sessions=part)
+        return self
+
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
         raise NotImplementedError("PerGroup.fit fits its group models itself")
 
