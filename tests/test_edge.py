@@ -266,6 +266,27 @@ def test_a_live_wav_stream_on_stdin(exported: Path, detector: GaussianDetector, 
     assert records[0]["score"] == pytest.approx(first, rel=1e-3)  # the WAV holds 16-bit samples of the clip
 
 
+def test_cli_writes_the_audio_around_each_alert(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(4)
+    signal = np.concatenate([_noise(rng, 5.0), _noise(rng, 4.0, level=0.6, tone=3000)])
+    source = _write_wav(tmp_path / "fan.wav", signal)
+    clips = tmp_path / "clips"
+    assert edge.main([str(exported), str(source), "--events-only", "--clips", str(clips)]) == 0
+    (alert,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"alert"' in line]
+    with wave.open(alert["clip"], "rb") as handle:
+        written = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
+    first = round((alert["start"] - 2.0) * SR)  # one window (2 s) before the first window above the threshold
+    assert len(written) == round(alert["detected_at"] * SR) - first
+    with wave.open(str(source), "rb") as handle:
+        original = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
+    np.testing.assert_array_equal(written, original[first : first + len(written)])
+    assert Path(alert["clip"]).parent == clips
+    with pytest.raises(SystemExit):  # --clips must be a folder path, given once
+        edge.main([str(exported), str(source), "--clips"])
+
+
 FORBIDDEN = ("scipy", "librosa", "sklearn", "matplotlib", "soundfile", "tensorflow", "soxr", "onnx")
 
 

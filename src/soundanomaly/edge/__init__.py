@@ -142,6 +142,7 @@ class EdgeEvent:
     peak_score: float | None = None
     peak_time: float | None = None
     n_windows: int | None = None
+    clip: str | None = None
 
     def to_json(self) -> str:
         """One line of JSON (NaN written as null), without the fields that do not apply."""
@@ -174,6 +175,7 @@ class EdgeMonitor:
         raise_n: int = 3,
         clear_m: int = 3,
         source: str = "-",
+        keep_seconds: float = 0.0,
     ) -> None:
         for name, value in (("raise_k", raise_k), ("raise_n", raise_n), ("clear_m", clear_m)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -182,7 +184,16 @@ class EdgeMonitor:
             raise ParameterError(f"raise_k ({raise_k}) must be <= raise_n ({raise_n})")
         if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, (int, float)) or not hop_seconds > 0:
             raise ParameterError(f"hop_seconds must be a positive number, got {hop_seconds!r}")
+        if (
+            isinstance(keep_seconds, bool)
+            or not isinstance(keep_seconds, (int, float))
+            or not 0 <= keep_seconds <= 3600
+        ):
+            raise ParameterError(f"keep_seconds must be a number of seconds in [0, 3600], got {keep_seconds!r}")
         info = model.info
+        self._keep = round(keep_seconds * info.sample_rate)
+        self._history = np.empty(0, dtype=np.float32)  # the last keep_seconds of the stream
+        self._pushed = 0  # samples pushed so far
         quantum = info.hop_quantum
         self.model, self.source = model, source
         self.hop_samples = min(max(1, round(hop_seconds * info.sample_rate / quantum)) * quantum, info.window_samples)
@@ -199,6 +210,9 @@ class EdgeMonitor:
         """Add mono float32 samples at the model's rate; return the records they complete, in order."""
         block = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._buffer = np.concatenate([self._buffer, block]) if len(self._buffer) else block.copy()
+        self._pushed += len(block)
+        if self._keep:
+            self._history = np.concatenate([self._history, block])[-self._keep :]
         out: list[EdgeEvent] = []
         info = self.model.info
         window, sr = info.window_samples, info.sample_rate
@@ -218,6 +232,16 @@ class EdgeMonitor:
             self._buffer = self._buffer[keep:]
             self._buffer_start += keep
         return out
+
+    def audio(self, start: float, end: float) -> npt.NDArray[np.float32]:
+        """The samples between ``start`` and ``end`` seconds of the stream that ``keep_seconds`` still holds.
+
+        For the clip around an alert: ``audio(alert.start - window, alert.detected_at)``.
+        """
+        sr = self.model.info.sample_rate
+        first = self._pushed - len(self._history)  # stream index of _history[0]
+        lo, hi = max(round(start * sr), first), min(round(end * sr), self._pushed)
+        return self._history[lo - first : hi - first].copy() if hi > lo else np.empty(0, dtype=np.float32)
 
     def _alert(self, window: EdgeEvent) -> list[EdgeEvent]:
         """The library's ``Alerter`` rule (a window is above when its score is strictly greater)."""
@@ -308,6 +332,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--raise-n", type=int, default=3)
     parser.add_argument("--clear-m", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
+    parser.add_argument(
+        "--clips",
+        metavar="DIR",
+        help="write the audio around each alert (one window before it started to its detection) as WAV files here",
+    )
     return parser
 
 
@@ -323,12 +352,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in args.audio:
         monitor_options = {"raise_k": args.raise_k, "raise_n": args.raise_n, "clear_m": args.clear_m}
         try:
-            monitor = EdgeMonitor(model, hop_seconds=args.hop, source=path, **monitor_options)
-            _write(_stream(monitor, path), events_only=args.events_only)
+            keep = model.info.window_samples / model.info.sample_rate + 60.0 if args.clips else 0.0
+            monitor = EdgeMonitor(model, hop_seconds=args.hop, source=path, keep_seconds=keep, **monitor_options)
+            records = _stream(monitor, path)
+            if args.clips:
+                records = _with_clips(records, monitor, args.clips, inputs=[args.model, *args.audio])
+            _write(records, events_only=args.events_only)
         except SoundAnomalyError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1
     return status
+
+
+def _with_clips(
+    records: Iterable[EdgeEvent], monitor: EdgeMonitor, folder: str, *, inputs: Sequence[str]
+) -> Iterator[EdgeEvent]:
+    """Pass records through; for each alert, write the audio around it to ``folder`` and name the file in it."""
+    for record in records:
+        if record.kind == "alert" and record.detected_at is not None:
+            info = monitor.model.info
+            samples = monitor.audio(record.start - info.window_samples / info.sample_rate, record.detected_at)
+            stem = os.path.splitext(os.path.basename(record.source))[0] if record.source != "-" else "stream"
+            record.clip = write_wav(
+                os.path.join(folder, f"{stem}-alert-{record.start:010.3f}s.wav"), samples, info.sample_rate, inputs
+            )
+        yield record
+
+
+def write_wav(path: str, samples: npt.ArrayLike, sr: int, inputs: Sequence[str] = ()) -> str:
+    """Write mono float samples as a 16-bit PCM WAV, atomically, never over an input or a file the library did not write."""
+    import wave
+
+    from soundanomaly import _safefiles
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2")
+    with _safefiles.atomic_file(path, "wb", inputs=inputs) as handle, wave.open(handle, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sr)
+        out.writeframes(pcm.tobytes())
+    return path
 
 
 def _write(records: Iterable[EdgeEvent], *, events_only: bool) -> None:
