@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "soundanomaly.manifest",
     "soundanomaly.backends",
     "soundanomaly.backends.sagemaker",
+    "soundanomaly.backends.sagemaker_serving",
     "soundanomaly.backends.rekognition",
     "soundanomaly.testing",
     "soundanomaly.exceptions",

@@ -1,5 +1,8 @@
 """Amazon SageMaker backend: training jobs, real-time endpoints and batch transform.
 
+Endpoints and batch transform live in :mod:`soundanomaly.backends.sagemaker_serving` (inherited by
+:class:`SageMakerBackend`); this module re-exports their public names.
+
 Training uses the SageMaker Python SDK v3 (:class:`sagemaker.train.ModelTrainer`)
 with the TensorFlow training container and the entry script shipped in this
 package (:mod:`soundanomaly.backends.sagemaker_entry`), staged together with
@@ -17,18 +20,16 @@ original error.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import math
 import shutil
 import sys
 import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ import numpy as np
 
 from soundanomaly.backends._aws import aws_call as _call
 from soundanomaly.backends.local import TrainResult
+from soundanomaly.backends.sagemaker_serving import (
+    ENDPOINT_INSTANCE,
+    MAX_PAYLOAD_BYTES,
+    TRANSFORM_INSTANCE,
+    TRANSFORM_RECORD_BYTES,
+    SageMakerEndpoint,
+    SageMakerServing,
+    log_status,
+    pack_requests,
+)
 from soundanomaly.exceptions import BackendError, BackendTimeoutError, JobFailedError, ParameterError
 from soundanomaly.typing import FloatArray
 
@@ -45,64 +56,24 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "TRAINING_INSTANCE",
     "TRANSFORM_INSTANCE",
+    "TRANSFORM_RECORD_BYTES",
     "SageMakerBackend",
     "SageMakerEndpoint",
     "pack_requests",
 ]
 
 TRAINING_INSTANCE = "ml.p3.2xlarge"
-ENDPOINT_INSTANCE = "ml.c5.large"
-TRANSFORM_INSTANCE = "ml.c5.xlarge"
 FRAMEWORK_VERSION = "2.16"
 #: Approximate on-demand list prices per instance-hour of the defaults (us-east-1, USD, late 2025;
 #: check the SageMaker pricing page for your region): training, real-time endpoint, batch transform.
 HOURLY_USD = {"ml.p3.2xlarge": 3.825, "ml.c5.large": 0.119, "ml.c5.xlarge": 0.238}
-#: SageMaker's real-time invocation payload limit.
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-#: Largest batch transform record soundanomaly writes; long clips are split into several records.
-TRANSFORM_RECORD_BYTES = 5 * 1024 * 1024
 _SHARD_ROWS = 100_000  # 128 MB of float32 320-wide windows per .npy shard
 #: Modules staged into the training container (they must import on the image's Python, see _stage_source).
 _STAGED = ("backends/local.py",)
 _STUB_INIT = '"""soundanomaly, staged for a SageMaker training container (only backends.local)."""\n'
 
 
-def _log(message: str, enabled: bool) -> None:
-    if enabled:
-        print(f"[sagemaker] {message}", file=sys.stderr, flush=True)
-
-
-def pack_requests(windows: FloatArray, max_bytes: int = MAX_PAYLOAD_BYTES) -> list[tuple[int, int, bytes]]:
-    """Split windows into TF Serving JSON bodies ``{"instances": [...]}`` under ``max_bytes``.
-
-    Returns ``(start, stop, body)`` triples covering ``windows`` in order.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> parts = pack_requests(np.zeros((10, 4), np.float32), max_bytes=100)
-    >>> [(a, b) for a, b, _ in parts]
-    [(0, 4), (4, 8), (8, 10)]
-    """
-    rows = [json.dumps(row) for row in windows.tolist()]
-    overhead = len('{"instances": []}')
-    out: list[tuple[int, int, bytes]] = []
-    start, size = 0, overhead
-    for i, row in enumerate(rows):
-        extra = len(row) + (1 if i > start else 0)
-        if size + extra > max_bytes and i > start:
-            out.append((start, i, ('{"instances": [' + ",".join(rows[start:i]) + "]}").encode()))
-            start, size = i, overhead
-            extra = len(row)
-        if overhead + len(row) > max_bytes:
-            raise ParameterError(f"one feature window needs {len(row)} bytes, more than max_bytes={max_bytes}")
-        size += extra
-    if start < len(rows):
-        out.append((start, len(rows), ('{"instances": [' + ",".join(rows[start:]) + "]}").encode()))
-    return out
-
-
-class SageMakerBackend:
+class SageMakerBackend(SageMakerServing):
     """Train the autoencoder on SageMaker; score through an endpoint or batch transform.
 
     Parameters
@@ -315,7 +286,7 @@ class SageMakerBackend:
             key = f"{key_prefix}/shard-{number:05d}.npy"
             _call(f"uploading s3://{self.bucket}/{key}", s3.upload_fileobj, buffer, self.bucket, key)
         uri = f"s3://{self.bucket}/{key_prefix}/"
-        _log(f"uploaded {len(windows)} windows to {uri}", self.progress)
+        log_status(f"uploaded {len(windows)} windows to {uri}", self.progress)
         return uri
 
     def list_clips(self, prefix: str, *, suffix: str = ".wav", download: bool = True) -> list[str]:
@@ -348,7 +319,7 @@ class SageMakerBackend:
             target.parent.mkdir(parents=True, exist_ok=True)
             _call(f"downloading s3://{bucket}/{key}", s3.download_file, bucket, key, str(target))
             paths.append(str(target))
-        _log(f"downloaded {len(paths)} clips from {prefix}", self.progress)
+        log_status(f"downloaded {len(paths)} clips from {prefix}", self.progress)
         return paths
 
     # -- training ---------------------------------------------------------------------------------
@@ -461,7 +432,7 @@ class SageMakerBackend:
         if job is None:  # pragma: no cover - the SDK always sets it after a create
             raise BackendError("SageMaker SDK returned no training job")
         self.last_job_name = str(job.training_job_name)
-        _log(
+        log_status(
             f"training job {self.last_job_name} submitted ({self.instance_type} x {self.instance_count})", self.progress
         )
         return self.last_job_name
@@ -489,7 +460,7 @@ class SageMakerBackend:
             status = _call("describing", sm.describe_training_job, TrainingJobName=job_name)["TrainingJobStatus"]
             if status == "InProgress":
                 _call(f"stopping {job_name}", sm.stop_training_job, TrainingJobName=job_name)
-                _log(f"stopped {job_name}", self.progress)
+                log_status(f"stopped {job_name}", self.progress)
         except BackendError as exc:
             print(f"[sagemaker] WARNING: could not stop {job_name}, stop it by hand: {exc}", file=sys.stderr)
 
@@ -513,17 +484,6 @@ class SageMakerBackend:
             history = json.loads(history_file.read()) if history_file is not None else {}
         return TrainResult(weights, history, model_data=uri)
 
-    def _create_model(self, name: str, model_data: str, instance_type: str) -> None:
-        """A SageMaker model: the TF Serving inference image for ``instance_type`` over ``model_data``."""
-        _call(
-            "creating the model",
-            self.client("sagemaker").create_model,
-            ModelName=name,
-            ExecutionRoleArn=self.role,
-            PrimaryContainer={"Image": self._image("inference", instance_type), "ModelDataUrl": model_data},
-            **({"Tags": self._tag_list()} if self.tags else {}),
-        )
-
     def _poll(
         self,
         what: str,
@@ -540,7 +500,7 @@ class SageMakerBackend:
             status = description[status_key]
             state = " / ".join(filter(None, [status, description.get("SecondaryStatus")]))
             if state != last:
-                _log(f"{what}: {state} ({time.monotonic() - start:.0f} s)", self.progress)
+                log_status(f"{what}: {state} ({time.monotonic() - start:.0f} s)", self.progress)
                 last = state
             if status == done:
                 return description
@@ -549,277 +509,6 @@ class SageMakerBackend:
             if timeout_seconds is not None and time.monotonic() - start > timeout_seconds:
                 raise BackendTimeoutError(f"{what} still {status} after {timeout_seconds:.0f} s")
             time.sleep(self.poll_seconds)
-
-    # -- endpoints ----------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def deploy(
-        self,
-        model_data: str,
-        *,
-        instance_type: str = ENDPOINT_INSTANCE,
-        instance_count: int = 1,
-        name: str | None = None,
-        timeout_seconds: float = 1800.0,
-    ) -> Iterator[SageMakerEndpoint]:
-        """Create model, endpoint config and endpoint; delete all three on exit.
-
-        Deletion runs on normal exit, on exceptions and on Ctrl-C. The
-        endpoint is billed per instance-hour while it exists (``ml.c5.large``:
-        about $0.12 per hour, see :data:`HOURLY_USD`); the inference image
-        (CPU or GPU) is chosen for ``instance_type``.
-
-        Examples
-        --------
-        >>> with backend.deploy(result.model_data) as endpoint:  # doctest: +SKIP
-        ...     reconstructed = endpoint.reconstruct(windows)
-        """
-        name = name or f"soundanomaly-{uuid.uuid4().hex[:12]}"
-        sm = self.client("sagemaker")
-        created: list[str] = []
-        try:
-            self._create_model(name, model_data, instance_type)
-            created.append("model")
-            _call(
-                "creating the endpoint config",
-                sm.create_endpoint_config,
-                EndpointConfigName=name,
-                ProductionVariants=[
-                    {
-                        "VariantName": "AllTraffic",
-                        "ModelName": name,
-                        "InstanceType": instance_type,
-                        "InitialInstanceCount": instance_count,
-                    }
-                ],
-                **({"Tags": self._tag_list()} if self.tags else {}),
-            )
-            created.append("endpoint_config")
-            _call("creating the endpoint", sm.create_endpoint, EndpointName=name, EndpointConfigName=name)
-            created.append("endpoint")
-            _log(f"endpoint {name} creating ({instance_type} x {instance_count})", self.progress)
-            self._wait_endpoint(name, timeout_seconds)
-            yield SageMakerEndpoint(self, name)
-        finally:
-            self._delete_endpoint_resources(name, created)
-
-    def _wait_endpoint(self, name: str, timeout_seconds: float) -> None:
-        sm = self.client("sagemaker")
-
-        def describe() -> dict[str, Any]:
-            return dict(_call(f"describing endpoint {name}", sm.describe_endpoint, EndpointName=name))
-
-        self._poll(f"endpoint {name}", describe, "EndpointStatus", "InService", timeout_seconds)
-
-    def _delete_endpoint_resources(self, name: str, created: list[str]) -> None:
-        sm = self.client("sagemaker")
-        steps = [
-            ("endpoint", "deleting the endpoint", sm.delete_endpoint, {"EndpointName": name}),
-            (
-                "endpoint_config",
-                "deleting the endpoint config",
-                sm.delete_endpoint_config,
-                {"EndpointConfigName": name},
-            ),
-            ("model", "deleting the model", sm.delete_model, {"ModelName": name}),
-        ]
-        failures = []
-        for kind, what, fn, kwargs in steps:
-            if kind in created:
-                try:
-                    _call(what, fn, **kwargs)
-                except BackendError as exc:
-                    failures.append(str(exc))
-        if created:
-            _log(f"deleted {', '.join(reversed(created))} {name}", self.progress)
-        if failures:
-            raise BackendError(f"could not clean up {name} (delete by hand to stop charges): {'; '.join(failures)}")
-
-    # -- batch transform ------------------------------------------------------------------------------
-    def batch_transform(
-        self,
-        clip_windows: list[FloatArray],
-        model_data: str,
-        *,
-        instance_type: str = TRANSFORM_INSTANCE,
-        instance_count: int = 1,
-        clips_per_file: int = 256,
-        record_bytes: int = TRANSFORM_RECORD_BYTES,
-    ) -> list[FloatArray]:
-        """Reconstruct the windows of many clips with a batch transform job.
-
-        Uploads JSON Lines under ``s3://bucket/prefix/transform/<id>/input/``:
-        one record per clip, or several for a clip whose windows exceed
-        ``record_bytes`` (reassembled afterwards), with ``MaxPayloadInMB`` sized
-        from the largest record. Runs the job on a temporary model, returns
-        each clip's reconstructed windows, and deletes the model and the
-        job's S3 input and output (and stops the job if interrupted). Billed
-        per instance-hour while the job runs (``ml.c5.xlarge``: about $0.24
-        per hour, see :data:`HOURLY_USD`).
-        """
-        if not 0 < record_bytes <= 100 * 1024 * 1024:
-            raise ParameterError(f"record_bytes must be in (0, 100 MB], got {record_bytes!r}")
-        width = _check_windows(clip_windows)
-        run = uuid.uuid4().hex[:12]
-        name = f"soundanomaly-transform-{run}"
-        self.last_transform_job_name = name
-        base = f"{self.prefix}/transform/{run}"
-        s3 = self.client("s3")
-        files: list[tuple[str, list[tuple[int, int, int]]]] = []  # file, [(clip, start, stop) per record]
-        largest = 0
-        try:
-            for number, first in enumerate(range(0, len(clip_windows), clips_per_file)):
-                records: list[tuple[int, int, int]] = []
-                bodies: list[bytes] = []
-                for clip in range(first, min(first + clips_per_file, len(clip_windows))):
-                    for start, stop, body in pack_requests(clip_windows[clip], record_bytes):
-                        records.append((clip, start, stop))
-                        bodies.append(body)
-                        largest = max(largest, len(body))
-                key = f"{base}/input/part-{number:05d}.jsonl"
-                _call(f"uploading {key}", s3.put_object, Bucket=self.bucket, Key=key, Body=b"\n".join(bodies) + b"\n")
-                files.append((f"part-{number:05d}.jsonl", records))
-            return self._run_transform(
-                name, base, files, len(clip_windows), width, largest, model_data, instance_type, instance_count
-            )
-        finally:
-            self._delete_prefix(f"{base}/")
-
-    def _run_transform(
-        self,
-        name: str,
-        base: str,
-        files: list[tuple[str, list[tuple[int, int, int]]]],
-        n_clips: int,
-        width: int,
-        largest: int,
-        model_data: str,
-        instance_type: str,
-        instance_count: int,
-    ) -> list[FloatArray]:
-        s3, sm = self.client("s3"), self.client("sagemaker")
-        max_payload_mb = max(1, math.ceil(largest / (1024 * 1024)))
-        created_model = started = False
-        try:
-            self._create_model(name, model_data, instance_type)
-            created_model = True
-            _call(
-                "creating the transform job",
-                sm.create_transform_job,
-                TransformJobName=name,
-                ModelName=name,
-                MaxPayloadInMB=max_payload_mb,
-                BatchStrategy="SingleRecord",
-                TransformInput={
-                    "DataSource": {
-                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{self.bucket}/{base}/input/"}
-                    },
-                    "ContentType": "application/jsonlines",
-                    "SplitType": "Line",
-                },
-                TransformOutput={
-                    "S3OutputPath": f"s3://{self.bucket}/{base}/output/",
-                    "Accept": "application/jsonlines",
-                    "AssembleWith": "Line",
-                },
-                TransformResources={"InstanceType": instance_type, "InstanceCount": instance_count},
-                **({"Tags": self._tag_list()} if self.tags else {}),
-            )
-            started = True
-            _log(f"transform job {name} submitted for {n_clips} clips", self.progress)
-            self.wait_for_transform(name)
-            started = False
-            parts: list[list[FloatArray]] = [[] for _ in range(n_clips)]
-            for file_name, records in files:
-                key = f"{base}/output/{file_name}.out"
-                body = _call(f"downloading {key}", s3.get_object, Bucket=self.bucket, Key=key)["Body"].read()
-                results = [line for line in body.decode().splitlines() if line.strip()]
-                if len(results) != len(records):
-                    raise BackendError(f"{key}: {len(results)} results for {len(records)} records")
-                for (clip, start, stop), line in zip(records, results, strict=True):
-                    try:
-                        block = np.asarray(json.loads(line)["predictions"], dtype=np.float32)
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise BackendError(f"{key}: unexpected result ({exc})") from exc
-                    if block.shape != (stop - start, width):
-                        raise BackendError(f"{key}: got {block.shape} predictions for {stop - start} windows")
-                    parts[clip].append(block)
-            return [np.concatenate(blocks) if blocks else np.empty((0, width), np.float32) for blocks in parts]
-        finally:
-            if started:
-                with contextlib.suppress(BackendError):
-                    _call("stopping the transform job", sm.stop_transform_job, TransformJobName=name)
-            if created_model:
-                _call("deleting the model", sm.delete_model, ModelName=name)
-
-    def _delete_prefix(self, key_prefix: str) -> None:
-        """Delete soundanomaly's temporary objects under ``key_prefix`` (warn, never raise: data is not lost)."""
-        s3 = self.client("s3")
-        try:
-            paginator = s3.get_paginator("list_objects_v2")
-            pages = _call(
-                f"listing {key_prefix}", lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=key_prefix))
-            )
-            keys = [{"Key": o["Key"]} for page in pages for o in page.get("Contents", [])]
-            for first in range(0, len(keys), 1000):
-                _call(
-                    f"deleting s3://{self.bucket}/{key_prefix}",
-                    s3.delete_objects,
-                    Bucket=self.bucket,
-                    Delete={"Objects": keys[first : first + 1000], "Quiet": True},
-                )
-        except BackendError as exc:
-            _log(f"WARNING: could not delete s3://{self.bucket}/{key_prefix} ({exc}); delete it by hand", True)
-
-    def wait_for_transform(self, job_name: str) -> dict[str, Any]:
-        """Poll a transform job until it ends; raise with its FailureReason on failure."""
-        sm = self.client("sagemaker")
-
-        def describe() -> dict[str, Any]:
-            return dict(_call(f"describing {job_name}", sm.describe_transform_job, TransformJobName=job_name))
-
-        return self._poll(job_name, describe, "TransformJobStatus", "Completed", self.timeout_seconds)
-
-
-class SageMakerEndpoint:
-    """A running endpoint serving the autoencoder (TF Serving's JSON protocol).
-
-    Examples
-    --------
-    >>> with backend.deploy(detector.model_data_) as endpoint:  # doctest: +SKIP
-    ...     reconstructed = endpoint.reconstruct(features.windows)
-
-    """
-
-    def __init__(self, backend: SageMakerBackend, name: str, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
-        self.backend = backend
-        self.name = name
-        self.max_bytes = max_bytes
-        self.requests = 0
-
-    def reconstruct(self, windows: FloatArray) -> FloatArray:
-        """Send windows in requests under the payload limit; return the reconstructions."""
-        _check_windows([windows])
-        runtime = self.backend.client("sagemaker-runtime")
-        out = np.empty(windows.shape, dtype=np.float32)
-        for start, stop, body in pack_requests(windows, self.max_bytes):
-            response = _call(
-                f"invoking endpoint {self.name}",
-                runtime.invoke_endpoint,
-                EndpointName=self.name,
-                ContentType="application/json",
-                Accept="application/json",
-                Body=body,
-            )
-            self.requests += 1
-            try:
-                predictions = json.loads(response["Body"].read())["predictions"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise BackendError(f"endpoint {self.name}: unexpected response ({exc})") from exc
-            block = np.asarray(predictions, dtype=np.float32)
-            if block.shape != (stop - start, windows.shape[1]):
-                raise BackendError(f"endpoint {self.name}: got {block.shape} predictions for {stop - start} windows")
-            out[start:stop] = block
-        return out
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -874,19 +563,3 @@ def _model_trainer(cls: Any, **kwargs: Any) -> Any:
             f"{exc}",
             code="RoleValidationError",
         ) from exc
-
-
-def _check_windows(clip_windows: list[FloatArray]) -> int:
-    """Check, before anything is billed, that every clip is a 2-D block of windows of one width."""
-    widths = set()
-    for i, windows in enumerate(clip_windows):
-        shape = np.shape(windows)
-        if len(shape) != 2:
-            raise ParameterError(
-                f"clip {i}: windows must be 2-D (n_windows, n_features), got shape {shape}; "
-                "SageMaker serves the autoencoder on LogMelFrames features only"
-            )
-        widths.add(shape[1])
-    if len(widths) > 1:
-        raise ParameterError(f"clips have windows of different widths {sorted(widths)}")
-    return int(widths.pop()) if widths else 0
