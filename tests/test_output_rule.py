@@ -372,3 +372,13 @@ def test_a_bad_input_is_one_line_exit_2_and_never_hangs(
     assert code == 2, err
     lines = [line for line in err.strip().splitlines() if not line.startswith("soundanomaly: warning:")]
     assert len(lines) == 1 and lines[0].startswith("soundanomaly: error:"), err
+
+
+@pytest.mark.parametrize(("command", "option", "kind"), _file_cases())
+def test_an_output_may_not_take_the_librarys_record_names(
+    command: str, option: str, kind: str, world: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundanomaly._safefiles import LEDGER
+
+    code, err = _run(_argv(command, world, option, tmp_path / LEDGER), capsys)
+    assert code == 2 and "records" in err, err

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from soundanomaly._safeio import contains_path, folder_kind, process_umask, resolved_path
+from soundanomaly._safeio import MARKER, contains_path, folder_kind, process_umask, resolved_path
 from soundanomaly.exceptions import OutputExistsError, OutputWriteError, SoundAnomalyError
 from soundanomaly.typing import PathLike
 
@@ -159,6 +159,8 @@ def check_output_file(
         if contains_path(source, path):
             what = " (a model folder)" if folder_kind(source) == "model" else ""
             raise OutputExistsError(f"{shown}: refusing to write there: the output lies inside the input {item}{what}")
+    if path.name in (LEDGER, MARKER):
+        raise OutputExistsError(f"{shown}: refusing to write there: the library keeps its own records in that name")
     for folder in path.parents:
         if folder_kind(folder) == "model":
             raise OutputExistsError(f"{shown}: refusing to write inside the model folder {folder}")
