@@ -22,6 +22,7 @@ from soundanomaly.detectors import (
     find_training_clips,
     load_model,
 )
+from soundanomaly.detectors.options import RunOptions
 from soundanomaly.exceptions import (
     AudioError,
     CalibrationWarning,
@@ -234,7 +235,7 @@ def test_non_finite_scores_never_count_as_normal() -> None:
     with pytest.raises(InvalidScoreError, match=r"loud\.wav") as caught:
         GaussianDetector(threshold=1.0).fit(train).predict(bad)
     assert caught.value.paths == ("loud.wav",)
-    skipping = GaussianDetector(threshold=1.0, on_error="skip").fit(train)
+    skipping = GaussianDetector(threshold=1.0).set_run_options(on_error="skip").fit(train)
     with pytest.warns(InvalidScoreWarning):
         labels = skipping.predict(bad)
     assert labels.tolist() == [0, 1]
@@ -248,7 +249,7 @@ def test_unreadable_clips_raise_or_are_skipped_with_a_status(tiny: MIMII, tmp_pa
     detector = GaussianDetector(threshold=5.0).fit(tiny.filter(label="normal", ids=0).paths)
     with pytest.raises(AudioError, match=r"broken\.wav"):
         detector.score(paths)
-    detector.set_params(on_error="skip", chunk_size=2)
+    detector.set_run_options(on_error="skip", chunk_size=2)
     with pytest.warns(InvalidScoreWarning):
         scores, status = detector.score_with_status(paths)
     assert np.isfinite(scores[:2]).all() and np.isnan(scores[2])
@@ -277,8 +278,7 @@ def test_one_progress_bar_for_the_whole_run(tiny: MIMII, capfd: pytest.CaptureFi
     clips = tiny.filter(label="normal", ids=0)
     detector = GaussianDetector(threshold=5.0).fit(clips.paths)
     capfd.readouterr()
-    detector.set_params(progress=True, chunk_size=3)
-    detector.score(clips.paths)
+    detector.score(clips.paths, options={"progress": True, "chunk_size": 3})
     err = capfd.readouterr().err
     assert err.count("scoring") == 1 and "8/8" in err and "features" not in err
 
@@ -286,11 +286,11 @@ def test_one_progress_bar_for_the_whole_run(tiny: MIMII, capfd: pytest.CaptureFi
 def test_extract_options_reach_the_extractor(tiny: MIMII, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     clips = tiny.filter(label="normal", ids=0).paths[:4]
-    detector = GaussianDetector(threshold=5.0, cache_dir=cache, n_jobs=1).fit(clips)
+    detector = GaussianDetector(threshold=5.0).fit(clips, options=RunOptions(cache_dir=cache, n_jobs=1))
     assert len(list(cache.rglob("*.npy"))) == 4
     np.testing.assert_allclose(detector.score(clips), detector.score(LogMelFrames().extract(clips, progress=False)))
     with pytest.raises(ParameterError, match="n_jobs"):
-        GaussianDetector(n_jobs=0)
+        GaussianDetector().set_run_options(n_jobs=0)
 
 
 # -- #13.13 training clips, #11.1/#11.2 saving ------------------------------------------------------------------------
@@ -467,6 +467,6 @@ def test_fit_skips_unreadable_training_clips_on_request(tiny: MIMII, tmp_path: P
     paths = [*tiny.filter(label="normal", ids=0).paths, str(broken)]
     with pytest.raises(AudioError, match=r"broken\.wav"):
         GaussianDetector(threshold=5.0).fit(paths)
-    detector = GaussianDetector(threshold=5.0, on_error="skip").fit(paths)
+    detector = GaussianDetector(threshold=5.0).fit(paths, options={"on_error": "skip"})
     assert [p for p, _ in detector.fit_skipped_] == [str(broken)]
     assert len(detector.training_clips_) == 8

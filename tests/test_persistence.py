@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pytest
 
 from soundanomaly.detectors import BaseDetector, GaussianDetector, load_model
+from soundanomaly.detectors.options import RunOptions
 from soundanomaly.exceptions import ModelFormatError
 from soundanomaly.features import ClipFeatures
 
@@ -136,7 +137,7 @@ CRASH_LIST: dict[str, Callable[[Path], None]] = {
     "detector not a string": _set("detector", ["GaussianDetector"]),
     "params a list": _set("params", [1]),
     "params of another detector": _edit_manifest(lambda m: m["params"].update(hidden=[64, 8, 64], epochs=3)),
-    "params invalid value": _edit_manifest(lambda m: m["params"].update(chunk_size=2.5)),
+    "params invalid value": _edit_manifest(lambda m: m["params"].update(shrinkage=2.5)),
     "params wrong type": _edit_manifest(lambda m: m["params"].update(shrinkage="lots")),
     "features not an object": _set("features", "LogMelFrames"),
     "features unknown extractor": _set("features", {"name": "Evil"}),
@@ -245,3 +246,52 @@ def test_format_1_models_still_load(folder: Path) -> None:
     _drop_array("holdout_scores")(folder)
     detector = load_model(folder)
     assert detector.threshold_ == 2.0 and len(detector.holdout_scores_) == 0
+
+
+# -- #21: models written by c91f061 (before the split of base.py) still load and score the same -----------------------
+LEGACY = Path(__file__).parent / "fixtures" / "models_c91f061"
+
+
+@pytest.mark.parametrize("name", ["gaussian", "clipstats", "pergroup", "ensemble"])
+def test_models_saved_by_c91f061_load_and_score_the_same(name: str) -> None:
+    expected = json.loads((LEGACY / "expected.json").read_text())
+    with np.load(LEGACY / "probe.npz") as archive:
+        probe = ClipFeatures.from_arrays([archive[f"clip{i}"] for i in range(len(archive.files))])
+    model = load_model(LEGACY / name)
+    want = expected["models"][name]
+    options = {"groups": expected["probe_groups"]} if name == "pergroup" else {}
+    np.testing.assert_allclose(model.score(probe, **options), want["scores"], rtol=1e-6)
+    assert model.threshold_ == pytest.approx(want["threshold"], rel=1e-9)
+    assert model.run_options == RunOptions()  # the manifest's saved chunk_size/n_jobs/cache_dir steer nothing
+
+
+def test_a_manifest_cannot_steer_run_options(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    model = GaussianDetector(threshold=3.0).fit(ClipFeatures.from_arrays([rng.normal(size=(6, 3)).astype("f4")] * 4))
+    path = model.save(tmp_path / "m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert not set(manifest["params"]) & {"chunk_size", "n_jobs", "cache_dir", "progress", "on_error"}
+    manifest["params"].update(cache_dir="/etc", n_jobs=512, on_error="skip", progress=True)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_model(path).run_options == RunOptions()
+    assert load_model(path, progress=True).run_options.progress  # the caller may set them
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ({"n_fft": 2**27}, "n_fft"),
+        ({"n_mels": 100_000}, "n_mels"),
+        ({"hop_length": 1}, "hop_length"),
+        ({"frames": 10_000}, "frames"),
+    ],
+)
+def test_saved_feature_parameters_are_bounded(tmp_path: Path, features: dict[str, int], message: str) -> None:
+    rng = np.random.default_rng(0)
+    model = GaussianDetector(threshold=3.0).fit(ClipFeatures.from_arrays([rng.normal(size=(6, 3)).astype("f4")] * 4))
+    path = model.save(tmp_path / "m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["features"].update(features)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(path)

@@ -36,7 +36,8 @@ def test_score_records_carry_status_group_and_the_source_sample_rate(tmp_path: P
     train = [_write(root / f"{i:08d}.wav", i) for i in range(4)]
     high = _write(root / "00000010.wav", 10, sr=48000)
     missing = str(root / "00000011.wav")
-    detector = GaussianDetector(threshold=ThresholdCalibrator(target_fpr=0.5), on_error="skip", holdout=0.0)
+    detector = GaussianDetector(threshold=ThresholdCalibrator(target_fpr=0.5), holdout=0.0)
+    detector.set_run_options(on_error="skip")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         detector.fit(train)

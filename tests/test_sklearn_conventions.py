@@ -8,20 +8,31 @@ import inspect
 import random
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.utils import estimator_checks
 
+import registered
+from soundanomaly import registry
 from soundanomaly.calibration import ThresholdCalibrator
-from soundanomaly.detectors import AutoencoderDetector, BaseDetector, GaussianDetector
+from soundanomaly.detectors import (
+    AutoencoderDetector,
+    BaseDetector,
+    ClipStatsDetector,
+    Ensemble,
+    GaussianDetector,
+    MachineIdDetector,
+    PerGroup,
+)
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features import ClipFeatures, LogMelFrames
 
 FACTORIES: dict[str, Callable[[], BaseDetector]] = {
     "gaussian": lambda: GaussianDetector(shrinkage=0.2, threshold=ThresholdCalibrator(target_fpr=0.05), holdout=0.3),
-    "autoencoder": lambda: AutoencoderDetector(hidden=[16, 4, 16], epochs=2, aggregate="max", n_jobs=2),
+    "autoencoder": lambda: AutoencoderDetector(hidden=[16, 4, 16], epochs=2, aggregate="max"),
 }
 SKLEARN_CHECKS = [
     "check_get_params_invariance",
@@ -90,8 +101,8 @@ def test_set_params_validates_and_leaves_the_detector_unchanged_on_error() -> No
     with pytest.raises(ParameterError, match="invalid parameter 'shrinkge'"):
         detector.set_params(shrinkge=0.1)
     with pytest.raises(ParameterError, match="shrinkage"):
-        detector.set_params(shrinkage=2.0, chunk_size=8)
-    assert detector.shrinkage == 0.3 and detector.chunk_size == 64
+        detector.set_params(shrinkage=2.0, aggregate="max")
+    assert detector.shrinkage == 0.3 and detector.aggregate == "topk:3"
 
 
 def test_repr_reports_the_real_parameters() -> None:
@@ -109,7 +120,7 @@ def test_repr_reports_the_real_parameters() -> None:
     ("factory", "name"),
     [
         (lambda: AutoencoderDetector(backend="sagemkr"), "backend"),
-        (lambda: GaussianDetector(chunk_size=2.5), "chunk_size"),  # type: ignore[arg-type]
+        (lambda: GaussianDetector(chunk_size=2.5), "chunk_size"),  # old constructor run options: still checked
         (lambda: GaussianDetector(chunk_size=0), "chunk_size"),
         (lambda: GaussianDetector(threshold="high"), "threshold"),  # type: ignore[arg-type]
         (lambda: GaussianDetector(threshold=float("nan")), "threshold"),
@@ -160,3 +171,80 @@ def test_pyod_names_are_mapped_in_the_docs() -> None:
     doc = BaseDetector.__doc__ or ""
     for phrase in ("decision_scores_", "train_scores_", "contamination", "target_fpr"):
         assert phrase in doc
+
+
+# -- #21: the conventions hold for every registered detector (enumerated from the registry) ---------------------------
+REGISTERED_CHECKS = ["check_get_params_invariance", "check_set_params", "check_no_attributes_set_in_init"]
+
+
+@pytest.mark.parametrize("name", registered.params())
+def test_every_registered_detector_follows_the_sklearn_conventions(name: str) -> None:
+    detector = registered.build(name)
+    for check in REGISTERED_CHECKS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            getattr(estimator_checks, check)(name, detector)
+    clone(detector)
+    assert repr(detector).startswith(name)
+
+
+@pytest.mark.parametrize("name", registered.params())
+def test_init_stores_every_parameter_unchanged(name: str) -> None:
+    """scikit-learn: "__init__ only stores": ``get_params`` gives back exactly what was passed (or the default)."""
+    args = registered.arguments(name)
+    detector = registry.get("detector", name)(**args)
+    signature = inspect.signature(type(detector).__init__).parameters
+    for key, value in detector.get_params(deep=False).items():
+        expected = args[key] if key in args else signature[key].default
+        assert value is expected, f"{name}.{key} was changed by __init__: {value!r} instead of {expected!r}"
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [
+        (lambda: ClipStatsDetector(shrinkage="a"), "shrinkage"),
+        (lambda: MachineIdDetector(hidden=5), "hidden"),
+        (lambda: MachineIdDetector(learning_rate="x"), "learning_rate"),
+        (lambda: AutoencoderDetector(hidden=5), "hidden"),
+        (lambda: ClipStatsDetector(n_neighbors="3"), "n_neighbors"),
+        (lambda: PerGroup(GaussianDetector(), holdout="half"), "holdout"),
+        (lambda: PerGroup(GaussianDetector(), group_by="line"), "group_by"),
+        (lambda: Ensemble([GaussianDetector()], combine="median"), "combine"),
+    ],
+)
+def test_bad_parameters_raise_parameter_error_never_type_error(factory: Callable[[], object], name: str) -> None:
+    """#21 defect 4: the same declared-constraint check for every detector (c91f061 leaked TypeError)."""
+    with pytest.raises(ParameterError, match=name):
+        factory()
+
+
+def test_pergroup_honours_its_parameters() -> None:
+    """#21 defect 2: on c91f061 ``PerGroup(..., threshold=5.0, holdout=0.5, aggregate="max", random_state=7)`` was the default."""
+    rng = np.random.default_rng(0)
+    train = ClipFeatures.from_arrays([rng.normal(size=(12, 4)).astype(np.float32) for _ in range(40)])
+    groups = ["a/id_00", "a/id_01"] * 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = PerGroup(GaussianDetector()).fit(train, groups=groups)
+        tuned = PerGroup(GaussianDetector(), threshold=5.0, holdout=0.5, aggregate="max", random_state=7)
+        tuned.fit(train, groups=groups)
+    assert plain.threshold_ == 0.0 and tuned.threshold_ == 5.0
+    for key in plain.groups_:
+        model = tuned.models_[key]
+        assert (model.holdout, model.aggregate, model.random_state) == (0.5, "max", 7)
+        assert len(model.holdout_scores_) == 10 and len(plain.models_[key].holdout_scores_) == 4
+    assert not np.allclose(tuned.score(train, groups=groups) - 5.0, plain.score(train, groups=groups))
+
+
+def test_ensemble_runs_its_members_with_its_run_options(tmp_path: Path) -> None:
+    """#21: ``Ensemble(progress=True)`` was accepted and ignored; run options now reach every member."""
+    rng = np.random.default_rng(1)
+    train = ClipFeatures.from_arrays([rng.normal(size=(6, 3)).astype(np.float32) for _ in range(30)])
+    ensemble = Ensemble([GaussianDetector(), GaussianDetector(shrinkage=0.5)], threshold=3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a handful of held-out clips cannot resolve 1 %
+        ensemble.fit(train, options={"progress": True, "chunk_size": 7})
+    assert all(m.run_options.progress and m.run_options.chunk_size == 7 for m in ensemble.detectors_)
+    assert "progress" not in ensemble.get_params()
+    with pytest.warns(FutureWarning, match="run options"):
+        assert Ensemble([GaussianDetector()], progress=True).run_options.progress

@@ -50,6 +50,10 @@ _LAZY: dict[str, str] = {
     "load_model": "soundanomaly.detectors",
     "register_extractor": "soundanomaly.detectors",
     "find_training_clips": "soundanomaly.detectors",
+    "RunOptions": "soundanomaly.detectors",
+    "ClipScore": "soundanomaly.results",
+    "label_scores": "soundanomaly.results",
+    "all_detectors": "soundanomaly.registry",
     "Calibration": "soundanomaly.calibration",
     "EvaluationReport": "soundanomaly.evaluation",
     # audio and features
@@ -85,6 +89,8 @@ _SUBMODULES = frozenset(
         "backends",
         "typing",
         "monitor",
+        "registry",
+        "results",
     }
 )
 
@@ -135,6 +141,7 @@ if TYPE_CHECKING:
     from soundanomaly.detectors import MachineIdDetector as MachineIdDetector
     from soundanomaly.detectors import PerGroup as PerGroup
     from soundanomaly.detectors import RekognitionDetector as RekognitionDetector
+    from soundanomaly.detectors import RunOptions as RunOptions
     from soundanomaly.detectors import SpectrogramCNNDetector as SpectrogramCNNDetector
     from soundanomaly.detectors import find_training_clips as find_training_clips
     from soundanomaly.detectors import load_model as load_model
@@ -159,5 +166,8 @@ if TYPE_CHECKING:
     from soundanomaly.features import MultiChannel as MultiChannel
     from soundanomaly.features import SpectrogramImages as SpectrogramImages
     from soundanomaly.monitor import Monitor as Monitor
+    from soundanomaly.registry import all_detectors as all_detectors
+    from soundanomaly.results import ClipScore as ClipScore
+    from soundanomaly.results import label_scores as label_scores
     from soundanomaly.typing import Detector as Detector
     from soundanomaly.typing import FeatureExtractor as FeatureExtractor

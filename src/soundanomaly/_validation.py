@@ -155,7 +155,7 @@ class Interval(Constraint):
     Examples
     --------
     >>> str(Interval(int, 1, None)), Interval(int, 1, None).accepts(2.0)
-    ('an int >= 1', False)
+    ('a positive int', False)
     >>> str(Interval(float, 0, 1, closed="left")), Interval(float, 0, 1, closed="left").accepts(1.0)
     ('a number in [0, 1)', False)
     """
@@ -189,6 +189,8 @@ class Interval(Constraint):
         if self.low is None and self.high is None:
             return noun if self.kind is int else "a finite number"
         if self.high is None:
+            if self.kind is int and self.low == 1 and self.closed in ("both", "left"):
+                return "a positive int"
             return f"{noun} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
         if self.low is None:
             return f"{noun} {'<=' if self.closed in ('both', 'right') else '<'} {self.high:g}"
@@ -287,7 +289,7 @@ def validate_params(params: dict[str, Any], constraints: Constraints, *, owner: 
     >>> validate_params({"k": 0}, {"k": [Interval(int, 1, None)]}, owner="Knn")
     Traceback (most recent call last):
     ...
-    soundanomaly.exceptions.ParameterError: Knn: k must be an int >= 1, got 0
+    soundanomaly.exceptions.ParameterError: Knn: k must be a positive int, got 0
     >>> validate_params({"k": None}, {"k": [Interval(int, 1, None), None]})
     """
     for name, options in constraints.items():

@@ -89,10 +89,10 @@ def write_manifest(
     text = manifest_lines(entries, attribute=attribute, job_name=job_name)
     name = os.fspath(target)
     if "://" in name:
-        from soundanomaly.audio import _fsspec
+        from soundanomaly._clipfiles import fsspec_module
 
         try:
-            with _fsspec(f"writing {name}").open(name, "w") as handle:
+            with fsspec_module(f"writing {name}").open(name, "w") as handle:
                 handle.write(text)
         except ImportError as exc:
             raise MissingDependencyError("s3fs", "aws", f"writing {name}") from exc
@@ -116,9 +116,9 @@ def read_manifest(source: PathLike | str, *, text: str | None = None) -> list[Ma
     if text is None:
         try:
             if "://" in name:
-                from soundanomaly.audio import _fsspec
+                from soundanomaly._clipfiles import fsspec_module
 
-                with _fsspec(f"reading {name}").open(name, "r") as handle:
+                with fsspec_module(f"reading {name}").open(name, "r") as handle:
                     text = str(handle.read())
             else:
                 with open(name, encoding="utf-8") as handle:

@@ -88,12 +88,7 @@ def run(args: argparse.Namespace) -> int:
         "channel": args.channel,
         "threshold": ThresholdCalibrator("target_fpr", target_fpr=args.target_fpr),
         "holdout": args.validation_fraction,
-        "progress": not args.quiet,
-        "on_error": "skip" if args.skip_errors else "raise",
         "random_state": args.seed,
-        # feature extraction workers: 1 unless asked (the features travel back to this process, which cost
-        # as much as computing them: benchmarks/scale.py measured a pool 1.1-4x slower on 2 cores)
-        "n_jobs": args.jobs or 1,
     }
     detector: BaseDetector
     verbose = 2 if args.verbose else 0  # Keras' per-epoch lines only with -v
@@ -106,29 +101,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         detector = GaussianDetector(**common)
     if args.per_id:  # one model (and one calibrated threshold) per machine id / DCASE section
-        detector = PerGroup(
-            detector,
-            progress=common["progress"],
-            on_error=common["on_error"],
-            random_state=args.seed,
-            n_jobs=common["n_jobs"],
-        )
+        detector = PerGroup(detector, random_state=args.seed)
     _log.info(
         "training %s on %d normal clips (%g held out to calibrate)",
         args.detector,
         len(normal),
         args.validation_fraction,
     )
-    detector.fit(normal)
+    # run options are this run's choice, never saved with the model
+    run_options = {
+        "progress": not args.quiet,
+        "on_error": "skip" if args.skip_errors else "raise",
+        # feature extraction workers: 1 unless asked (the features travel back to this process, which cost
+        # as much as computing them: benchmarks/scale.py measured a pool 1.1-4x slower on 2 cores)
+        "n_jobs": args.jobs or 1,
+    }
+    detector.fit(normal, options=run_options)
     skipped = list(getattr(detector, "fit_skipped_", ()))  # each one was logged when it was skipped
     calibration = getattr(detector, "calibration_", None)
     held_out = len(getattr(detector, "holdout_scores_", ()))
     where = f"{held_out} held-out normal clips" if held_out else "the training clips (nothing held out)"
     if calibration is not None:
         _log.info("threshold %.6g (target_fpr=%g on %s)", detector.threshold_, args.target_fpr, where)
-    detector.progress = False  # a saved model is quiet when loaded; the CLI draws its own bars
-    detector.n_jobs = 1  # --jobs is this machine's choice, not the model's
-    detector.on_error = "raise"  # --skip-errors is this run's choice, not the model's default
     saved = detector.save(args.out, overwrite=args.force, inputs=[args.data])
     _log.info("model saved to %s", saved)
     if skipped:

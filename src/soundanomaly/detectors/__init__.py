@@ -27,6 +27,8 @@ from soundanomaly.detectors.domain_knn import DomainKNNDetector
 from soundanomaly.detectors.ensemble import Ensemble
 from soundanomaly.detectors.gaussian import GaussianDetector
 from soundanomaly.detectors.machine_id import MachineIdDetector
+from soundanomaly.detectors.meta import MetaDetector
+from soundanomaly.detectors.options import RunOptions
 from soundanomaly.detectors.pergroup import PerGroup
 from soundanomaly.detectors.selective_mahalanobis import SelectiveMahalanobisDetector
 from soundanomaly.detectors.twfr_gmm import TWFRGMMDetector
@@ -48,8 +50,10 @@ __all__ = [
     "Ensemble",
     "GaussianDetector",
     "MachineIdDetector",
+    "MetaDetector",
     "PerGroup",
     "RekognitionDetector",
+    "RunOptions",
     "SelectiveMahalanobisDetector",
     "SpectrogramCNNDetector",
     "TWFRGMMDetector",

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from soundanomaly import backends
-from soundanomaly._validation import check_finite_float, check_positive_int
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly._validation import Constraints, Instance, Interval, Options, Satisfies, int_tuple
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
+from soundanomaly.features.base import ClipFeatures
 from soundanomaly.results import label_scores
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.typing import FloatArray
 
 __all__ = ["AutoencoderDetector", "EndpointScorer", "reconstruction_error"]
 
@@ -56,7 +53,7 @@ class AutoencoderDetector(BaseDetector):
         ``{"role": ..., "bucket": ...}`` for SageMaker.
     verbose : int, default 0
         Keras progress output (0 silent, 1 bar, 2 one line per epoch).
-    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`: by default 20 %
         of the clips are held out to calibrate ``threshold_`` to 1 % false alarms.
         A saved model's ``backend_options`` (roles, buckets) are not used on
@@ -91,10 +88,30 @@ class AutoencoderDetector(BaseDetector):
 
     _untrusted_params = BaseDetector._untrusted_params | {"backend_options"}
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "hidden": [Satisfies(int_tuple, "a non-empty tuple of positive ints")],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "learning_rate": [Interval(float, 0, None, closed="neither")],
+        "validation_split": [Interval(float, 0, 1, closed="left")],
+        "early_stopping": [Interval(int, 1, None), None],
+        "seed": [Interval(int, None, None), None],
+        "verbose": [Options(0, 1, 2)],
+        "backend_options": [Instance(dict, text="a dict"), None],
+    }
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if isinstance(self.backend, str):
+            if self.backend not in backends.available():
+                known = ", ".join(backends.available())
+                raise ParameterError(f"unknown backend {self.backend!r}; known backends: {known}")
+        elif not callable(getattr(self.backend, "train", None)):
+            raise ParameterError(f"backend must be a backend name or an object with train(), got {self.backend!r}")
+
     def __init__(
         self,
         *,
-        features: BaseFeatureExtractor | None = None,
         hidden: Sequence[int] = (64, 64, 8, 64, 64),
         epochs: int = 30,
         batch_size: int = 512,
@@ -105,59 +122,9 @@ class AutoencoderDetector(BaseDetector):
         backend: str | Any = "local",
         backend_options: dict[str, Any] | None = None,
         verbose: int = 0,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        check_positive_int(epochs, name="epochs")
-        check_positive_int(batch_size, name="batch_size")
-        if (
-            isinstance(hidden, (str, bytes))
-            or not isinstance(hidden, Sequence)
-            or not hidden
-            or any(isinstance(u, bool) or not isinstance(u, numbers.Integral) or u < 1 for u in hidden)
-        ):
-            raise ParameterError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
-        if (
-            isinstance(validation_split, bool)
-            or not 0.0 <= check_finite_float(validation_split, name="validation_split") < 1.0
-        ):
-            raise ParameterError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        if not check_finite_float(learning_rate, name="learning_rate") > 0:
-            raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if early_stopping is not None:
-            check_positive_int(early_stopping, name="early_stopping")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ParameterError(f"seed must be an int or None, got {seed!r}")
-        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-            raise ParameterError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        if isinstance(backend, str):
-            if backend not in backends.available():
-                raise ParameterError(f"unknown backend {backend!r}; known backends: {', '.join(backends.available())}")
-        elif not callable(getattr(backend, "train", None)):
-            raise ParameterError(f"backend must be a backend name or an object with train(), got {backend!r}")
-        if backend_options is not None and not isinstance(backend_options, dict):
-            raise ParameterError(f"backend_options must be a dict or None, got {backend_options!r}")
+        super().__init__(**base)
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size

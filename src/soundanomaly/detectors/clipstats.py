@@ -12,161 +12,22 @@ the normal fingerprints.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
-import scipy.signal
 
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
-from soundanomaly.detectors.base import BaseDetector, register_extractor
-from soundanomaly.exceptions import AudioError, ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
-from soundanomaly.features.logmel import _log_mel_by_frame
-from soundanomaly.features.multichannel import MultiChannel
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly._validation import Constraints, Interval, Options
+from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.exceptions import ParameterError
+from soundanomaly.features.base import ClipFeatures
+from soundanomaly.features.clipstats import ClipStatistics
+from soundanomaly.typing import FloatArray
 
 __all__ = ["ClipStatistics", "ClipStatsDetector", "ledoit_wolf"]
 
 Method = Literal["mahalanobis", "knn"]
 Scaling = Literal["none", "std"]
-
-
-@functools.lru_cache(maxsize=16)
-def _band_ranges(n_bins: int, sr: int, n_bands: int, fmin: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """First and end Welch bin of each log-spaced band; a band narrower than a bin takes its nearest bin."""
-    freqs = np.linspace(0.0, sr / 2, n_bins)
-    edges = np.geomspace(max(fmin, freqs[1]), sr / 2, n_bands + 1)
-    lo = np.searchsorted(freqs, edges[:-1], side="left")
-    hi = np.searchsorted(freqs, edges[1:], side="left")
-    hi[-1] = n_bins
-    nearest = np.clip(np.searchsorted(freqs, np.sqrt(edges[:-1] * edges[1:])), 0, n_bins - 1)
-    empty = hi <= lo
-    lo[empty], hi[empty] = nearest[empty], nearest[empty] + 1
-    lo.setflags(write=False)
-    hi.setflags(write=False)
-    return lo, hi
-
-
-@functools.lru_cache(maxsize=8)
-def _hann(n: int) -> FloatArray:
-    window = np.asarray(scipy.signal.get_window("hann", n), dtype=np.float32)
-    window.setflags(write=False)
-    return window
-
-
-def _welch(x: FloatArray, n_fft: int) -> npt.NDArray[np.float64]:
-    """Mean periodogram of half-overlapping Hann segments (Welch's method, unscaled), float32 FFTs."""
-    hop = n_fft // 2
-    n_segments = 1 + (len(x) - n_fft) // hop
-    frames = np.lib.stride_tricks.as_strided(
-        x, shape=(n_segments, n_fft), strides=(hop * x.strides[0], x.strides[0]), writeable=False
-    )
-    segments = frames - frames.mean(axis=1, keepdims=True)  # detrend="constant", as scipy's welch
-    segments *= _hann(n_fft)
-    spectrum = scipy.fft.rfft(segments, axis=1)
-    return np.asarray((spectrum.real**2 + spectrum.imag**2).mean(axis=0), dtype=np.float64)
-
-
-class ClipStatistics(BaseFeatureExtractor):
-    """One vector per clip: a fine log-frequency Welch spectrum plus log-mel mean and spread.
-
-    * ``n_bands`` values: the Welch power spectrum (``n_fft`` samples per
-      segment, half overlap, Hann) averaged into
-      log-spaced bands from ``fmin`` to Nyquist, in dB, minus the clip's mean
-      (so loudness does not matter, the spectrum's shape does). Bands are as
-      narrow as the FFT bins at low frequencies, where the machine tones are.
-    * ``n_mels`` values: the mean over time of each log-mel band (dB).
-    * ``n_mels`` values: the standard deviation over time of each log-mel band
-      (bursts, impacts, modulation).
-
-    The output has shape ``(1, n_bands + 2 * n_mels)``: one window per clip.
-
-    Parameters
-    ----------
-    n_fft : int, default 8192
-        Welch segment length in samples (1.95 Hz resolution at 16 kHz).
-    n_bands : int, default 1024
-        Log-spaced spectrum bands (0.65 % wide each from 10 Hz to 8 kHz).
-    fmin : float, default 10
-        Lowest band edge in Hz.
-    n_mels : int, default 64
-        Mel bands of the log-mel statistics (0 leaves them out).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> clip = np.random.default_rng(0).normal(size=32000).astype("float32")
-    >>> ClipStatistics().transform(clip, 16000).shape
-    (1, 1152)
-    """
-
-    def __init__(self, *, n_fft: int = 8192, n_bands: int = 1024, fmin: float = 10.0, n_mels: int = 64) -> None:
-        for name, value in (("n_fft", n_fft), ("n_bands", n_bands)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-                raise ParameterError(f"{name} must be an int >= 2, got {value!r}")
-        if not isinstance(n_mels, int) or isinstance(n_mels, bool) or n_mels < 0:
-            raise ParameterError(f"n_mels must be a non-negative int, got {n_mels!r}")
-        if not fmin > 0:
-            raise ParameterError(f"fmin must be > 0 Hz, got {fmin!r}")
-        self.n_fft = n_fft
-        self.n_bands = n_bands
-        self.fmin = float(fmin)
-        self.n_mels = n_mels
-
-    @property
-    def n_features(self) -> int:
-        """Width of the vector: ``n_bands + 2 * n_mels``."""
-        return self.n_bands + 2 * self.n_mels
-
-    def params(self) -> dict[str, Any]:
-        """Parameters that define the features (JSON-serialisable)."""
-        return {
-            "name": "ClipStatistics",
-            "n_fft": self.n_fft,
-            "n_bands": self.n_bands,
-            "fmin": self.fmin,
-            "n_mels": self.n_mels,
-        }
-
-    def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
-        return (1, self.n_features)
-
-    def band_ranges(self, sr: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """First and end Welch bin of each band at rate ``sr`` Hz: band ``i`` averages bins ``lo[i]:hi[i]``."""
-        return _band_ranges(self.n_fft // 2 + 1, sr, self.n_bands, self.fmin)
-
-    def transform(self, signal: FloatArray, sr: int) -> FloatArray:
-        """The clip's statistics vector, shape ``(1, n_features)``, float32.
-
-        Raises
-        ------
-        AudioError
-            If the clip is shorter than ``n_fft`` samples.
-        """
-        x = np.asarray(signal, dtype=np.float32)
-        if x.ndim != 1:
-            raise ParameterError(f"signal must be mono (1-D), got shape {x.shape}; wrap the extractor in MultiChannel")
-        if len(x) < self.n_fft:
-            raise AudioError("<signal>", f"clip too short for clip statistics: {len(x)} < n_fft={self.n_fft} samples")
-        psd = _welch(x, self.n_fft)
-        lo, hi = _band_ranges(len(psd), sr, self.n_bands, self.fmin)
-        cumulative = np.concatenate([[0.0], np.cumsum(psd, dtype=np.float64)])
-        bands = (cumulative[hi] - cumulative[lo]) / (hi - lo)  # mean power of each band's bins
-        spectrum = 10.0 * np.log10(np.maximum(bands, 1e-20))
-        spectrum -= spectrum.mean()
-        parts = [spectrum]
-        if self.n_mels:
-            mel = _log_mel_by_frame(x, sr, self.n_mels, 1024, 512, 80.0)  # (frames, mels), dB re the loudest bin
-            parts += [mel.mean(axis=0), mel.std(axis=0)]
-        return np.concatenate(parts).astype(np.float32)[None, :]
-
-
-register_extractor(ClipStatistics)
-register_extractor(MultiChannel)
 
 
 def ledoit_wolf(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], float]:
@@ -231,7 +92,7 @@ class ClipStatsDetector(BaseDetector):
         (on the quality benchmark at -6 dB, k-NN AUC 0.74 unscaled against
         0.69 standardised; equal at 0 dB, 0.02 lower at 6 dB).
     features : extractor, default ClipStatistics()
-    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -253,6 +114,13 @@ class ClipStatsDetector(BaseDetector):
     knn True
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "method": [Options("mahalanobis", "knn")],
+        "n_neighbors": [Interval(int, 1, None)],
+        "shrinkage": [Interval(float, 0, 1), None],
+        "scaling": [Options("none", "std")],
+    }
+
     def __init__(
         self,
         *,
@@ -260,39 +128,9 @@ class ClipStatsDetector(BaseDetector):
         n_neighbors: int = 3,
         shrinkage: float | None = None,
         scaling: Scaling = "none",
-        features: Any = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        if method not in ("mahalanobis", "knn"):
-            raise ParameterError(f"method must be 'mahalanobis' or 'knn', got {method!r}")
-        if not isinstance(n_neighbors, int) or isinstance(n_neighbors, bool) or n_neighbors < 1:
-            raise ParameterError(f"n_neighbors must be a positive int, got {n_neighbors!r}")
-        if shrinkage is not None and not 0.0 <= shrinkage <= 1.0:
-            raise ParameterError(f"shrinkage must be in [0, 1] or None, got {shrinkage!r}")
-        if scaling not in ("none", "std"):
-            raise ParameterError(f"scaling must be 'none' or 'std', got {scaling!r}")
+        super().__init__(**base)
         self.method = method
         self.n_neighbors = n_neighbors
         self.shrinkage = shrinkage

@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import random
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly.audio import Channel
+from soundanomaly._validation import Constraints, Instance, Interval, Options
 from soundanomaly.calibration import Calibration, ThresholdCalibrator, sweep
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import CalibrationWarning, ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.images import SpectrogramImages
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.typing import FloatArray
 
 __all__ = ["SpectrogramCNNDetector", "balanced_threshold", "build_cnn"]
 
@@ -118,7 +118,7 @@ class SpectrogramCNNDetector(BaseDetector):
         Keras' training output (0 = silent).
     threshold : float, ThresholdCalibrator or None, default None
         ``None``: calibrated on the held-out clips as described above.
-    channel, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -144,52 +144,28 @@ class SpectrogramCNNDetector(BaseDetector):
 
     supervised = True
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "features": [Instance(SpectrogramImages, text="SpectrogramImages"), None],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "learning_rate": [Interval(float, 0, None, closed="neither")],
+        "class_weight": [Options("balanced", None)],
+        "seed": [Interval(int, None, None), None],
+        "verbose": [Options(0, 1, 2)],
+    }
+
     def __init__(
         self,
         *,
-        features: SpectrogramImages | None = None,
         epochs: int = 40,
         batch_size: int = 8,
         learning_rate: float = 3e-3,
         class_weight: Literal["balanced"] | None = "balanced",
         seed: int | None = 0,
         verbose: int = 0,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        if features is not None and not isinstance(features, SpectrogramImages):
-            raise ParameterError(f"features: SpectrogramCNNDetector needs SpectrogramImages, got {features!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ParameterError(f"epochs must be a positive int, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise ParameterError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        if class_weight not in ("balanced", None):
-            raise ParameterError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ParameterError(f"seed must be an int or None, got {seed!r}")
+        super().__init__(**base)
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

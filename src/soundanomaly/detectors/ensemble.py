@@ -10,18 +10,21 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from collections.abc import Sequence
-from typing import Any, Literal, Self
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._validation import check_labels
+from soundanomaly._validation import Constraints, Interval, Options, check_labels
 from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.datasets.clips import ClipSet
 from soundanomaly.datasets.keys import group_keys, session_keys
-from soundanomaly.detectors import base as _base
-from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.detectors.base import MIN_HOLDOUT_CLIPS, BaseDetector
+from soundanomaly.detectors.inputs import take_data
+from soundanomaly.detectors.meta import MetaDetector
+from soundanomaly.detectors.options import RunOptions
+from soundanomaly.detectors.persistence import clip_records
 from soundanomaly.exceptions import (
     CalibrationWarning,
     InvalidScoreError,
@@ -43,7 +46,7 @@ _IQR_TO_STD = 1.3489795003921634
 _MemberData = ClipData | Sequence[ClipFeatures]
 
 
-class Ensemble(BaseDetector):
+class Ensemble(MetaDetector):
     """Several detectors, fitted on the same clips; a clip's score combines their standardised scores.
 
     ``fit`` holds out ``holdout`` of the normal clips (the base class's
@@ -91,14 +94,14 @@ class Ensemble(BaseDetector):
     holdout : float in [0, 1), default 0.2
         Share of the normal clips the ensemble keeps out of its members'
         training to calibrate ``threshold_``.
-    progress : bool, default False
-        Accepted for the base's API; members show their own progress bars.
-    on_error : {"raise", "skip"}, default "raise"
-        What ``fit`` does when a held-out clip gets no valid combined score
-        (a member skipped it): raise, or leave it out of the calibration with
-        a warning. Members read clips under their own ``on_error``.
     random_state : int or None, default 0
         Seeds the ensemble's hold-out split.
+    **run_options
+        Deprecated constructor run options (see
+        :class:`~soundanomaly.detectors.options.RunOptions`); the members run
+        with the ensemble's (one progress bar setting, one ``on_error``: with
+        ``"skip"``, a held-out clip without a valid combined score is left out
+        of the calibration with a warning).
 
     Attributes
     ----------
@@ -146,13 +149,25 @@ class Ensemble(BaseDetector):
         standardize: Standardize = "standard",
         threshold: float | ThresholdCalibrator | None = None,
         holdout: float = 0.2,
-        progress: bool = False,
-        on_error: str = "raise",
         random_state: int | None = 0,
+        **run_options: Any,
     ) -> None:
-        super().__init__(
-            threshold=threshold, holdout=holdout, progress=progress, on_error=on_error, random_state=random_state
-        )
+        super().__init__(threshold=threshold, **run_options)
+        self.detectors = detectors
+        self.combine = combine
+        self.standardize = standardize
+        self.holdout = holdout
+        self.random_state = random_state
+
+    _parameter_constraints: ClassVar[Constraints] = {
+        "combine": [Options("mean", "max")],
+        "standardize": [Options("standard", "robust")],
+        "holdout": [Interval(float, 0, 1, closed="left")],
+    }
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        detectors = self.detectors
         if detectors is not None:
             if isinstance(detectors, (str, bytes, BaseDetector)) or not isinstance(detectors, Sequence):
                 raise ParameterError(f"detectors must be a list of detectors, got {detectors!r}")
@@ -168,13 +183,12 @@ class Ensemble(BaseDetector):
                         f"detectors[{i}] ({type(member).__name__}) is supervised; an Ensemble combines detectors "
                         "that learn from normal clips"
                     )
-        if combine not in ("mean", "max"):
-            raise ParameterError(f"combine must be 'mean' or 'max', got {combine!r}")
-        if standardize not in ("robust", "standard"):
-            raise ParameterError(f"standardize must be 'robust' or 'standard', got {standardize!r}")
-        self.detectors = detectors
-        self.combine = combine
-        self.standardize = standardize
+
+    def _member_models(self) -> list[tuple[str, str, BaseDetector]]:
+        return [(f"member {i}", f"m{i}__", model) for i, model in enumerate(self.detectors_)]
+
+    def _template_features(self) -> Any:
+        return self.detectors[0].features if self.detectors else self._default_features()
 
     # -- data ---------------------------------------------------------------------
     def _member_data(self, data: _MemberData, n_members: int) -> list[ClipData]:
@@ -214,6 +228,7 @@ class Ensemble(BaseDetector):
         groups: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None,
         validation: _MemberData | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
     ) -> Self:
         """Fit every member on the same clips, standardise, and calibrate ``threshold_`` on held-out clips.
 
@@ -244,6 +259,16 @@ class Ensemble(BaseDetector):
                 "Ensemble calibrates on its own hold-out (which no member trains on); fit it without validation= "
                 "and move the threshold with calibrate(validation_clips)"
             )
+        with self._using(options):
+            return self._fit_members(data, labels, groups, sessions)
+
+    def _fit_members(
+        self,
+        data: _MemberData,
+        labels: npt.ArrayLike | None,
+        groups: Sequence[str] | None,
+        sessions: Sequence[str] | None,
+    ) -> Self:
         templates = self._templates()
         parts = self._member_data(data, len(templates))
         n = len(parts[0])
@@ -263,20 +288,20 @@ class Ensemble(BaseDetector):
                 UserWarning,
                 stacklevel=2,
             )
-            parts = [_base._take_data(p, keep) for p in parts]
+            parts = [take_data(p, keep) for p in parts]
             g = None if g is None else g[keep]
             ses = None if ses is None else ses[keep]
             n = len(keep)
 
         calibrating = not isinstance(self.threshold, numbers.Real)
         train_idx, hold_idx = self._holdout_split(n, None, calibrating)
-        train_parts = parts if not len(hold_idx) else [_base._take_data(p, train_idx) for p in parts]
+        train_parts = parts if not len(hold_idx) else [take_data(p, train_idx) for p in parts]
         train_groups = None if g is None else g[train_idx]
         train_sessions = None if ses is None else ses[train_idx].tolist()
         models: list[BaseDetector] = []
         centres, spreads = [], []
         for i, (template, part) in enumerate(zip(templates, train_parts, strict=True)):
-            model = type(template)(**template._signature_params())
+            model = self._clone(template)
             name = type(template).__name__
             try:
                 model.fit(part, groups=None if train_groups is None else train_groups.tolist(), sessions=train_sessions)
@@ -289,13 +314,12 @@ class Ensemble(BaseDetector):
         self.detectors_ = models
         self.centres_ = np.asarray(centres, dtype=np.float64)
         self.spreads_ = np.asarray(spreads, dtype=np.float64)
-        self.features = models[0].features
-        self.n_features_in_ = models[0].n_features_in_
+        self._collect_fit_records(models)
 
         self.train_scores_ = self._combined(train_parts, None if train_groups is None else train_groups.tolist())
         if len(hold_idx):
             hold_groups = None if g is None else g[hold_idx].tolist()
-            held = self._combined([_base._take_data(p, hold_idx) for p in parts], hold_groups)
+            held = self._combined([take_data(p, hold_idx) for p in parts], hold_groups)
             bad = np.flatnonzero(~np.isfinite(held))
             if len(bad):
                 if self.on_error == "raise" or len(bad) == len(held):
@@ -316,8 +340,7 @@ class Ensemble(BaseDetector):
                 raise InvalidScoreError(["every training clip"])
             self.train_scores_ = self.train_scores_[finite_train]
         self._calibrate_threshold(calibrating, None)
-        self.training_clips_ = _base._clip_records(self._clip_paths(parts[0]))
-        self.fit_skipped_ = tuple(s for m in models for s in getattr(m, "fit_skipped_", ()))
+        self.training_clips_ = clip_records(self._clip_paths(parts[0]))
         return self
 
     def _reference(self, model: BaseDetector, index: int) -> tuple[float, float]:
@@ -328,7 +351,7 @@ class Ensemble(BaseDetector):
             scores = scores[np.asarray(labels) == 0]
         scores = scores[np.isfinite(scores)]
         name = f"detectors[{index}] ({type(model).__name__})"
-        if len(scores) < _base.MIN_HOLDOUT_CLIPS:
+        if len(scores) < MIN_HOLDOUT_CLIPS:
             warnings.warn(
                 f"Ensemble: {name} has no held-out scores (numeric threshold, holdout=0 or too few clips); "
                 "standardising it by its training scores, which are optimistic",
@@ -354,12 +377,6 @@ class Ensemble(BaseDetector):
             )
         return centre, spread
 
-    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
-        raise NotImplementedError("Ensemble.fit fits its members itself")
-
-    def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
-        raise ParameterError("Ensemble scores whole clips with its members; call score()")
-
     # -- scoring ------------------------------------------------------------------
     def _member_scores(
         self, parts: list[ClipData], groups: Sequence[str] | None
@@ -369,7 +386,7 @@ class Ensemble(BaseDetector):
         out = np.empty((len(self.detectors_), n), dtype=np.float64)
         status = ["ok"] * n
         for i, (model, part) in enumerate(zip(self.detectors_, parts, strict=True)):
-            scores = np.asarray(model.score(part, groups=groups), dtype=np.float64)
+            scores = np.asarray(model.score(part, groups=groups, options=self.run_options), dtype=np.float64)
             if scores.shape != (n,):
                 raise ParameterError(f"detectors_[{i}] returned {scores.shape} scores for {n} clips")
             out[i] = (scores - self.centres_[i]) / self.spreads_[i]
@@ -387,7 +404,12 @@ class Ensemble(BaseDetector):
         return np.asarray(combined, dtype=np.float64)  # NaN when a member has none: predict flags it
 
     def score(
-        self, data: _MemberData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+        self,
+        data: _MemberData,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
     ) -> npt.NDArray[np.float64]:
         """Combined standardised score of each clip: **higher = more anomalous** (about 0 for typical normal clips).
 
@@ -398,6 +420,8 @@ class Ensemble(BaseDetector):
             Per-clip group keys, passed to the members (machine-id detectors use them).
         sessions : sequence of str, optional
             Accepted for the common API (members score without them).
+        options : RunOptions or dict, optional
+            Run options for this call (the members run with them).
 
         Returns
         -------
@@ -405,7 +429,8 @@ class Ensemble(BaseDetector):
             NaN for a clip some member could not score (``on_error="skip"`` members).
         """
         self._check_fitted()
-        return self._combined(self._member_data(data, len(self.detectors_)), groups)
+        with self._using(options):
+            return self._combined(self._member_data(data, len(self.detectors_)), groups)
 
     def member_scores(self, data: _MemberData, *, groups: Sequence[str] | None = None) -> npt.NDArray[np.float64]:
         """Each member's standardised score per clip, shape ``(n_members, n_clips)`` (what ``score`` combines).
@@ -430,13 +455,14 @@ class Ensemble(BaseDetector):
 
     # -- persistence --------------------------------------------------------------
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"members": [_base._member_entry(model) for model in self.detectors_]}
+        return {"members": self._member_entries()}
 
-    def _get_state(self) -> dict[str, FloatArray]:
-        state: dict[str, Any] = {"centres": self.centres_, "spreads": self.spreads_}
-        for i, model in enumerate(self.detectors_):
-            state.update(_base._member_state(model, f"m{i}__"))
-        return state
+    def _own_state(self) -> dict[str, Any]:
+        return {"centres": self.centres_, "spreads": self.spreads_}
+
+    def _own_state_spec(self) -> dict[str, tuple[int | None, ...]]:
+        m = len(self.detectors_)
+        return {"centres": (m,), "spreads": (m,)}
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         if set(extra) != {"members"}:
@@ -444,35 +470,19 @@ class Ensemble(BaseDetector):
         entries = extra["members"]
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_MEMBERS:
             raise ModelFormatError(f"Ensemble manifest 'members' must be a list of 1 to {MAX_MEMBERS} entries")
-        self.detectors_ = [
-            _base._load_member(entry, f"Ensemble member {i}", Ensemble) for i, entry in enumerate(entries)
-        ]
+        self.detectors_ = self._load_members(entries, [f"Ensemble member {i}" for i in range(len(entries))])
         for i, model in enumerate(self.detectors_):
             if model.supervised:
                 raise ModelFormatError(
                     f"Ensemble member {i}: {type(model).__name__} is supervised; an Ensemble holds unsupervised "
                     "detectors only"
                 )
-        self._member_calibrations = [entry["calibration"] for entry in entries]
         if self.detectors is None:  # unfitted templates, so that the loaded ensemble can be refitted
             self.detectors = [type(m)(**m._signature_params()) for m in self.detectors_]
 
-    def _state_spec(self) -> dict[str, tuple[int | None, ...]] | None:
-        m = len(self.detectors_)
-        members = _base._members_spec([(f"m{i}__", model) for i, model in enumerate(self.detectors_)])
-        return None if members is None else {"centres": (m,), "spreads": (m,), **members}
-
-    def _set_state(self, state: dict[str, FloatArray]) -> None:
-        m = len(self.detectors_)
-        for key in ("centres", "spreads"):
-            if key not in state or state[key].shape != (m,):
-                raise ModelFormatError(f"state array {key!r} missing or not of shape ({m},)")
+    def _set_own_state(self, state: dict[str, FloatArray]) -> None:
         spreads = state["spreads"].astype(np.float64)
         if not (spreads > 0).all():
             raise ModelFormatError("state array 'spreads' must be positive")
-        members = [
-            (f"member {i}", f"m{i}__", model, self._member_calibrations[i]) for i, model in enumerate(self.detectors_)
-        ]
-        _base._restore_members(state, members, own=("centres", "spreads"))
         self.centres_ = state["centres"].astype(np.float64)
         self.spreads_ = spreads

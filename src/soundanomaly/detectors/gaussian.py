@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._validation import check_finite_float
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly._validation import Constraints, Interval
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.exceptions import ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.features.base import ClipFeatures
+from soundanomaly.typing import FloatArray
 
 __all__ = ["GaussianDetector"]
 
@@ -31,9 +29,11 @@ class GaussianDetector(BaseDetector):
     shrinkage : float in [0, 1], default 0.05
         Blend of the sample covariance with a scaled identity (keeps the
         precision matrix well conditioned on few clips).
-    features, channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
-        See :class:`~soundanomaly.detectors.base.BaseDetector`: by default 20 %
-        of the clips are held out to calibrate ``threshold_`` to 1 % false alarms.
+    **base
+        ``features``, ``channel``, ``threshold``, ``holdout``, ``aggregate``,
+        ``random_state``: see :class:`~soundanomaly.detectors.base.BaseDetector`
+        (by default 20 % of the clips are held out to calibrate ``threshold_``
+        to 1 % false alarms).
 
     Raises
     ------
@@ -51,43 +51,14 @@ class GaussianDetector(BaseDetector):
     >>> detector = GaussianDetector().fit(normal)
     >>> len(detector.train_scores_), len(detector.holdout_scores_), detector.calibration_.source
     (400, 100, 'holdout')
-    >>> bool(detector.score(shifted)[0] > detector.threshold_)
-    True
     >>> detector.predict(shifted).tolist()
     [1]
     """
 
-    def __init__(
-        self,
-        *,
-        shrinkage: float = 0.05,
-        features: BaseFeatureExtractor | None = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
-    ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        if isinstance(shrinkage, bool) or not 0.0 <= check_finite_float(shrinkage, name="shrinkage") <= 1.0:
-            raise ParameterError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
+    _parameter_constraints: ClassVar[Constraints] = {"shrinkage": [Interval(float, 0, 1)]}
+
+    def __init__(self, *, shrinkage: float = 0.05, **base: Any) -> None:
+        super().__init__(**base)
         self.shrinkage = shrinkage
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
@@ -95,20 +66,29 @@ class GaussianDetector(BaseDetector):
         self.mean_ = x.mean(axis=0)
         cov = np.atleast_2d(np.cov(x, rowvar=False))
         spread = float(np.trace(cov)) / len(cov)
-        scale = float(np.mean(self.mean_**2)) + 1.0
-        if not spread > 1e-10 * scale:
+        if not spread > 1e-10 * (float(np.mean(self.mean_**2)) + 1.0):
             raise ParameterError(
                 f"training features barely vary (mean variance {spread:.3g}): silent clips or a dead microphone? "
                 "Every clip would score the same; train on recordings of the running machine"
             )
-        target = spread * np.eye(len(cov))
-        cov = (1 - self.shrinkage) * cov + self.shrinkage * target
+        cov = (1 - self.shrinkage) * cov + self.shrinkage * spread * np.eye(len(cov))
         self.precision_ = np.linalg.pinv(cov)
 
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         centred = windows.astype(np.float64) - self.mean_
         return np.asarray(np.einsum("ij,ij->i", centred @ self.precision_, centred) / windows.shape[1])
 
+    def _get_state(self) -> dict[str, FloatArray]:
+        return {"mean": self.mean_, "precision": self.precision_}
+
+    def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
+        return {"mean": (self.n_features_in_,), "precision": (self.n_features_in_, self.n_features_in_)}
+
+    def _set_state(self, state: dict[str, FloatArray]) -> None:
+        self.mean_ = state["mean"].astype(np.float64)
+        self.precision_ = state["precision"].astype(np.float64)
+
+    # -- what explain, the monitor and export ask of it ------------------------------------------
     def feature_contributions(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         """Each value's share ``(x - mu)_i (P (x - mu))_i / D`` of a window's score (rows sum to it), for ``explain``."""
         self._check_fitted()
@@ -121,17 +101,6 @@ class GaussianDetector(BaseDetector):
 
         own = type(self)._score_windows is GaussianDetector._score_windows  # a subclass scoring otherwise: None
         return GaussianStreamScorer(self.mean_, self.precision_) if own else None
-
-    def _get_state(self) -> dict[str, FloatArray]:
-        return {"mean": self.mean_, "precision": self.precision_}
-
-    def _state_spec(self) -> dict[str, tuple[int | None, ...]]:
-        d = self.n_features_in_
-        return {"mean": (d,), "precision": (d, d)}
-
-    def _set_state(self, state: dict[str, FloatArray]) -> None:
-        self.mean_ = state["mean"].astype(np.float64)
-        self.precision_ = state["precision"].astype(np.float64)
 
     def _export_parts(self) -> dict[str, Any]:
         return {"kind": "mahalanobis", "mean": self.mean_, "scale": None, "precision": self.precision_}

@@ -11,19 +11,20 @@ spends its capacity on.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly.audio import Channel
+from soundanomaly._validation import Constraints, Interval, Options, Satisfies, int_tuple
 from soundanomaly.calibration import ThresholdCalibrator
 from soundanomaly.datasets.keys import group_keys
 from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.detectors.options import RunOptions
 from soundanomaly.exceptions import MissingDependencyError, ParameterError
-from soundanomaly.features.base import ClipFeatures
-from soundanomaly.typing import ClipData, FloatArray, PathLike
+from soundanomaly.features.base import ClipFeatures, take_clips
+from soundanomaly.typing import ClipData, FloatArray
 
 __all__ = ["MachineIdDetector"]
 
@@ -60,7 +61,7 @@ class MachineIdDetector(BaseDetector):
         Seeds Keras for reproducible training.
     verbose : int, default 0
         Keras progress output.
-    features, channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    features, channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`. The hold-out
         for the threshold is taken here (seeded by ``random_state``), so its
         clips are scored against their own ids.
@@ -87,6 +88,16 @@ class MachineIdDetector(BaseDetector):
 
     _uses_base_holdout: ClassVar[bool] = False
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "hidden": [Satisfies(int_tuple, "a non-empty tuple of positive ints")],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "learning_rate": [Interval(float, 0, None, closed="neither")],
+        "label_smoothing": [Interval(float, 0, 1, closed="left")],
+        "seed": [Interval(int, None, None), None],
+        "verbose": [Options(0, 1, 2)],
+    }
+
     def __init__(
         self,
         *,
@@ -97,40 +108,9 @@ class MachineIdDetector(BaseDetector):
         label_smoothing: float = 0.1,
         seed: int | None = 0,
         verbose: int = 0,
-        features: Any = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        if not hidden or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden):
-            raise ParameterError(f"hidden must be a non-empty tuple of positive ints, got {hidden!r}")
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name} must be a positive int, got {value!r}")
-        if not learning_rate > 0:
-            raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ParameterError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        super().__init__(**base)
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -139,7 +119,6 @@ class MachineIdDetector(BaseDetector):
         self.seed = seed
         self.verbose = verbose
 
-    # -- fitting ------------------------------------------------------------------
     def _window_classes(self, features: ClipFeatures, groups: npt.NDArray[np.str_]) -> npt.NDArray[np.int64]:
         lookup = {c: i for i, c in enumerate(self.classes_)}
         unknown = sorted(set(groups.tolist()) - set(lookup))
@@ -240,7 +219,12 @@ class MachineIdDetector(BaseDetector):
         return self._score_features(features)
 
     def score(
-        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+        self,
+        data: ClipData,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
     ) -> npt.NDArray[np.float64]:
         """``-log p(true id)`` of each clip (higher = more anomalous).
 
@@ -251,6 +235,10 @@ class MachineIdDetector(BaseDetector):
             Each clip's machine id; default from a ClipSet or MIMII/DCASE paths.
         """
         self._check_fitted()
+        with self._using(options):
+            return self._score_with_ids(data, groups)
+
+    def _score_with_ids(self, data: ClipData, groups: Sequence[str] | None) -> npt.NDArray[np.float64]:
         try:
             keys = group_keys(data, groups)
         except ParameterError:
@@ -292,6 +280,4 @@ class MachineIdDetector(BaseDetector):
 
 
 def _take(features: ClipFeatures, indices: npt.NDArray[np.int64]) -> ClipFeatures:
-    from soundanomaly.detectors.base import _take as take
-
-    return take(features, indices)
+    return take_clips(features, indices)

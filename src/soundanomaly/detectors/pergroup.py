@@ -9,21 +9,24 @@ its own held-out clips, and routes each clip to its group's model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 
+from soundanomaly._validation import Constraints, Interval, Options, Satisfies
 from soundanomaly.audio import Channel
 from soundanomaly.calibration import Calibration, ThresholdCalibrator
 from soundanomaly.datasets.clips import ClipSet
 from soundanomaly.datasets.keys import GroupBy, group_key, group_keys, session_keys
-from soundanomaly.detectors import base as _base
 from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.detectors.inputs import parse_aggregate, take_data
+from soundanomaly.detectors.meta import MetaDetector
+from soundanomaly.detectors.options import RunOptions, as_run_options
 from soundanomaly.exceptions import ModelFormatError, ParameterError
 from soundanomaly.features.base import ClipFeatures
-from soundanomaly.typing import ClipData, FloatArray, PathLike
+from soundanomaly.typing import ClipData
 
 __all__ = ["PerGroup", "clip_groups", "group_of_path"]
 
@@ -62,21 +65,21 @@ def clip_groups(
 
 
 def _subset(data: ClipData, indices: npt.NDArray[np.int64]) -> ClipData:
-    if isinstance(data, ClipFeatures):
-        return _base._take(data, indices)
-    if isinstance(data, ClipSet):
-        return data.take(int(i) for i in indices)
-    return [data[int(i)] for i in indices]
+    return take_data(data, indices)
 
 
-class PerGroup(BaseDetector):
+def _is_template(detector: Any) -> bool:
+    return isinstance(detector, BaseDetector) and not isinstance(detector, PerGroup)
+
+
+class PerGroup(MetaDetector):
     """One clone of ``detector`` per machine id (or section); each clip is scored by its group's model.
 
     Each group's model is fitted on that group's clips only and calibrates its
     own threshold (its own hold-out, as the wrapped detector does). A clip's
     **score** is its group model's score minus that model's threshold, so
-    ``threshold_`` is 0 and ``predict`` flags a clip exactly when its own
-    model would; scores of different groups are comparable around 0.
+    with the default ``threshold_`` of 0 ``predict`` flags a clip exactly when
+    its own model would; scores of different groups are comparable around 0.
 
     Groups come from ``groups=`` (fit and score), a ClipSet's records
     (``"<machine>/id_NN"``, as :meth:`BaseDetector.fit` makes them), or the
@@ -92,9 +95,14 @@ class PerGroup(BaseDetector):
         The template; it is cloned (``type(detector)(**params)``), never fitted itself.
     group_by : {"machine_id", "machine"}, default "machine_id"
         Key used from paths/records.
-    features, channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
-        Base parameters of the wrapper itself; the group models use the
-        template's. ``features`` defaults to the template's (what a saved model records).
+    threshold : float, ThresholdCalibrator or None, default None
+        The wrapper's own threshold on the per-group-centred scores: None for
+        0 (each group's own threshold), a number, or a calibrator run on the
+        groups' held-out clips (or on ``fit(..., validation=)``).
+    features, channel, holdout, aggregate, random_state : optional
+        Set on every group model instead of the template's value (None: the template's).
+    **run_options
+        Deprecated constructor run options (see :class:`~soundanomaly.detectors.options.RunOptions`).
 
     Attributes
     ----------
@@ -120,51 +128,50 @@ class PerGroup(BaseDetector):
     ([1], [0])
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "detector": [Satisfies(_is_template, "an unfitted detector (a BaseDetector, not a PerGroup)"), None],
+        "group_by": [Options("machine_id", "machine")],
+        "channel": [Interval(int, None, None), Options("mean"), None],
+        "holdout": [Interval(float, 0, 1, closed="left"), None],
+        "aggregate": [Satisfies(parse_aggregate, "'mean', 'max', 'percentile:<q>' or 'topk:<k>'"), None],
+    }
+    _member_params = frozenset({"features", "channel", "holdout", "aggregate", "random_state"})
+
     def __init__(
         self,
         detector: BaseDetector | None = None,
         *,
         group_by: GroupBy = "machine_id",
-        features: Any = None,
-        channel: Channel = 0,
         threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        features: Any = None,
+        channel: Channel | None = None,
+        holdout: float | None = None,
+        aggregate: str | None = None,
+        random_state: int | None = None,
+        **run_options: Any,
     ) -> None:
-        if detector is not None and not isinstance(detector, BaseDetector):
-            raise ParameterError(f"detector must be a detector (BaseDetector), got {detector!r}")
-        if isinstance(detector, PerGroup):
-            raise ParameterError("detector must not itself be a PerGroup")
-        if group_by not in ("machine_id", "machine"):
-            raise ParameterError(f"group_by must be 'machine_id' or 'machine', got {group_by!r}")
-        super().__init__(
-            features=features if features is not None or detector is None else detector.features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
+        super().__init__(threshold=threshold, **run_options)
         self.detector = detector
         self.group_by = group_by
+        self.features = features
+        self.channel = channel
+        self.holdout = holdout  # type: ignore[assignment]  # None: the template's
+        self.aggregate = aggregate  # type: ignore[assignment]
+        self.random_state = random_state
 
     # -- fitting ------------------------------------------------------------------
+    def _template_features(self) -> Any:
+        return self._default_features() if self.detector is None else self.detector.features
+
     def _new_model(self) -> BaseDetector:
         if self.detector is None:
             raise ParameterError("PerGroup needs a detector to clone, e.g. PerGroup(GaussianDetector())")
-        params = self.detector._signature_params()
-        return type(self.detector)(**params)
+        overrides = {k: getattr(self, k) for k in self._member_params}
+        overrides["features"] = self.__dict__.get("_features_given")
+        return self._clone(self.detector, **overrides)
+
+    def _member_models(self) -> list[tuple[str, str, BaseDetector]]:
+        return [(f"group {key!r}", f"g{i}__", self.models_[key]) for i, key in enumerate(self.groups_)]
 
     def fit(
         self,
@@ -174,6 +181,7 @@ class PerGroup(BaseDetector):
         groups: Sequence[str] | None = None,
         sessions: Sequence[str] | None = None,
         validation: ClipData | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
     ) -> Self:
         """Fit one model per group.
 
@@ -190,11 +198,24 @@ class PerGroup(BaseDetector):
             Clips to calibrate the wrapper's ``threshold_`` on after the group
             models are fitted (as :meth:`calibrate` does, with the ``threshold``
             calibrator or the default one); the group models keep their own thresholds.
+        options : RunOptions or dict, optional
+            Run options for this call (the group models run with them).
 
         Returns
         -------
         self
         """
+        with self._using(options):
+            return self._fit_groups_of(data, labels, groups, sessions, validation)
+
+    def _fit_groups_of(
+        self,
+        data: ClipData,
+        labels: npt.ArrayLike | None,
+        groups: Sequence[str] | None,
+        sessions: Sequence[str] | None,
+        validation: ClipData | None,
+    ) -> Self:
         self._check_data(data)
         keys = clip_groups(data, groups, group_by=self.group_by)
         session_arr = session_keys(data, sessions)
@@ -219,19 +240,20 @@ class PerGroup(BaseDetector):
             train_parts.append(model.train_scores_ - model.threshold_)
             holdout_parts.append(getattr(model, "holdout_scores_", np.empty(0)) - model.threshold_)
         self.groups_ = sorted(self.models_)
-        first = self.models_[self.groups_[0]]
-        self.features = first.features
-        self.n_features_in_ = first.n_features_in_
+        self._collect_fit_records([self.models_[g] for g in self.groups_])
         self.train_scores_ = np.concatenate(train_parts).astype(np.float64)
         self.holdout_scores_ = np.concatenate(holdout_parts).astype(np.float64)
         self.holdout_labels_ = None
-        self.threshold_ = 0.0
-        self.calibration_ = None
         self.training_clips_ = [c for g in self.groups_ for c in getattr(self.models_[g], "training_clips_", [])]
-        self.fit_skipped_ = tuple(s for g in self.groups_ for s in getattr(self.models_[g], "fit_skipped_", ()))
         if validation is not None:
             rule = self.threshold if isinstance(self.threshold, ThresholdCalibrator) else None
+            self.threshold_ = 0.0
             self.calibrate(validation, calibrator=rule)
+        elif isinstance(self.threshold, ThresholdCalibrator):
+            self._calibrate_threshold(True, None)  # on the groups' held-out scores, each less its own threshold
+        else:
+            self.threshold_ = 0.0 if self.threshold is None else float(self.threshold)
+            self.calibration_ = None
         return self
 
     def adapt(
@@ -270,12 +292,6 @@ class PerGroup(BaseDetector):
             self.models_[key].adapt(_subset(data, members), sessions=part)
         return self
 
-    def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None) -> None:  # pragma: no cover
-        raise NotImplementedError("PerGroup.fit fits its group models itself")
-
-    def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
-        raise ParameterError("PerGroup scores whole clips routed by group; call score()")
-
     def _export_target(self, group: str | None) -> tuple[BaseDetector, float, str | None]:
         self._check_fitted()
         if group is None and len(self.groups_) == 1:
@@ -302,7 +318,12 @@ class PerGroup(BaseDetector):
         return [group_key(item, group_by=self.group_by) for item in items]
 
     def score(
-        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+        self,
+        data: ClipData,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
     ) -> npt.NDArray[np.float64]:
         """Each clip's score from its group's model, minus that model's threshold (higher = more anomalous).
 
@@ -313,6 +334,8 @@ class PerGroup(BaseDetector):
             Per-clip group keys; default from a ClipSet or the paths.
         sessions : sequence of str, optional
             Per-clip session keys, passed on to the group models.
+        options : RunOptions or dict, optional
+            Run options for this call (the group models run with them).
 
         Returns
         -------
@@ -324,6 +347,7 @@ class PerGroup(BaseDetector):
         status = ["ok"] * len(data)
         rates: list[int | None] = [None] * len(data)
         session_arr = None if sessions is None else session_keys(data, sessions)
+        run = self.run_options if options is None else as_run_options(options, self.run_options)
         keys = self._clip_keys(data, groups)
         for i, key in enumerate(keys):  # a clip of no known group is reported and skipped; the rest are scored
             if key is None:
@@ -334,7 +358,7 @@ class PerGroup(BaseDetector):
         for key, members in [(key, members) for key, members in routes if len(members)]:
             model = self.models_[key]
             own = None if session_arr is None else session_arr[members].tolist()
-            scores[members] = model.score(_subset(data, members), sessions=own) - model.threshold_
+            scores[members] = model.score(_subset(data, members), sessions=own, options=run) - model.threshold_
             for j, s in zip(members, getattr(model, "last_status_", ()), strict=False):
                 status[int(j)] = s
             for j, rate in zip(members, getattr(model, "last_source_rates_", ()), strict=False):
@@ -374,14 +398,8 @@ class PerGroup(BaseDetector):
 
     # -- persistence --------------------------------------------------------------
     def _manifest_extra(self) -> dict[str, Any]:
-        models = [{"group": key, **_base._member_entry(self.models_[key])} for key in self.groups_]
+        models = [{"group": key, **entry} for key, entry in zip(self.groups_, self._member_entries(), strict=True)]
         return {"group_by": self.group_by, "models": models}
-
-    def _get_state(self) -> dict[str, FloatArray]:
-        state: dict[str, FloatArray] = {}
-        for i, key in enumerate(self.groups_):
-            state.update(_base._member_state(self.models_[key], f"g{i}__"))
-        return state
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         if set(extra) != {"group_by", "models"}:
@@ -391,25 +409,16 @@ class PerGroup(BaseDetector):
         entries = extra["models"]
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_GROUPS:
             raise ModelFormatError(f"PerGroup manifest 'models' must be a list of 1 to {MAX_GROUPS} entries")
-        self.models_ = {}
-        self._calibrations: dict[str, Any] = {}
-        for i, entry in enumerate(entries):
-            group = entry.get("group") if isinstance(entry, dict) else None
-            if not isinstance(group, str) or not group or group in self.models_:
+        groups = [entry.get("group") if isinstance(entry, dict) else None for entry in entries]
+        for i, group in enumerate(groups):
+            if not isinstance(group, str) or not group or group in groups[:i]:
                 raise ModelFormatError(f"PerGroup model {i}: 'group' must be a non-empty string, once per group")
-            self.models_[group] = _base._load_member(entry, f"group {group!r}", PerGroup, frozenset({"group"}))
-            self._calibrations[group] = entry["calibration"]  # rebuilt in _set_state
+        ordered = sorted(range(len(entries)), key=lambda i: str(groups[i]))
+        models = self._load_members(
+            [entries[i] for i in ordered], [f"group {groups[i]!r}" for i in ordered], frozenset({"group"})
+        )
+        self.models_ = {str(groups[i]): model for i, model in zip(ordered, models, strict=True)}
         self.groups_ = sorted(self.models_)
         if self.detector is None:
             first = self.models_[self.groups_[0]]
             self.detector = type(first)(**first._signature_params())  # an unfitted template, for refitting
-
-    def _state_spec(self) -> dict[str, tuple[int | None, ...]] | None:
-        return _base._members_spec([(f"g{i}__", self.models_[key]) for i, key in enumerate(self.groups_)])
-
-    def _set_state(self, state: dict[str, FloatArray]) -> None:
-        members = [
-            (f"group {key!r}", f"g{i}__", self.models_[key], self._calibrations.get(key))
-            for i, key in enumerate(self.groups_)
-        ]
-        _base._restore_members(state, members)

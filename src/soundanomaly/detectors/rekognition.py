@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from soundanomaly._validation import Constraints, Instance, Interval
 from soundanomaly.audio import Channel
 from soundanomaly.backends.rekognition import INFERENCE_UNIT_HOUR_USD, CustomLabels, check_image_size
 from soundanomaly.datasets.clips import ClipSet
 from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.detectors.options import RunOptions
 from soundanomaly.exceptions import BackendError, ModelFormatError, ParameterError
 from soundanomaly.features.base import BaseFeatureExtractor, ClipFeatures
 from soundanomaly.features.images import SpectrogramImages, encode_png
@@ -89,6 +91,18 @@ class RekognitionDetector(BaseDetector):
 
     supervised = True
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "features": [Instance(SpectrogramImages, text="SpectrogramImages"), None],
+        "max_concurrency": [Interval(int, 1, None), None],
+        "max_retries": [Interval(int, 0, None)],
+        "training_timeout_seconds": [Interval(float, 0, None, closed="neither")],
+        "poll_seconds": [Interval(float, 0, None)],
+    }
+
+    @classmethod
+    def _default_features(cls) -> Any:
+        return SpectrogramImages()
+
     def __init__(
         self,
         *,
@@ -109,20 +123,11 @@ class RekognitionDetector(BaseDetector):
         s3_client: Any = None,
         poll_seconds: float = 30.0,
         channel: Channel = 0,
-        chunk_size: int = 64,
-        progress: bool = True,
+        **run_options: Any,
     ) -> None:
-        super().__init__(
-            features=features if features is not None else SpectrogramImages(),
-            channel=channel,
-            threshold=float(np.nextafter(0.5, 0.0)),  # score > this  <=>  confidence >= 50 %
-            chunk_size=chunk_size,
-            progress=progress,
-        )
-        if not isinstance(self.features, SpectrogramImages):
-            raise ParameterError("RekognitionDetector needs SpectrogramImages features")
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ParameterError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
+        self.__dict__["_run"] = RunOptions(progress=True)  # a long cloud run: a progress bar by default
+        # score > this  <=>  confidence >= 50 %
+        super().__init__(features=features, channel=channel, threshold=float(np.nextafter(0.5, 0.0)), **run_options)
         self.project_name = project_name
         self.bucket = bucket
         self.prefix = prefix
@@ -285,11 +290,16 @@ class RekognitionDetector(BaseDetector):
             raise BackendError(f"model is {status}, not RUNNING: score inside 'with detector.running():'")
 
     def score(
-        self, data: ClipData, *, groups: Sequence[str] | None = None, sessions: Sequence[str] | None = None
+        self,
+        data: ClipData,
+        *,
+        groups: Sequence[str] | None = None,
+        sessions: Sequence[str] | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
     ) -> npt.NDArray[np.float64]:
         """Confidence of the ``abnormal`` label per clip, in [0, 1] (model must be running)."""
         self._check_running()
-        return super().score(data, groups=groups, sessions=sessions)
+        return super().score(data, groups=groups, sessions=sessions, options=options)
 
     def score_images(self, images: Sequence[bytes | str]) -> npt.NDArray[np.float64]:
         """Confidence of ``abnormal`` for ready-made images: PNG/JPEG bytes or ``s3://`` URIs.

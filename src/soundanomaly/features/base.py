@@ -17,8 +17,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from soundanomaly._clipfiles import ALLOW_HTTP
 from soundanomaly._progress import ProgressBar
-from soundanomaly.audio import Channel, decode_samples, read_bytes
+from soundanomaly._validation import Constraints, Interval
+from soundanomaly.audio import Channel, allow_http, decode_samples, read_bytes
 from soundanomaly.exceptions import AudioError, ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
@@ -27,7 +29,25 @@ _LOG = logging.getLogger("soundanomaly.features")
 #: What :meth:`BaseFeatureExtractor.extract` does with a clip it cannot read.
 OnError = Literal["raise", "skip"]
 
-__all__ = ["BaseFeatureExtractor", "ClipFeatures", "check_rate_matches", "check_sample_rate"]
+__all__ = [
+    "SPECTRAL_LIMITS",
+    "BaseFeatureExtractor",
+    "ClipFeatures",
+    "as_signal",
+    "check_rate_matches",
+    "check_sample_rate",
+    "take_clips",
+]
+
+
+#: Bounds of the spectral parameters the extractors share: what a constructor (and so a saved model's
+#: feature parameters) may set. Outside them a clip's features would take absurd memory or time.
+SPECTRAL_LIMITS: Constraints = {
+    "n_fft": [Interval(int, 16, 65536)],
+    "hop_length": [Interval(int, 16, 65536)],
+    "n_mels": [Interval(int, 1, 1024)],
+    "frames": [Interval(int, 1, 64)],
+}
 
 
 @dataclass(frozen=True)
@@ -199,7 +219,7 @@ class BaseFeatureExtractor:
             )
             shape = self._output_shape(len(samples)) if samples.ndim == 1 else None
             if shape is None:
-                return _checked_features(self.transform(_as_signal(samples, gain), sr)), source_sr
+                return _checked_features(self.transform(as_signal(samples, gain), sr)), source_sr
             out = np.empty(shape, dtype=np.float32)
             self._transform_into(samples, gain, sr, out)
             return _checked_features(out), source_sr
@@ -324,7 +344,7 @@ class BaseFeatureExtractor:
         ``samples`` is float32, or the int16 view of a PCM-16 file (see
         :func:`soundanomaly.audio.decode_samples`).
         """
-        out[...] = self.transform(_as_signal(samples, gain), sr)
+        out[...] = self.transform(as_signal(samples, gain), sr)
 
     def _extract_serial(self, names: list[str], channel: Channel, bar: ProgressBar, on_error: OnError) -> ClipFeatures:
         """One process, no cache: windows go straight into one growing matrix (no per-clip copies).
@@ -348,7 +368,7 @@ class BaseFeatureExtractor:
                     )
                     shape = self._output_shape(len(samples)) if samples.ndim == 1 and not arrays else None
                     if shape is None:
-                        arrays.append(_checked_features(self.transform(_as_signal(samples, gain), sr)))
+                        arrays.append(_checked_features(self.transform(as_signal(samples, gain), sr)))
                         end = start + len(arrays[-1])
                     else:
                         n, width = shape
@@ -452,7 +472,7 @@ def _checked_features(features: FloatArray) -> FloatArray:
     return features
 
 
-def _as_signal(samples: npt.NDArray[Any], gain: float) -> FloatArray:
+def as_signal(samples: npt.NDArray[Any], gain: float) -> FloatArray:
     """The float32 signal ``samples * gain`` (no copy when it already is one)."""
     if gain == 1.0 and samples.dtype == np.float32:
         return samples
@@ -477,24 +497,18 @@ class _Job:
     """
 
     def __init__(self, extractor: BaseFeatureExtractor, channel: Channel, cache: Path | None) -> None:
-        from soundanomaly.audio import _ALLOW_HTTP
-
         self.extractor = extractor
         self.channel = channel
         self.cache = cache
-        self.allow_http = _ALLOW_HTTP.get()
+        self.allow_http = ALLOW_HTTP.get()
 
     def __call__(self, name: str) -> tuple[FloatArray | None, str, int]:
-        from soundanomaly.audio import _ALLOW_HTTP
-
-        token = _ALLOW_HTTP.set(self.allow_http)
-        try:
-            features, rate = self._run(name)
-            return features, "", rate
-        except AudioError as exc:
-            return None, exc.problem, 0
-        finally:
-            _ALLOW_HTTP.reset(token)
+        with allow_http(self.allow_http):  # the caller's choice, also in a worker process
+            try:
+                features, rate = self._run(name)
+                return features, "", rate
+            except AudioError as exc:
+                return None, exc.problem, 0
 
     def _run(self, name: str) -> tuple[FloatArray, int]:
         data = read_bytes(name)
@@ -533,3 +547,21 @@ def _header_rate(data: bytes) -> int:
         return int(sf.info(io.BytesIO(data)).samplerate)
     except Exception:  # only informative: the features came from the cache
         return 0
+
+
+def take_clips(features: ClipFeatures, indices: npt.ArrayLike) -> ClipFeatures:
+    """The clips at ``indices``, in that order (paths, parameters and source rates kept).
+
+    Examples
+    --------
+    >>> features = ClipFeatures.from_arrays([np.zeros((2, 3), np.float32), np.ones((4, 3), np.float32)])
+    >>> take_clips(features, [1]).offsets.tolist()
+    [0, 4]
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    return ClipFeatures.from_arrays(
+        [features.clip(int(i)) for i in idx],
+        paths=[features.paths[i] for i in idx] if features.paths else (),
+        params=features.params,
+        source_rates=[features.source_rates[i] for i in idx] if features.source_rates else (),
+    )

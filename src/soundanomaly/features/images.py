@@ -16,9 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from soundanomaly._progress import progress as _progress
+from soundanomaly._validation import Options, Satisfies, validate_params
 from soundanomaly.exceptions import AudioError, MissingDependencyError, ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
-from soundanomaly.features.logmel import _log_mel_by_frame
+from soundanomaly.features.base import (
+    SPECTRAL_LIMITS,
+    BaseFeatureExtractor,
+    check_rate_matches,
+    check_sample_rate,
+)
+from soundanomaly.features.logmel import log_mel_by_frame
 from soundanomaly.typing import FloatArray, PathLike
 
 __all__ = ["SpectrogramImages", "decode_png", "encode_png"]
@@ -89,13 +95,14 @@ class SpectrogramImages(BaseFeatureExtractor):
         colormap: str | None = None,
         sr: int = 16000,
     ) -> None:
-        for name, value in (("n_mels", n_mels), ("n_fft", n_fft), ("hop_length", hop_length)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name} must be a positive int, got {value!r}")
-        if size is not None and (len(size) != 2 or min(size) < 1):
-            raise ParameterError(f"size must be (width, height) in pixels, got {size!r}")
-        if scaling not in ("minmax", "fixed"):
-            raise ParameterError(f"scaling must be 'minmax' or 'fixed', got {scaling!r}")
+        validate_params(
+            {"n_mels": n_mels, "n_fft": n_fft, "hop_length": hop_length, "size": size, "scaling": scaling},
+            {
+                **SPECTRAL_LIMITS,
+                "size": [Satisfies(_image_size, "(width, height) in 1..4096 pixels"), None],
+                "scaling": [Options("minmax", "fixed")],
+            },
+        )
         self.n_mels = n_mels
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -128,7 +135,7 @@ class SpectrogramImages(BaseFeatureExtractor):
             raise ParameterError(f"signal must be mono (1-D), got shape {signal.shape}")
         if len(signal) < self.n_fft // 2:
             raise AudioError("<signal>", f"clip too short for an image: {len(signal)} samples")
-        db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0).T  # (mels, frames)
+        db = log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0).T  # (mels, frames)
         if self.scaling == "minmax":
             low, high = float(db.min()), float(db.max())
         else:
@@ -181,7 +188,7 @@ class SpectrogramImages(BaseFeatureExtractor):
             Where each image went (same order as ``paths``).
         """
         from soundanomaly.audio import decode_samples, read_bytes
-        from soundanomaly.features.base import _as_signal
+        from soundanomaly.features.base import as_signal
 
         if names is not None and len(names) != len(paths):
             raise ParameterError(f"got {len(names)} names for {len(paths)} paths")
@@ -191,7 +198,7 @@ class SpectrogramImages(BaseFeatureExtractor):
             samples, gain, sr, _ = decode_samples(
                 read_bytes(name), name=name, channel=channel, sr=self.sr, upsample=False
             )
-            signal = _as_signal(samples, gain)
+            signal = as_signal(samples, gain)
             try:
                 data = self.png(signal, sr)
             except AudioError as exc:
@@ -212,10 +219,10 @@ def _default_name(path: str) -> str:
 
 def _write_bytes(target: str, data: bytes) -> None:
     if "://" in target:
-        from soundanomaly.audio import _fsspec
+        from soundanomaly._clipfiles import fsspec_module
 
         try:
-            with _fsspec(f"writing {target}").open(target, "wb") as handle:
+            with fsspec_module(f"writing {target}").open(target, "wb") as handle:
                 handle.write(data)
         except ImportError as exc:
             raise MissingDependencyError("s3fs", "aws", f"writing {target}") from exc
@@ -225,3 +232,7 @@ def _write_bytes(target: str, data: bytes) -> None:
     with open(tmp, "wb") as handle:
         handle.write(data)
     os.replace(tmp, target)
+
+
+def _image_size(size: Any) -> bool:
+    return len(size) == 2 and all(isinstance(v, (int, np.integer)) and 1 <= v <= 4096 for v in size)

@@ -23,11 +23,26 @@ import numpy.typing as npt
 import scipy.fft
 import scipy.signal
 
+from soundanomaly._validation import validate_params
 from soundanomaly.exceptions import AudioError, ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
+from soundanomaly.features.base import (
+    SPECTRAL_LIMITS,
+    BaseFeatureExtractor,
+    check_rate_matches,
+    check_sample_rate,
+)
 from soundanomaly.typing import FloatArray
 
-__all__ = ["AMIN", "LogMelFrames", "hann_window", "log_mel_spectrogram", "mel_basis", "mel_db", "power_spectrum"]
+__all__ = [
+    "AMIN",
+    "LogMelFrames",
+    "hann_window",
+    "log_mel_by_frame",
+    "log_mel_spectrogram",
+    "mel_basis",
+    "mel_db",
+    "power_spectrum",
+]
 
 #: Floor of the mel power before the logarithm (librosa's ``amin``): silence gives -100 dB, never -inf.
 AMIN = 1e-10
@@ -84,10 +99,10 @@ def log_mel_spectrogram(
     >>> log_mel_spectrogram(tone, 16000).shape
     (64, 32)
     """
-    return np.ascontiguousarray(_log_mel_by_frame(signal, sr, n_mels, n_fft, hop_length, top_db).T)
+    return np.ascontiguousarray(log_mel_by_frame(signal, sr, n_mels, n_fft, hop_length, top_db).T)
 
 
-def _log_mel_by_frame(
+def log_mel_by_frame(
     samples: npt.NDArray[Any],
     sr: int,
     n_mels: int,
@@ -105,6 +120,12 @@ def _log_mel_by_frame(
     Frames that lie inside the clip are windowed straight from ``samples``
     (no padded copy of the clip); only the few frames that reach into the
     centring pad are built from zero-padded copies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_mel_by_frame(np.zeros(16000, np.float32), 16000, 64, 1024, 512, 80.0).shape
+    (32, 64)
     """
     if samples.dtype not in (np.float32, np.int16):
         samples = np.asarray(samples, dtype=np.float32)
@@ -354,9 +375,7 @@ class LogMelFrames(BaseFeatureExtractor):
     def __init__(
         self, *, n_mels: int = 64, frames: int = 5, n_fft: int = 1024, hop_length: int = 512, sr: int = 16000
     ) -> None:
-        for name, value in (("n_mels", n_mels), ("frames", frames), ("n_fft", n_fft), ("hop_length", hop_length)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name} must be a positive int, got {value!r}")
+        validate_params({"n_mels": n_mels, "frames": frames, "n_fft": n_fft, "hop_length": hop_length}, SPECTRAL_LIMITS)
         self.n_mels = int(n_mels)
         self.frames = int(frames)
         self.n_fft = int(n_fft)
@@ -415,7 +434,7 @@ class LogMelFrames(BaseFeatureExtractor):
                 f"clip too short: {len(signal)} samples, LogMelFrames needs at least {self.min_samples} "
                 f"({self.frames} frames of hop {self.hop_length})",
             )
-        db = _log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
+        db = log_mel_by_frame(signal, sr, self.n_mels, self.n_fft, self.hop_length, 80.0)
         return stack_frames(db, self.frames)
 
     def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
@@ -424,7 +443,7 @@ class LogMelFrames(BaseFeatureExtractor):
         return 1 + n_samples // self.hop_length - self.frames + 1, self.n_features
 
     def _transform_into(self, samples: npt.NDArray[Any], gain: float, sr: int, out: FloatArray) -> None:
-        db = _log_mel_by_frame(samples, sr, self.n_mels, self.n_fft, self.hop_length, 80.0, gain)
+        db = log_mel_by_frame(samples, sr, self.n_mels, self.n_fft, self.hop_length, 80.0, gain)
         stack_frames(db, self.frames, out=out)
 
 
@@ -443,3 +462,6 @@ def stack_frames(frames_by_mel: npt.NDArray[np.float32], frames: int, *, out: Fl
         out = np.empty((n_windows, frames * n_mels), dtype=np.float32)
     np.copyto(out.reshape(n_windows, frames, n_mels), view)
     return out
+
+
+_log_mel_by_frame = log_mel_by_frame  # the former private name (kept for existing callers)

@@ -189,7 +189,7 @@ class MultiChannel(BaseFeatureExtractor):
         max_delay: float = 0.001,
     ) -> None:
         if isinstance(base, dict):  # the nested params of a saved model
-            from soundanomaly.detectors.base import features_from_params
+            from soundanomaly.features.registry import features_from_params
 
             base = features_from_params(base)
         if not isinstance(base, BaseFeatureExtractor) or isinstance(base, MultiChannel):
