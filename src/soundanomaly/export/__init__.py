@@ -174,7 +174,7 @@ def plan(
         raise ParameterError(
             f"window_seconds={window_seconds} is shorter than the features need ({min_samples(features)} samples)"
         )
-    channel = model.channel
+    channel = detector.channel  # the scoring detector (a PerGroup: its group model)
     if not (
         channel == "mean" or (isinstance(channel, int) and not isinstance(channel, bool) and -1024 <= channel < 1024)
     ):
