@@ -154,6 +154,10 @@ def scaling(work: Path, n_clips: int, rounds: int) -> dict[str, Any]:
         "per_core_vs_single_process": best_2 * 2 / best_ref,
         "rounds": rounds,
         "reference_cpu_ms_per_clip": min(reference_cpu) * 1e3,
+        "median_reference_cpu_ms_per_clip": float(np.median(reference_cpu)) * 1e3,
+        "median_worker_cpu_ms_per_clip_1": float(np.median(cpu[1])) * 1e3,
+        "median_worker_cpu_ms_per_clip_2": float(np.median(cpu[2])) * 1e3,
+        "median_scaling_ratio": float(np.median(timings[1]) / np.median(timings[2])),
         "score_many_in_process_ms_per_clip": min(in_process) * 1e3,
         "worker_cpu_ms_per_clip_1": min(cpu[1]) * 1e3,
         "worker_cpu_ms_per_clip_2": min(cpu[2]) * 1e3,
@@ -295,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{scale['per_core_ms_per_clip_2_workers']:.2f} ms/clip = {scale['per_core_vs_single_process']:.2f}x "
             "single process (target <= 1.10), wall clock | CPU time per clip: single process "
             f"{scale['reference_cpu_ms_per_clip']:.2f} ms, in a worker {scale['worker_cpu_ms_per_clip_2']:.2f} ms = "
-            f"{scale['worker_cpu_vs_single_process']:.2f}x",
+            f"{scale['worker_cpu_vs_single_process']:.2f}x (best of each) | medians: scaling "
+            f"{scale['median_scaling_ratio']:.2f}x, CPU per clip {scale['median_reference_cpu_ms_per_clip']:.2f} ms "
+            f"single process, {scale['median_worker_cpu_ms_per_clip_1']:.2f} / "
+            f"{scale['median_worker_cpu_ms_per_clip_2']:.2f} ms in 1 / 2 workers",
             flush=True,
         )
         if not args.tiny:
