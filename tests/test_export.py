@@ -19,7 +19,6 @@ from soundanomaly.detectors.twfr_gmm import TWFRGMMDetector
 from soundanomaly.exceptions import NotFittedError, OutputExistsError, ParameterError
 from soundanomaly.export import export_model, plan, save_onnx, to_onnx
 from soundanomaly.features import ClipFeatures, LogMelFrames
-from soundanomaly.features.twfr import TimeWeightedFrequency
 from soundanomaly.results import label_scores
 
 ort = pytest.importorskip("onnxruntime")
@@ -92,10 +91,12 @@ def test_onnx_scores_equal_the_library(case: str, clips: dict[str, list[npt.NDAr
 
 
 SHIFT_CASES = {
-    "domain-knn": (lambda: DomainKNNDetector(threshold=2.0, n_neighbors=2), ClipStatistics),
-    "domain-knn-cosine": (lambda: DomainKNNDetector(threshold=2.0, metric="cosine"), ClipStatistics),
-    "selective-mahalanobis": (lambda: SelectiveMahalanobisDetector(threshold=2.0), ClipStatistics),
-    "twfr-gmm": (lambda: TWFRGMMDetector(threshold=2.0), lambda: TimeWeightedFrequency(decay=0.9)),
+    "domain-knn": lambda: DomainKNNDetector(threshold=2.0, n_neighbors=2),
+    "domain-knn-cosine": lambda: DomainKNNDetector(threshold=2.0, metric="cosine"),
+    "selective-mahalanobis": lambda: SelectiveMahalanobisDetector(threshold=2.0),
+    "selective-mahalanobis-raw": lambda: SelectiveMahalanobisDetector(threshold=2.0, normalise=False),
+    "twfr-gmm": lambda: TWFRGMMDetector(threshold=2.0),
+    "twfr-gmm-clipstats": lambda: TWFRGMMDetector(threshold=2.0, features=ClipStatistics(n_mels=8, n_bands=64)),
 }
 
 
@@ -106,8 +107,8 @@ def test_shift_robust_detectors_export_with_their_sessions(
     """Several sessions (domains): the file holds every bank and takes the least score, as the detector."""
     rng = np.random.default_rng(9)
     target = [_clip(rng, 3000 + 11 * i, noise=0.2) for i in range(8)]
-    make, make_extractor = SHIFT_CASES[case]
-    detector, extractor = make(), make_extractor()
+    detector = SHIFT_CASES[case]()
+    extractor = detector.features  # each detector's own default features
     sessions = ["source"] * len(clips["train"]) + ["target"] * len(target)
     detector.fit(_features(extractor, clips["train"] + target), sessions=sessions)
     assert list(detector.sessions_) == ["source", "target"]

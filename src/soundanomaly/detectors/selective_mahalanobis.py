@@ -302,11 +302,13 @@ class SelectiveMahalanobisDetector(BaseDetector):
         return np.asarray(self.session_scores(windows).min(axis=1), dtype=np.float64)
 
     def _export_parts(self) -> dict[str, Any]:
+        stats = self.stats_ if self.normalise else np.tile([0.0, 1.0], (len(self.means_), 1))
         members = [
-            {"kind": "mahalanobis", "mean": self.mean_, "scale": self.scale_, "centre": centre, "precision": precision}
-            for centre, precision in zip(self.means_, self.precisions_, strict=True)
-        ]
-        return {"kind": "min", "members": members}  # _score_windows: the least per-session score
+            {"kind": "mahalanobis", "mean": self.mean_, "scale": self.scale_, "centre": centre, "precision": precision,
+             "shift": float(mu), "spread": float(sigma)}
+            for centre, precision, (mu, sigma) in zip(self.means_, self.precisions_, stats, strict=True)
+        ]  # fmt: skip
+        return {"kind": "min", "members": members}  # session_scores, then the least per window
 
     def _get_state(self) -> dict[str, FloatArray]:
         return {

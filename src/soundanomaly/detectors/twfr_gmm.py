@@ -250,11 +250,12 @@ class TWFRGMMDetector(BaseDetector):
         return np.asarray(self.session_scores(windows).min(axis=1), dtype=np.float64)
 
     def _export_parts(self) -> dict[str, Any]:
+        stats = self.stats_ if self.normalise else np.tile([0.0, 1.0], (len(self._weights), 1))
         members = [
-            {"kind": "gmm", "weights": weights, "means": means, "chols": chols}
-            for weights, means, chols in zip(self._weights, self._means, self._chols, strict=True)
+            {"kind": "gmm", "weights": w, "means": m, "chols": c, "shift": float(mu), "spread": float(sigma)}
+            for w, m, c, (mu, sigma) in zip(self._weights, self._means, self._chols, stats, strict=True)
         ]
-        return {"kind": "min", "members": members}  # _score_windows: the least per-session score
+        return {"kind": "min", "members": members}  # session_scores, then the least per window
 
     def _get_state(self) -> dict[str, FloatArray]:
         state: dict[str, Any] = {"pooled": self.pooled_}

@@ -250,13 +250,25 @@ def _standardised(g: _Graph, x: str, parts: dict[str, Any]) -> str:
 
 
 def _window_scores(g: _Graph, x: str, parts: dict[str, Any], n_features: int) -> str:
+    """:func:`_member_scores`, then ``(score - shift) / spread`` when a Mahalanobis or mixture part has them."""
+    scores = _member_scores(g, x, parts, n_features)
+    if parts.get("kind") in ("mahalanobis", "gmm"):  # a session's scores standardised by its members' (D's normalise)
+        if parts.get("shift") is not None:
+            scores = g.op("Sub", scores, g.const(float(parts["shift"])))
+        if parts.get("spread") is not None:
+            scores = g.op("Div", scores, g.const(float(parts["spread"])))
+    return scores
+
+
+def _member_scores(g: _Graph, x: str, parts: dict[str, Any], n_features: int) -> str:
     """Per-window scores, float64 ``(n_windows,)``, as the detector's ``_score_windows``.
 
     Parts (from ``detector._export_parts()``): ``"mahalanobis"`` (``mean``, ``scale``, optional ``centre``,
     ``precision``; divided by the number of features), ``"knn"`` (``mean``, ``scale``, ``reference``,
     ``n_neighbors``, optional ``unit_norm``; ``(mean distance - shift) / spread``, by default ``shift=0``,
     ``spread=sqrt(n_features)``), ``"gmm"`` (``weights``, ``means``, ``chols``), ``"autoencoder"``
-    (``weights``), ``"min"`` (the least of ``members``).
+    (``weights``), ``"min"`` (the least of ``members``). Mahalanobis and mixture parts may carry ``shift``
+    and ``spread`` too (see :func:`_window_scores`).
     """
     kind = parts.get("kind")
     if kind == "min":
