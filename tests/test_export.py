@@ -16,6 +16,7 @@ from soundanomaly.detectors.clipstats import ClipStatistics
 from soundanomaly.detectors.domain_knn import DomainKNNDetector
 from soundanomaly.detectors.selective_mahalanobis import SelectiveMahalanobisDetector
 from soundanomaly.detectors.twfr_gmm import TWFRGMMDetector
+from soundanomaly.edge.check import check_onnx_bytes
 from soundanomaly.exceptions import NotFittedError, OutputExistsError, ParameterError
 from soundanomaly.export import export_model, plan, save_onnx, to_onnx
 from soundanomaly.features import ClipFeatures, LogMelFrames
@@ -50,7 +51,9 @@ def _features(extractor: Any, clips: list[npt.NDArray[np.float32]]) -> ClipFeatu
 def _onnx_scores(model: Any, clips: list[npt.NDArray[np.float32]], **options: Any) -> tuple[np.ndarray, np.ndarray]:
     session_options = ort.SessionOptions()
     session_options.intra_op_num_threads = 1
-    session = ort.InferenceSession(to_onnx(model, **options).SerializeToString(), session_options)
+    data = to_onnx(model, **options).SerializeToString()
+    check_onnx_bytes(data)  # every exported graph passes the edge runtime's checks (only its allowed operators)
+    session = ort.InferenceSession(data, session_options)
     out = [session.run(None, {"pcm": c}) for c in clips]
     return np.array([float(s) for s, _ in out]), np.array([int(label) for _, label in out])
 
