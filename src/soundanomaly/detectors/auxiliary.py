@@ -117,8 +117,6 @@ class AuxiliaryClassifierDetector(BaseDetector):
     ----------
     classes_ : list of str
         The auxiliary classes learnt.
-    sessions_ : list of str
-        The memory banks' sessions.
     history_ : dict of str to list of float
         Keras training history (``loss``, ``accuracy``).
 

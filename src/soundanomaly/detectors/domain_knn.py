@@ -306,8 +306,6 @@ class DomainKNNDetector(BaseDetector):
 
     Attributes
     ----------
-    sessions_ : list of str
-        The banks' sessions, in bank order.
     banks_ : MemoryBanks
 
     Examples

@@ -127,11 +127,11 @@ class SelectiveMahalanobisDetector(BaseDetector):
         The domains, in the order of ``means_``.
     counts_ : np.ndarray [shape=(n_sessions,)]
         Training (and adapted) vectors per domain.
-    pooled_ : np.ndarray [shape=(n_features, n_features)]
-        Ledoit-Wolf covariance of every training vector around its own domain's mean
+    pooled_ : np.ndarray [shape=(d, d)]
+        (``d`` = ``n_features_in_``) Ledoit-Wolf covariance of every training vector around its own domain's mean
         (:func:`within_domain_covariance`; the prior of small and new domains).
-    means_ : np.ndarray [shape=(n_sessions, n_features)]
-    precisions_ : np.ndarray [shape=(n_sessions, n_features, n_features)]
+    means_ : np.ndarray [shape=(n_sessions, d)]
+    precisions_ : np.ndarray [shape=(n_sessions, d, d)]
 
     Examples
     --------

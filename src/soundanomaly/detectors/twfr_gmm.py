@@ -82,8 +82,6 @@ class TWFRGMMDetector(BaseDetector):
     Attributes
     ----------
     sessions_ : list of str
-    components_ : list of int
-        Components per session.
 
     Examples
     --------
