@@ -36,7 +36,18 @@ from soundanomaly.exceptions import SoundAnomalyError
 __all__ = ["COMMANDS", "EXIT_ERROR", "EXIT_PARTIAL", "build_parser", "main"]
 
 #: The command modules (``soundanomaly.cli.<name>``), in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("demo", "explore", "train", "score", "evaluate", "download", "monitor", "scan", "export")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "explore",
+    "train",
+    "adapt",
+    "score",
+    "evaluate",
+    "download",
+    "monitor",
+    "scan",
+    "export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
