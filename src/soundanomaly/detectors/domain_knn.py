@@ -307,6 +307,7 @@ class DomainKNNDetector(BaseDetector):
     Attributes
     ----------
     banks_ : MemoryBanks
+        The memory banks; ``sessions_`` lists their sessions.
 
     Examples
     --------

@@ -131,7 +131,9 @@ class SelectiveMahalanobisDetector(BaseDetector):
         (``d`` = ``n_features_in_``) Ledoit-Wolf covariance of every training vector around its own domain's mean
         (:func:`within_domain_covariance`; the prior of small and new domains).
     means_ : np.ndarray [shape=(n_sessions, d)]
+        Each domain's mean feature vector (``d`` values, after scaling).
     precisions_ : np.ndarray [shape=(n_sessions, d, d)]
+        Each domain's inverse covariance.
 
     Examples
     --------

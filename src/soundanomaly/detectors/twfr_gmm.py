@@ -82,6 +82,7 @@ class TWFRGMMDetector(BaseDetector):
     Attributes
     ----------
     sessions_ : list of str
+        The sessions (domains), in model order; ``components_`` gives each one's mixture size.
 
     Examples
     --------
