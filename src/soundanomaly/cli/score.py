@@ -68,7 +68,11 @@ def csv_status(record: ClipScore) -> str:
 
 def _set_run_options(detector: Any, *, progress: bool, on_error: str) -> None:
     """This run's choices (the model's saved defaults do not apply to a command line)."""
-    for name, value in (("progress", progress), ("on_error", on_error)):
+    configure = getattr(detector, "set_run_options", None)
+    if callable(configure):
+        configure(progress=progress, on_error=on_error)
+        return
+    for name, value in (("progress", progress), ("on_error", on_error)):  # a detector written to the protocol
         if hasattr(detector, name):
             setattr(detector, name, value)
 

@@ -43,7 +43,7 @@ class RunOptions:
         Clips per feature-extraction chunk when scoring paths: memory stays flat in the number of clips.
     n_jobs : int >= 1 or -1, default 1
         Worker processes for feature extraction (``-1``: every core).
-    cache_dir : path or None, default None
+    cache_dir : str, os.PathLike or None, default None
         On-disk feature cache (see ``BaseFeatureExtractor.extract``).
     progress : bool, default False
         One progress bar on stderr for the whole fit or scoring run.
