@@ -172,8 +172,17 @@ def tflite_scores(data: bytes, windows: npt.ArrayLike) -> npt.NDArray[np.float64
     return out
 
 
+def _c_float(value: float) -> str:
+    """A C ``float`` literal that round-trips float32 (``0.0f``, never the invalid ``0f``)."""
+    text = f"{float(value):.9g}"
+    if not np.isfinite(value):
+        raise ParameterError(f"non-finite constant {value!r} cannot go into a C header")
+    return (text if any(c in text for c in ".e") else text + ".0") + "f"
+
+
 def _c_array(values: npt.ArrayLike, fmt: str, per_line: int = 12) -> str:
-    items = [fmt.format(v) for v in np.asarray(values).reshape(-1).tolist()]
+    convert = _c_float if fmt == "float" else fmt.format
+    items = [convert(v) for v in np.asarray(values).reshape(-1).tolist()]
     return ",\n".join("    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line))
 
 
@@ -203,8 +212,8 @@ def c_header(plan: Any, data: bytes, *, int8: bool) -> str:
             interpreter.get_output_details()[0]["quantization"],
         )
         quant = (
-            f"#define SA_INPUT_SCALE {in_scale:.9g}f\n#define SA_INPUT_ZERO_POINT {int(in_zero)}\n"
-            f"#define SA_OUTPUT_SCALE {out_scale:.9g}f\n#define SA_OUTPUT_ZERO_POINT {int(out_zero)}\n"
+            f"#define SA_INPUT_SCALE {_c_float(in_scale)}\n#define SA_INPUT_ZERO_POINT {int(in_zero)}\n"
+            f"#define SA_OUTPUT_SCALE {_c_float(out_scale)}\n#define SA_OUTPUT_ZERO_POINT {int(out_zero)}\n"
         )
     stamp = datetime.date.today().isoformat()
     return f"""/* soundanomaly export: {plan.metadata["detector"]} ({"int8" if int8 else "float32"}), soundanomaly {__version__}, {stamp}.
@@ -230,7 +239,7 @@ def c_header(plan: Any, data: bytes, *, int8: bool) -> str:
 #define SA_N_FEATURES {plan.n_features}
 #define SA_AMIN 1e-10f
 #define SA_TOP_DB 80.0f
-#define SA_THRESHOLD {plan.threshold - plan.offset:.9g}
+#define SA_THRESHOLD {_c_float(plan.threshold - plan.offset)}
 {quant}
 static const uint16_t sa_mel_first_bin[SA_N_MELS] = {{
 {_c_array(first, "{}")}
@@ -239,10 +248,10 @@ static const uint16_t sa_mel_n_bins[SA_N_MELS] = {{
 {_c_array(count, "{}")}
 }};
 static const float sa_mel_weights[{len(weights)}] = {{
-{_c_array(np.asarray(weights, np.float32), "{:.9g}f", 8)}
+{_c_array(np.asarray(weights, np.float32), "float", 8)}
 }};
 static const float sa_hann_window[SA_N_FFT] = {{
-{_c_array(_hann(n_fft), "{:.9g}f", 8)}
+{_c_array(_hann(n_fft), "float", 8)}
 }};
 static const unsigned int sa_model_len = {len(data)};
 static const unsigned char sa_model[{len(data)}] __attribute__((aligned(16))) = {{
