@@ -256,3 +256,19 @@ def test_every_detector_exports_or_says_why() -> None:
                 BaseDetector._export_parts(object.__new__(cls))
             refused.append(cls.__name__)
     assert "GaussianDetector" not in refused and "SpectrogramCNNDetector" in refused
+
+
+@pytest.mark.parametrize("case", ["gaussian-percentile", "clipstats-knn", "twfr-gmm"])
+def test_the_graph_follows_the_onnx_specification(case: str, clips: dict[str, list[npt.NDArray[np.float32]]]) -> None:
+    """ONNX's own reference evaluator (the operators as the standard defines them) gives ONNX Runtime's scores."""
+    from onnx.reference import ReferenceEvaluator
+
+    detector = {**{k: v[0] for k, v in CASES.items()}, **SHIFT_CASES}[case]()
+    extractor = detector.features
+    detector.fit(_features(extractor, [c[:SR] for c in clips["train"]]))
+    model = to_onnx(detector, window_seconds=1.0)
+    pcm = clips["test"][1][:SR]
+    reference = ReferenceEvaluator(model).run(None, {"pcm": pcm})
+    runtime = ort.InferenceSession(model.SerializeToString()).run(None, {"pcm": pcm})
+    assert float(reference[0]) == pytest.approx(float(runtime[0]), rel=1e-6)
+    assert int(reference[1]) == int(runtime[1])
