@@ -204,3 +204,20 @@ def test_pergroup_adapts_each_section(shift_clips: DCASE) -> None:
     assert before >= 0.5 and model.predict(normal).mean() <= 0.25
     with pytest.raises(ParameterError, match="no model for group"):
         model.adapt(ClipSet(r for r in shift_clips if r.split == "train" and r.machine_id == 2))
+
+
+def test_adapted_domain_knn_saves_and_loads(shift_clips: DCASE, tmp_path: Path) -> None:
+    from soundanomaly.detectors import DomainKNNDetector
+
+    calibrator = ThresholdCalibrator("target_fpr", target_fpr=0.25)
+    detector = DomainKNNDetector(threshold=calibrator)
+    with pytest.warns(CalibrationWarning):
+        detector.fit(_clips(shift_clips, split="train", domain="source", section=1))
+    detector.adapt(_clips(shift_clips, split="train", domain="target", section=1))  # 4 clips resolve 25 %
+    assert "fan/section_01/target" in detector.session_thresholds_
+    test = _clips(shift_clips, split="test", section=1)
+    loaded = BaseDetector.load(detector.save(tmp_path / "adapted"))
+    assert loaded.session_thresholds_ == pytest.approx(detector.session_thresholds_)
+    assert loaded.threshold_ == pytest.approx(detector.threshold_)
+    np.testing.assert_allclose(loaded.score(test), detector.score(test), rtol=1e-6)
+    assert loaded.predict(test).tolist() == detector.predict(test).tolist()
