@@ -28,7 +28,20 @@ from typing import Any, Literal
 
 from soundanomaly.exceptions import MissingDependencyError, ParameterError
 
-__all__ = ["DETECTORS", "EXTRACTORS", "Entry", "Kind", "all_detectors", "cli_name", "get", "names", "register"]
+__all__ = [
+    "BACKENDS",
+    "DETECTORS",
+    "EXTRACTORS",
+    "Entry",
+    "Kind",
+    "all_detectors",
+    "cli_name",
+    "cli_names",
+    "entry_of",
+    "get",
+    "names",
+    "register",
+]
 
 Kind = Literal["detector", "extractor", "backend"]
 
@@ -46,7 +59,7 @@ class Entry:
     package : str or None
         The optional package whose absence makes it unusable (imported first).
     extra : str or None
-        The ``soundanomaly[extra]`` that installs ``package``.
+        The ``soundanomaly[extra]`` that installs ``package`` (detectors: what training needs, e.g. ``"tf"``).
 
     Examples
     --------
@@ -69,17 +82,17 @@ class Entry:
 #: Every detector: class name -> entry (one line per detector).
 DETECTORS: dict[str, Entry] = {
     "GaussianDetector": Entry("soundanomaly.detectors.gaussian:GaussianDetector", cli="gaussian"),
-    "AutoencoderDetector": Entry("soundanomaly.detectors.autoencoder:AutoencoderDetector", cli="autoencoder"),
+    "AutoencoderDetector": Entry("soundanomaly.detectors.autoencoder:AutoencoderDetector", cli="autoencoder", extra="tf"),
     "ClipStatsDetector": Entry("soundanomaly.detectors.clipstats:ClipStatsDetector", cli="clipstats"),
-    "MachineIdDetector": Entry("soundanomaly.detectors.machine_id:MachineIdDetector", cli="machine-id"),
-    "SpectrogramCNNDetector": Entry("soundanomaly.detectors.cnn:SpectrogramCNNDetector"),
+    "MachineIdDetector": Entry("soundanomaly.detectors.machine_id:MachineIdDetector", cli="machine-id", extra="tf"),
+    "SpectrogramCNNDetector": Entry("soundanomaly.detectors.cnn:SpectrogramCNNDetector", extra="tf"),
     "RekognitionDetector": Entry("soundanomaly.detectors.rekognition:RekognitionDetector"),
     "PerGroup": Entry("soundanomaly.detectors.pergroup:PerGroup"),
     "Ensemble": Entry("soundanomaly.detectors.ensemble:Ensemble"),
     "DomainKNNDetector": Entry("soundanomaly.detectors.domain_knn:DomainKNNDetector", cli="domain-knn"),
     "SelectiveMahalanobisDetector": Entry("soundanomaly.detectors.selective_mahalanobis:SelectiveMahalanobisDetector", cli="selective-mahalanobis"),
     "TWFRGMMDetector": Entry("soundanomaly.detectors.twfr_gmm:TWFRGMMDetector", cli="twfr-gmm"),
-    "AuxiliaryClassifierDetector": Entry("soundanomaly.detectors.auxiliary:AuxiliaryClassifierDetector", cli="auxiliary"),
+    "AuxiliaryClassifierDetector": Entry("soundanomaly.detectors.auxiliary:AuxiliaryClassifierDetector", cli="auxiliary", extra="tf"),
 }
 #: Every feature extractor a saved model may name: ``params()["name"]`` -> entry.
 EXTRACTORS: dict[str, Entry] = {
@@ -127,6 +140,31 @@ def cli_name(name: str) -> str | None:
     """
     entry = DETECTORS.get(name)
     return None if entry is None else entry.cli
+
+
+def cli_names() -> list[str]:
+    """The detectors the command line trains, by their command-line names, in table order.
+
+    Examples
+    --------
+    >>> cli_names()[:3]
+    ['gaussian', 'autoencoder', 'clipstats']
+    """
+    return [entry.cli for entry in DETECTORS.values() if entry.cli is not None]
+
+
+def entry_of(name: str) -> Entry:
+    """The registry entry of detector ``name`` (class or command-line name).
+
+    Examples
+    --------
+    >>> entry_of("autoencoder").extra
+    'tf'
+    """
+    found = DETECTORS.get(name) or next((e for e in DETECTORS.values() if e.cli == name), None)
+    if found is None:
+        raise ParameterError(f"unknown detector {name!r}; known: {', '.join(names('detector'))}")
+    return found
 
 
 def register(kind: Kind, name: str, target: str | type, *, cli: str | None = None, clobber: bool = False) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from soundanomaly import registry
 from soundanomaly.exceptions import MissingDependencyError, ParameterError
 
 __all__ = ["BackendSpec", "available", "get", "register"]
@@ -43,10 +44,8 @@ class BackendSpec:
     package: str  # the import that fails when the extra is missing
 
 
-_REGISTRY: dict[str, BackendSpec] = {
-    "local": BackendSpec("soundanomaly.backends.local:LocalBackend", extra="tf", package="tensorflow"),
-    "sagemaker": BackendSpec("soundanomaly.backends.sagemaker:SageMakerBackend", extra="aws", package="sagemaker"),
-}
+#: The backends' part of the one registry table (:data:`soundanomaly.registry.BACKENDS`).
+_REGISTRY: dict[str, Any] = registry.BACKENDS
 _ENTRY_POINTS_LOADED = False
 
 
@@ -67,7 +66,7 @@ def register(name: str, target: str, *, extra: str, package: str, clobber: bool 
         raise ParameterError(f"backend {name!r} is already registered; pass clobber=True to replace it")
     if ":" not in target:
         raise ParameterError(f"target must look like 'package.module:Class', got {target!r}")
-    _REGISTRY[name] = BackendSpec(target, extra, package)
+    _REGISTRY[name] = registry.Entry(target, package=package, extra=extra)
 
 
 def _load_entry_points() -> None:
@@ -76,7 +75,7 @@ def _load_entry_points() -> None:
         return
     _ENTRY_POINTS_LOADED = True
     for ep in entry_points(group="soundanomaly.backends"):
-        _REGISTRY.setdefault(ep.name, BackendSpec(ep.value, extra=ep.name, package=ep.module.split(".")[0]))
+        _REGISTRY.setdefault(ep.name, registry.Entry(ep.value, package=ep.module.split(".")[0], extra=ep.name))
 
 
 def available() -> list[str]:

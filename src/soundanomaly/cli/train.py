@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 from typing import Any
 
+from soundanomaly import registry
 from soundanomaly.cli._common import (
     EXIT_PARTIAL,
     add_output,
@@ -38,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
     )
     train.add_argument(
         "--detector",
-        choices=["autoencoder", "gaussian", "clipstats", "machine-id"],
+        choices=registry.cli_names(),  # every detector of soundanomaly.registry with a command-line name
         default="autoencoder",
         help="model (default: autoencoder, the reference recipe; clipstats with --per-id holds up best in noise)",
     )
@@ -69,17 +71,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``soundanomaly train``; returns the exit status."""
     from soundanomaly.calibration import ThresholdCalibrator
     from soundanomaly.datasets import open_dataset
-    from soundanomaly.detectors import (
-        AutoencoderDetector,
-        BaseDetector,
-        ClipStatsDetector,
-        GaussianDetector,
-        MachineIdDetector,
-        PerGroup,
-    )
+    from soundanomaly.detectors import BaseDetector, PerGroup
 
     check_out_folder(args.out, force=args.force, inputs=[args.data])
-    if args.detector in ("autoencoder", "machine-id"):
+    if registry.entry_of(args.detector).extra == "tf":
         require_tensorflow(f"training the {args.detector} detector")
     normal = open_dataset(args.data, split="train").filter(ids=args.ids, snr=args.snr, label="normal")
     if len(normal) < 2:
@@ -90,16 +85,11 @@ def run(args: argparse.Namespace) -> int:
         "holdout": args.validation_fraction,
         "random_state": args.seed,
     }
-    detector: BaseDetector
     verbose = 2 if args.verbose else 0  # Keras' per-epoch lines only with -v
-    if args.detector == "autoencoder":
-        detector = AutoencoderDetector(epochs=args.epochs, seed=args.seed, verbose=verbose, **common)
-    elif args.detector == "clipstats":
-        detector = ClipStatsDetector(**common)
-    elif args.detector == "machine-id":
-        detector = MachineIdDetector(epochs=args.epochs, seed=args.seed, verbose=verbose, **common)
-    else:
-        detector = GaussianDetector(**common)
+    cls = registry.get("detector", args.detector)
+    takes = set(inspect.signature(cls).parameters)
+    optional = {"epochs": args.epochs, "seed": args.seed, "verbose": verbose}  # for the detectors that have them
+    detector: BaseDetector = cls(**common, **{k: v for k, v in optional.items() if k in takes})
     if args.per_id:  # one model (and one calibrated threshold) per machine id / DCASE section
         detector = PerGroup(detector, random_state=args.seed)
     _log.info(

@@ -89,8 +89,7 @@ class ClipStatsDetector(BaseDetector):
         ``"std"`` divides each value by its spread over the normal clips.
         The default keeps the features' own units (dB): with few clips per
         id, per-value spreads are noisy and over-weight the quietest values
-        (on the quality benchmark at -6 dB, k-NN AUC 0.74 unscaled against
-        0.69 standardised; equal at 0 dB, 0.02 lower at 6 dB).
+        (measured on the quality benchmark: see docs/quality).
     features : extractor, default ClipStatistics()
     channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.

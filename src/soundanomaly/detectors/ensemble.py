@@ -84,7 +84,7 @@ class Ensemble(MetaDetector):
         the spreads change the ranking. The standard deviation gives less
         weight to a member whose normal scores have a long tail (one that is
         erratic on normal clips); on the quality benchmark that was as good or
-        better (severity 0.8, -6 dB: pAUC 0.71 against 0.58 with the IQR).
+        better (docs/quality).
         ``"robust"`` resists a stray loud clip among few held-out ones. A
         spread of 0 falls back to the standard deviation.
     threshold : float, ThresholdCalibrator or None, default None
