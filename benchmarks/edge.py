@@ -154,8 +154,7 @@ def _auc(normal: np.ndarray, abnormal: np.ndarray) -> float:
 def int8_quality(data: dict[str, Any], epochs: int, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """AUC float (library) / float TFLite / int8 TFLite, and the fitted models."""
     from soundanomaly.detectors import AutoencoderDetector, GaussianDetector
-    from soundanomaly.export import to_tflite
-    from soundanomaly.export._tflite import tflite_scores
+    from soundanomaly.export import tflite_scores, to_tflite
 
     train, normal, abnormal = data["train"][0], data["normal"][0], data["abnormal"][0]
     models = {
@@ -181,8 +180,7 @@ def int8_quality(data: dict[str, Any], epochs: int, tmp: Path) -> tuple[dict[str
 
 
 def sizes(models: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    from soundanomaly.export import plan, save_onnx
-    from soundanomaly.export._tflite import _interpreter, c_header
+    from soundanomaly.export import c_header, plan, save_onnx, tflite_interpreter
     from soundanomaly.features.logmel import mel_basis
 
     out: dict[str, Any] = {}
@@ -190,7 +188,7 @@ def sizes(models: dict[str, Any], tmp: Path) -> dict[str, Any]:
         onnx_path = save_onnx(detector, tmp / f"{name}.onnx", force=True)
         int8 = (tmp / f"{name}-int8.tflite").read_bytes()
         header = c_header(plan(detector), int8, int8=True)
-        interpreter = _interpreter(int8)
+        interpreter = tflite_interpreter(int8)
         interpreter.allocate_tensors()
         arena = _activation_bytes(interpreter)  # upper bound: every activation alive at once
         mel_bytes = int(np.count_nonzero(mel_basis(SR, 1024, 64))) * 4 + 64 * 4
@@ -222,7 +220,9 @@ def _activation_bytes(interpreter: Any) -> int:
 
 
 def _parameter_arrays(detector: Any) -> list[Any]:
-    parts = detector._export_parts()
+    from soundanomaly.export import plan
+
+    parts = plan(detector).parts
     return [
         v for key, v in parts.items() if key != "kind" for v in (v if isinstance(v, list) else [v]) if v is not None
     ]
@@ -235,7 +235,7 @@ def latency(models: dict[str, Any], data: dict[str, Any], tmp: Path, repeats: in
 
 def _latency_one(name: str, detector: Any, clip: np.ndarray, tmp: Path, repeats: int) -> dict[str, Any]:
     from soundanomaly.edge import EdgeModel, EdgeMonitor
-    from soundanomaly.export._tflite import _interpreter
+    from soundanomaly.export import tflite_interpreter
     from soundanomaly.features import ClipFeatures, LogMelFrames
     from soundanomaly.monitor import Monitor
 
@@ -254,7 +254,7 @@ def _latency_one(name: str, detector: Any, clip: np.ndarray, tmp: Path, repeats:
     runner = EdgeMonitor(edge, hop_seconds=1.0)
     runner.push(stream[: 10 * SR])
     edge_hop_ms = float(np.median([_timed(runner.push, h) for h in hops]) * 1e3)
-    interpreter = _interpreter((tmp / f"{name}-int8.tflite").read_bytes())
+    interpreter = tflite_interpreter((tmp / f"{name}-int8.tflite").read_bytes())
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]
     vector = np.zeros(source["shape"], dtype=source["dtype"])

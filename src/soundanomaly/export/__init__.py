@@ -36,9 +36,21 @@ from typing import Any, Literal
 import numpy as np
 
 from soundanomaly.exceptions import MissingDependencyError, ParameterError
+from soundanomaly.export._tflite import c_header, tflite_interpreter, tflite_scores  # TensorFlow only when called
 from soundanomaly.typing import PathLike
 
-__all__ = ["ExportPlan", "export_model", "plan", "save_onnx", "save_tflite", "to_onnx", "to_tflite"]
+__all__ = [
+    "ExportPlan",
+    "c_header",
+    "export_model",
+    "plan",
+    "save_onnx",
+    "save_tflite",
+    "tflite_interpreter",
+    "tflite_scores",
+    "to_onnx",
+    "to_tflite",
+]
 
 Format = Literal["onnx", "tflite"]
 #: Window length of an exported file when none is given: MIMII's and DCASE's 10 s clips.

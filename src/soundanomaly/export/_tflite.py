@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from soundanomaly.exceptions import ParameterError
 
-__all__ = ["build_tflite", "c_header", "calibration_windows", "tflite_scores"]
+__all__ = ["build_tflite", "c_header", "calibration_windows", "tflite_interpreter", "tflite_scores"]
 
 #: Most training windows used to calibrate int8 quantisation.
 MAX_CALIBRATION_WINDOWS = 2000
@@ -137,7 +137,7 @@ def build_tflite(plan: Any, *, int8: bool = False, calibration: Any = None) -> b
     return bytes(converter.convert())
 
 
-def _interpreter(data: bytes) -> Any:
+def tflite_interpreter(data: bytes) -> Any:
     """The LiteRT interpreter (``ai-edge-litert``) when installed, else TensorFlow's deprecated ``tf.lite`` one."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -155,7 +155,7 @@ def _interpreter(data: bytes) -> Any:
 def tflite_scores(data: bytes, windows: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Per-window scores of a TFLite export (dequantised for int8), one inference per window."""
     x = np.asarray(windows, dtype=np.float32)
-    interpreter = _interpreter(data)
+    interpreter = tflite_interpreter(data)
     interpreter.allocate_tensors()
     source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     in_scale, in_zero = source["quantization"]
@@ -206,7 +206,7 @@ def c_header(plan: Any, data: bytes, *, int8: bool) -> str:
 
     quant = ""
     if int8:
-        interpreter = _interpreter(data)
+        interpreter = tflite_interpreter(data)
         (in_scale, in_zero), (out_scale, out_zero) = (
             interpreter.get_input_details()[0]["quantization"],
             interpreter.get_output_details()[0]["quantization"],
