@@ -13,23 +13,20 @@ z-normalised per domain, smallest over domains).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._validation import check_finite_float, check_positive_int
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly._validation import Constraints, Interval, Satisfies, int_tuple
 from soundanomaly.datasets.keys import record_of
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ClipStatistics
 from soundanomaly.detectors.domain_knn import MemoryBanks, session_labels
 from soundanomaly.exceptions import MissingDependencyError, ParameterError
 from soundanomaly.features.base import ClipFeatures
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.typing import FloatArray
 
 __all__ = ["AuxiliaryClassifierDetector", "auxiliary_labels"]
 
@@ -110,7 +107,7 @@ class AuxiliaryClassifierDetector(BaseDetector):
         Clip-level features work best (one vector per clip); with frame-level
         ones each window is embedded and scored, and a clip's score is the
         ``aggregate`` of its windows (slow).
-    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -133,6 +130,18 @@ class AuxiliaryClassifierDetector(BaseDetector):
     (2,)
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "hidden": [Satisfies(int_tuple, "a non-empty tuple of positive ints")],
+        "embedding": [Interval(int, 2, None)],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "learning_rate": [Interval(float, 0, None, closed="neither")],
+        "dropout": [Interval(float, 0, 1, closed="left")],
+        "label_smoothing": [Interval(float, 0, 1, closed="left")],
+        "n_neighbors": [Interval(int, 1, None)],
+        "seed": [Interval(int, None, None), None],
+    }
+
     def __init__(
         self,
         *,
@@ -145,50 +154,9 @@ class AuxiliaryClassifierDetector(BaseDetector):
         label_smoothing: float = 0.1,
         n_neighbors: int = 1,
         seed: int | None = 0,
-        features: Any = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        if (
-            isinstance(hidden, (str, bytes))
-            or not isinstance(hidden, Sequence)
-            or any(isinstance(u, bool) or not isinstance(u, numbers.Integral) or u < 1 for u in hidden)
-        ):
-            raise ParameterError(f"hidden must be a tuple of positive ints, got {hidden!r}")
-        check_positive_int(embedding, name="embedding")
-        if embedding < 2:
-            raise ParameterError(f"embedding must be >= 2, got {embedding!r}")
-        check_positive_int(epochs, name="epochs")
-        check_positive_int(batch_size, name="batch_size")
-        check_positive_int(n_neighbors, name="n_neighbors")
-        if isinstance(learning_rate, bool) or not check_finite_float(learning_rate, name="learning_rate") > 0:
-            raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
-        for name, value in (("dropout", dropout), ("label_smoothing", label_smoothing)):
-            if isinstance(value, bool) or not 0.0 <= check_finite_float(value, name=name) < 1.0:
-                raise ParameterError(f"{name} must be in [0, 1), got {value!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ParameterError(f"seed must be an int or None, got {seed!r}")
+        super().__init__(**base)
         self.hidden = hidden
         self.embedding = embedding
         self.epochs = epochs

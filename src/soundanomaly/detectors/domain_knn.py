@@ -14,19 +14,17 @@ setting), and :meth:`DomainKNNDetector._adapt` adds one without retraining.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._validation import check_positive_int
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly._validation import Constraints, Interval, Options, check_positive_int
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ClipStatistics
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.typing import FloatArray
 
 __all__ = ["DomainKNNDetector", "MemoryBanks", "domain_statistics", "session_labels"]
 
@@ -301,7 +299,7 @@ class DomainKNNDetector(BaseDetector):
         false alarms at the pooled threshold 2 % against 15 %).
     metric : {"euclidean", "cosine"}, default "euclidean"
     features : extractor, default ClipStatistics()
-    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -323,42 +321,21 @@ class DomainKNNDetector(BaseDetector):
     True
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "n_neighbors": [Interval(int, 1, None)],
+        "scaling": [Options("none", "std")],
+        "metric": [Options("euclidean", "cosine")],
+    }
+
     def __init__(
         self,
         *,
         n_neighbors: int = 2,
         scaling: Scaling = "none",
         metric: Metric = "euclidean",
-        features: Any = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        check_positive_int(n_neighbors, name="n_neighbors")
-        if scaling not in ("none", "std"):
-            raise ParameterError(f"scaling must be 'none' or 'std', got {scaling!r}")
-        if metric not in ("euclidean", "cosine"):
-            raise ParameterError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+        super().__init__(**base)
         self.n_neighbors = n_neighbors
         self.scaling = scaling
         self.metric = metric

@@ -12,21 +12,19 @@ proportion to the domain's clip count:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._validation import check_finite_float
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly._validation import Constraints, Instance, Interval, Options
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ledoit_wolf
 from soundanomaly.detectors.domain_knn import MAX_BANKS, domain_statistics, session_labels
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.twfr import TimeWeightedFrequency
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.typing import FloatArray
 
 __all__ = ["SelectiveMahalanobisDetector", "domain_covariance", "within_domain_covariance"]
 
@@ -118,7 +116,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
         mean of AUC-S, AUC-T and pAUC 0.994 (0.966 with a prior of 100 clips;
         0.956 on the 1152 ClipStatistics values, whose covariance 250 clips
         cannot estimate).
-    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -146,43 +144,21 @@ class SelectiveMahalanobisDetector(BaseDetector):
     True
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "prior_strength": [Interval(float, 0, None)],
+        "scaling": [Options("none", "std")],
+        "normalise": [Instance(bool, text="True or False")],
+    }
+
     def __init__(
         self,
         *,
         prior_strength: float = 10.0,
         scaling: Scaling = "std",
         normalise: bool = True,
-        features: Any = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        if isinstance(prior_strength, bool) or not check_finite_float(prior_strength, name="prior_strength") >= 0:
-            raise ParameterError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
-        if scaling not in ("none", "std"):
-            raise ParameterError(f"scaling must be 'none' or 'std', got {scaling!r}")
-        if not isinstance(normalise, bool):
-            raise ParameterError(f"normalise must be True or False, got {normalise!r}")
+        super().__init__(**base)
         self.prior_strength = prior_strength
         self.scaling = scaling
         self.normalise = normalise

@@ -13,21 +13,19 @@ mixture gets one Gaussian whose covariance leans on the pooled one
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from soundanomaly._validation import check_finite_float, check_positive_int
-from soundanomaly.audio import Channel
-from soundanomaly.calibration import ThresholdCalibrator
+from soundanomaly._validation import Constraints, Instance, Interval
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.domain_knn import MAX_BANKS, domain_statistics, session_labels
 from soundanomaly.detectors.selective_mahalanobis import domain_covariance, within_domain_covariance
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.twfr import TimeWeightedFrequency
-from soundanomaly.typing import FloatArray, PathLike
+from soundanomaly.typing import FloatArray
 
 __all__ = ["TWFRGMMDetector"]
 
@@ -76,7 +74,7 @@ class TWFRGMMDetector(BaseDetector):
     seed : int or None, default 0
         Seeds the mixture's initialisation.
     features : extractor, default TimeWeightedFrequency()
-    channel, threshold, holdout, aggregate, chunk_size, n_jobs, cache_dir, progress, on_error, random_state
+    channel, threshold, holdout, aggregate, random_state
         See :class:`~soundanomaly.detectors.base.BaseDetector`.
 
     Attributes
@@ -95,6 +93,15 @@ class TWFRGMMDetector(BaseDetector):
     (True, [1])
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "n_components": [Interval(int, 1, MAX_COMPONENTS)],
+        "reg_covar": [Interval(float, 0, None, closed="neither")],
+        "min_clips": [Interval(int, 2, None)],
+        "prior_strength": [Interval(float, 0, None)],
+        "normalise": [Instance(bool, text="True or False")],
+        "seed": [Interval(int, None, None), None],
+    }
+
     def __init__(
         self,
         *,
@@ -104,48 +111,12 @@ class TWFRGMMDetector(BaseDetector):
         prior_strength: float = 10.0,
         normalise: bool = True,
         seed: int | None = 0,
-        features: Any = None,
-        channel: Channel = 0,
-        threshold: float | ThresholdCalibrator | None = None,
-        holdout: float = 0.2,
-        aggregate: str = "mean",
-        chunk_size: int = 64,
-        n_jobs: int = 1,
-        cache_dir: PathLike | None = None,
-        progress: bool = False,
-        on_error: str = "raise",
-        random_state: int | None = 0,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            features=features,
-            channel=channel,
-            threshold=threshold,
-            holdout=holdout,
-            aggregate=aggregate,
-            chunk_size=chunk_size,
-            n_jobs=n_jobs,
-            cache_dir=cache_dir,
-            progress=progress,
-            on_error=on_error,
-            random_state=random_state,
-        )
-        check_positive_int(n_components, name="n_components")
-        if n_components > MAX_COMPONENTS:
-            raise ParameterError(f"n_components must be at most {MAX_COMPONENTS}, got {n_components!r}")
-        check_positive_int(min_clips, name="min_clips")
-        if min_clips < 2:
-            raise ParameterError(f"min_clips must be >= 2, got {min_clips!r}")
-        if isinstance(reg_covar, bool) or not check_finite_float(reg_covar, name="reg_covar") > 0:
-            raise ParameterError(f"reg_covar must be > 0, got {reg_covar!r}")
-        if isinstance(prior_strength, bool) or not check_finite_float(prior_strength, name="prior_strength") >= 0:
-            raise ParameterError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ParameterError(f"seed must be an int or None, got {seed!r}")
+        super().__init__(**base)
         self.n_components = n_components
         self.reg_covar = reg_covar
         self.min_clips = min_clips
-        if not isinstance(normalise, bool):
-            raise ParameterError(f"normalise must be True or False, got {normalise!r}")
         self.prior_strength = prior_strength
         self.normalise = normalise
         self.seed = seed
