@@ -21,7 +21,7 @@ from soundanomaly.exceptions import OutputExistsError, ParameterError, SoundAnom
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
-from soundanomaly.scale import extract_many, fit_many, iter_clips, score_many  # noqa: E402
+from soundanomaly.scale import extract_many, fit_many, iter_clips, score_clips, score_many  # noqa: E402
 
 N_CLIPS = 24
 
@@ -349,3 +349,40 @@ def test_cli_train_with_jobs_equals_serial(tiny_root: Path, tmp_path: Path) -> N
         assert model.n_jobs == 1  # --jobs is not saved with the model
         thresholds.append(model.threshold_)
     assert thresholds[0] == pytest.approx(thresholds[1], rel=1e-6)
+
+
+def test_any_executor_and_a_killed_local_worker(site: tuple[Path, list[str], Path, Any], tmp_path: Path) -> None:
+    """A caller's own executor (the model goes by path); a local pool that loses a process is rebuilt."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import psutil
+
+    data, paths, folder, serial = site
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        rows = score_clips(folder, paths, executor=pool, shard_size=5)
+    assert [row.path for row in rows] == paths
+    np.testing.assert_allclose([row.score for row in rows], serial, rtol=1e-9)
+
+    killed: list[int] = []
+
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+
+    def kill_a_worker(shard: int, clips: int) -> None:
+        new = []
+        for child in me.children(recursive=True):
+            try:  # the pool's processes, not multiprocessing's resource tracker (nor a finished process)
+                if child.pid not in before and not any("resource_tracker" in part for part in child.cmdline()):
+                    new.append((child, child.ppid()))
+            except psutil.Error:
+                continue
+        # the pool's workers: children of a forkserver when TensorFlow is loaded, else our own children
+        workers = [child for child, parent in new if parent != me.pid] or [child for child, _ in new]
+        if not killed and workers:
+            killed.append(workers[0].pid)
+            workers[0].kill()
+
+    out = tmp_path / "scores"
+    summary = score_many(folder, data, out, jobs=2, shard_size=2, on_shard=kill_a_worker)
+    assert killed and summary.scored == N_CLIPS
+    _check_exactly_once(out, paths, serial)

@@ -140,6 +140,8 @@ class _Runner:
             slots = self.jobs
         self.max_in_flight = max_in_flight or max(4, 2 * slots)  # a cluster may still be starting its workers
         self.restarts = 0
+        self.generation = 0
+        self.generation_of: dict[Future[Any], int] = {}
 
     def _new_pool(self) -> Executor:
         if self.jobs == 1:
@@ -156,7 +158,24 @@ class _Runner:
         return ModelRef(fingerprint, str(folder))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        return self.executor.submit(fn, *args)
+        """Submit a task; a local pool found broken (a worker died) is rebuilt first."""
+        try:
+            future = self.executor.submit(fn, *args)
+        except BrokenProcessPool as exc:
+            self.restart(exc)
+            future = self.executor.submit(fn, *args)
+        self.generation_of[future] = self.generation
+        return future
+
+    def outcome(self, future: Future[Any]) -> tuple[bool, Any]:
+        """``(True, result)``, or ``(False, None)`` when the task died with its pool: the caller resubmits it."""
+        generation = self.generation_of.pop(future, self.generation)
+        try:
+            return True, future.result()
+        except BrokenProcessPool as exc:
+            if generation == self.generation:  # the first loss seen from this pool: a new pool
+                self.restart(exc)
+            return False, None
 
     def restart(self, exc: BaseException) -> None:
         """After a local worker died: a fresh pool, or the error when the pool is not ours or keeps dying."""
@@ -166,6 +185,7 @@ class _Runner:
         _log.warning("a worker process died (%s): restarting the pool (%d/%d)", exc, self.restarts, _POOL_RESTARTS)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = self._new_pool()
+        self.generation += 1
 
     def close(self, *, cancel: bool) -> None:
         if self.owned:
@@ -315,15 +335,14 @@ def score_many(
             def collect(done: Iterable[Future[Any]]) -> None:
                 for future in sorted(done, key=lambda f: pending[f][0]):  # shard order: a tidy manifest
                     shard, digest, shard_names = pending.pop(future)
-                    try:
-                        columns = future.result()
-                    except BrokenProcessPool as exc:
-                        runner.restart(exc)
-                        retry = list(pending.items())
-                        pending.clear()
-                        for shard_, digest_, names_ in [(shard, digest, shard_names)] + [v for _, v in retry]:
-                            pending[runner.submit(score_shard, shipped, names_, allow_http)] = (shard_, digest_, names_)
-                        return
+                    done_ok, columns = runner.outcome(future)
+                    if not done_ok:
+                        pending[runner.submit(score_shard, shipped, shard_names, allow_http)] = (
+                            shard,
+                            digest,
+                            shard_names,
+                        )
+                        continue
                     _check_rows(columns, shard_names, on_error)
                     job.write(shard, digest, columns)
                     bad = sum(status != "ok" for status in columns["status"])
@@ -430,14 +449,9 @@ def score_clips(
 
             def take() -> None:
                 future, shard_names = queue.popleft()
-                try:
-                    columns = future.result()
-                except BrokenProcessPool as exc:
-                    runner.restart(exc)
-                    retry = [shard_names] + [n for _, n in queue]
-                    queue.clear()
-                    for again in retry:
-                        queue.append((runner.submit(score_shard, shipped, again, allow_http), again))
+                done_ok, columns = runner.outcome(future)
+                if not done_ok:
+                    queue.appendleft((runner.submit(score_shard, shipped, shard_names, allow_http), shard_names))
                     return
                 _check_rows(columns, shard_names, on_error)
                 for i in range(len(shard_names)):
@@ -527,15 +541,11 @@ def extract_many(
 
     def take() -> None:
         future, names = queue.popleft()
-        try:
-            features, lost = future.result()
-        except BrokenProcessPool as exc:
-            runner.restart(exc)
-            retry = [names] + [n for _, n in queue]
-            queue.clear()
-            for shard_names in retry:
-                queue.append((runner.submit(extract_shard, extractor, shard_names, channel, allow_http), shard_names))
+        done_ok, result = runner.outcome(future)
+        if not done_ok:
+            queue.appendleft((runner.submit(extract_shard, extractor, names, channel, allow_http), names))
             return
+        features, lost = result
         if features is not None:
             parts.append(features)
         skipped.extend(lost)
