@@ -205,3 +205,36 @@ def test_twfr_gmm_end_to_end_on_files(tmp_path: Path):
         detector = TWFRGMMDetector(min_clips=5).fit(paths[:10])
     scores = detector.score([*paths[10:], str(bad)])
     assert scores[2] > scores[:2].max()
+
+
+@pytest.fixture(scope="module")
+def shifted_fans(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny DCASE-layout shift set (datasets.shift): one section, the target runs at another speed."""
+    from soundanomaly.datasets import open_dataset
+    from soundanomaly.datasets.shift import write_shift_dataset
+
+    root = write_shift_dataset(
+        tmp_path_factory.mktemp("shift") / "data",
+        sections=[0],
+        shifts=["operating_point"],
+        n_source=40,
+        n_target=10,
+        n_test=12,
+        severity=0.8,
+        duration=1.0,
+        seed=5,
+    )
+    clips = open_dataset(root)
+    return clips.filter(split="train"), clips.filter(split="test")
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=IDS)
+def test_on_the_synthetic_shift_set_files_to_scores(factory, shifted_fans):
+    train, test = shifted_fans
+    detector = factory().fit(train)  # sessions: the ClipSet's DCASE domains
+    assert sorted(detector.sessions_) == ["fan/section_00/source", "fan/section_00/target"]
+    scores = detector.score(test)
+    domains = np.array([r.domain for r in test])
+    for domain in ("source", "target"):  # DCASE: a domain's normal clips against every anomaly
+        keep = (domains == domain) | (test.labels == 1)
+        assert roc_auc(test.labels[keep], scores[keep]) >= 0.8
