@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     before = float(detector.threshold_)
     sessions = None if args.session is None else [args.session] * len(clips)
     detector.adapt(clips, sessions=sessions)
-    _log.info("adapted on %d clip(s): threshold %.6g -> %.6g", len(clips), before, detector.threshold_)
+    _log.info("adapted on %d clip(s)", len(clips))
+    if detector.threshold_ != before:
+        _log.info("threshold %.6g -> %.6g", before, detector.threshold_)
     saved = detector.save(args.out, overwrite=args.force, inputs=inputs)
     _log.info("model saved to %s", saved)
     return 0
