@@ -10,7 +10,12 @@ when it knows each clip's *session* (``fit(..., sessions=...)``; a DCASE
 * **Recording sessions** (a day, a run: any session key that is not a DCASE
   domain): ``fit`` holds out **whole sessions** (seeded, about ``holdout`` of the
   clips, never every session) and calibrates on them, so the threshold is
-  measured on sessions the model never heard.
+  measured on sessions the model never heard. The model does not train on
+  them: with two sessions, one is held out (about half the clips). On the
+  shift benchmark's five-day check this cut a new day's false alarms from
+  22-32 % (random clips) to 3-13 %.
+* Without sessions (MIMII layout, plain paths) nothing changes: random clips
+  are held out, silently, as before.
 * **Domains** (keys ending in ``/source`` or ``/target``): the model must know
   every domain, so each domain keeps most of its clips for training and gives
   ``holdout`` of them (at least one when it has 3 or more) to calibration.
