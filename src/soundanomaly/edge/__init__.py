@@ -328,9 +328,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("audio", nargs="+", help="WAV files, or - for a WAV stream on standard input")
     parser.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     parser.add_argument("--events-only", action="store_true", help="print alerts only, not every window")
-    parser.add_argument("--raise-k", type=int, default=2)
-    parser.add_argument("--raise-n", type=int, default=3)
-    parser.add_argument("--clear-m", type=int, default=3)
+    parser.add_argument("--raise-k", type=int, default=2, help="alert when K of the last N windows are above (2)")
+    parser.add_argument("--raise-n", type=int, default=3, help="... of the last N windows (3)")
+    parser.add_argument("--clear-m", type=int, default=3, help="clear after M windows in a row at or below (3)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
     parser.add_argument(
         "--clips",
