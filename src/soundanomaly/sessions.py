@@ -14,8 +14,6 @@ when it knows each clip's *session* (``fit(..., sessions=...)``; a DCASE
   them: with two sessions, one is held out (about half the clips). On the
   shift benchmark's five-day check this cut a new day's false alarms from
   22-32 % (random clips) to 3-13 %.
-* Without sessions (MIMII layout, plain paths) nothing changes: random clips
-  are held out, silently, as before.
 * **Domains** (keys ending in ``/source`` or ``/target``): the model must know
   every domain, so each domain keeps most of its clips for training and gives
   ``holdout`` of them (at least one when it has 3 or more) to calibration.
@@ -29,6 +27,8 @@ when it knows each clip's *session* (``fit(..., sessions=...)``; a DCASE
 * **One session** only: the clips are held out at random within it (as without
   sessions) and a :class:`~soundanomaly.exceptions.CalibrationWarning` says that
   the threshold holds for that session only.
+* Without sessions (MIMII layout, plain paths) nothing changes: random clips
+  are held out, silently, as before.
 
 **Adaptation** (:meth:`~soundanomaly.detectors.base.BaseDetector.adapt`): a few
 normal clips of a new session join the model without retraining; their
