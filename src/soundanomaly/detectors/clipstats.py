@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from soundanomaly._validation import Constraints, Interval, Options
 from soundanomaly.detectors.base import BaseDetector
+from soundanomaly.detectors.inputs import check_features_vary
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.clipstats import ClipStatistics
@@ -144,6 +145,7 @@ class ClipStatsDetector(BaseDetector):
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         x = features.windows.astype(np.float64)
+        check_features_vary(x)  # silence (or one clip repeated) would give threshold 0 and meaningless scores
         self.mean_ = x.mean(axis=0)
         if self.scaling == "std":
             spread = x.std(axis=0)

@@ -24,6 +24,7 @@ from soundanomaly.typing import ClipData, FloatArray
 
 __all__ = [
     "check_data",
+    "check_features_vary",
     "checked_window_scores",
     "clip_paths",
     "global_rng_kept",
@@ -32,6 +33,26 @@ __all__ = [
     "reduce_windows",
     "take_data",
 ]
+
+
+def check_features_vary(x: npt.NDArray[np.float64]) -> None:
+    """Refuse training features that barely vary (silent clips, a dead microphone): every clip would score the same.
+
+    The one rule of "degenerate training data", for every detector that fits a spread.
+
+    Examples
+    --------
+    >>> check_features_vary(np.zeros((5, 3)))
+    Traceback (most recent call last):
+    ...
+    soundanomaly.exceptions.ParameterError: training features barely vary (mean variance 0): silent clips or a dead microphone? Every clip would score the same; train on recordings of the running machine
+    """
+    spread = float(np.mean(np.var(x, axis=0))) if len(x) > 1 else 0.0
+    if not spread > 1e-10 * (float(np.mean(np.mean(x, axis=0) ** 2)) + 1.0):
+        raise ParameterError(
+            f"training features barely vary (mean variance {spread:.3g}): silent clips or a dead microphone? "
+            "Every clip would score the same; train on recordings of the running machine"
+        )
 
 
 def check_data(data: object) -> None:

@@ -18,7 +18,7 @@ import scipy.signal
 
 from soundanomaly._validation import Interval, validate_params
 from soundanomaly.exceptions import AudioError, ParameterError
-from soundanomaly.features.base import BaseFeatureExtractor
+from soundanomaly.features.base import BaseFeatureExtractor, check_rate_matches, check_sample_rate
 from soundanomaly.features.logmel import log_mel_by_frame
 from soundanomaly.typing import FloatArray
 
@@ -85,6 +85,11 @@ class ClipStatistics(BaseFeatureExtractor):
         Lowest band edge in Hz.
     n_mels : int, default 64
         Mel bands of the log-mel statistics (0 leaves them out).
+    sr : int, default 16000
+        Rate (Hz) the statistics are computed at: a clip recorded above it is
+        resampled to it, one recorded below it is refused (the one rule of
+        :func:`soundanomaly.audio.check_rate`), so every clip's bands mean the
+        same frequencies.
 
     Examples
     --------
@@ -94,7 +99,9 @@ class ClipStatistics(BaseFeatureExtractor):
     (1, 1152)
     """
 
-    def __init__(self, *, n_fft: int = 8192, n_bands: int = 1024, fmin: float = 10.0, n_mels: int = 64) -> None:
+    def __init__(
+        self, *, n_fft: int = 8192, n_bands: int = 1024, fmin: float = 10.0, n_mels: int = 64, sr: int = 16000
+    ) -> None:
         validate_params(
             {"n_fft": n_fft, "n_bands": n_bands, "fmin": fmin, "n_mels": n_mels},
             {
@@ -108,6 +115,7 @@ class ClipStatistics(BaseFeatureExtractor):
         self.n_bands = n_bands
         self.fmin = float(fmin)
         self.n_mels = n_mels
+        self.sr = check_sample_rate(sr)
 
     @property
     def n_features(self) -> int:
@@ -122,6 +130,7 @@ class ClipStatistics(BaseFeatureExtractor):
             "n_bands": self.n_bands,
             "fmin": self.fmin,
             "n_mels": self.n_mels,
+            "sr": self.sr,
         }
 
     def _output_shape(self, n_samples: int) -> tuple[int, int] | None:
@@ -139,6 +148,7 @@ class ClipStatistics(BaseFeatureExtractor):
         AudioError
             If the clip is shorter than ``n_fft`` samples.
         """
+        check_rate_matches(sr, self.sr, "ClipStatistics")
         x = np.asarray(signal, dtype=np.float32)
         if x.ndim != 1:
             raise ParameterError(f"signal must be mono (1-D), got shape {x.shape}; wrap the extractor in MultiChannel")

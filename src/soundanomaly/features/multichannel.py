@@ -202,6 +202,11 @@ class MultiChannel(BaseFeatureExtractor):
         self.strategy = strategy
         self.max_delay = float(max_delay)
 
+    @property
+    def target_sr(self) -> int | None:
+        """The wrapped extractor's rate: clips are resampled to it, or refused below it (one rule for all)."""
+        return self.base.target_sr
+
     def params(self) -> dict[str, Any]:
         """Parameters that define the features (JSON-serialisable; the wrapped extractor's nested)."""
         return {

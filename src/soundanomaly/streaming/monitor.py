@@ -273,7 +273,7 @@ class Monitor:
         >>> from soundanomaly.features import ClipFeatures
         >>> from soundanomaly.detectors import ClipStatistics
         >>> rng = np.random.default_rng(0)
-        >>> extractor = ClipStatistics(n_fft=256, n_bands=16)
+        >>> extractor = ClipStatistics(n_fft=256, n_bands=16, sr=4000)
         >>> train = ClipFeatures.from_arrays([extractor.transform(rng.normal(0, 0.1, 4000).astype("f4"), 4000)
         ...                                   for _ in range(20)])
         >>> monitor = Monitor(ClipStatsDetector(features=extractor, threshold=1.0).fit(train), window_seconds=1.0)
