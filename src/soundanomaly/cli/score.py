@@ -33,7 +33,10 @@ def add_parser(subparsers: Any) -> None:
     )
     score.add_argument("model", help="model folder written by 'train' or 'demo'")
     score.add_argument(
-        "paths", nargs="+", help=".wav files (or s3:// URLs) or folders (searched recursively for *.wav, any case)"
+        "paths",
+        nargs="+",
+        help=".wav files (or s3:// URLs) or folders (searched recursively for *.wav, any case); with --out also "
+        "globs ('data/*/id_00/**/*.wav') and s3:// prefixes, listed lazily",
     )
     add_output(score, "--csv", kind="file", help="write the CSV here instead of stdout (never over an input)")
     score.add_argument(
