@@ -120,8 +120,8 @@ def _tune_allocator() -> None:
     serves each one as a new ``mmap`` (and Dask's workers set
     ``MALLOC_TRIM_THRESHOLD_``, which also freezes glibc's own adaptation), so
     every clip pays page faults to zero fresh pages: benchmarks/scale.py
-    measured 7.5-8.4 ms of CPU per 10 s clip in a Dask worker with the
-    defaults and 2.3-2.5 ms with these thresholds. Only worker processes are
+    measured 7.5-9.5 ms of CPU per 10 s clip in a Dask worker with the
+    defaults and 2.3-2.9 ms with these thresholds. Only worker processes are
     tuned (never the process that calls :func:`score_many`); the cost is that
     a worker keeps up to the largest working set (a few hundred MB) instead of
     returning it to the system between clips.
