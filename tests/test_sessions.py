@@ -221,3 +221,17 @@ def test_adapted_domain_knn_saves_and_loads(shift_clips: DCASE, tmp_path: Path) 
     assert loaded.threshold_ == pytest.approx(detector.threshold_)
     np.testing.assert_allclose(loaded.score(test), detector.score(test), rtol=1e-6)
     assert loaded.predict(test).tolist() == detector.predict(test).tolist()
+
+
+def test_days_and_domains_together() -> None:
+    """Days are held out whole; the domains (DCASE keys) each give a share; no held-out day trains."""
+    keys = np.array(
+        ["mon"] * 10 + ["tue"] * 10 + ["wed"] * 10 + ["fan/section_00/source"] * 30 + ["fan/section_00/target"] * 5
+    )
+    split = split_by_session(keys, holdout=0.2, random_state=3)
+    assert split.strategy == "sessions" and len(split.held_sessions) >= 1
+    trained = set(keys[split.train].tolist())
+    assert not trained & set(split.held_sessions)
+    assert {"fan/section_00/source", "fan/section_00/target"} <= trained
+    held = keys[split.holdout].tolist()
+    assert held.count("fan/section_00/source") == 6 and held.count("fan/section_00/target") == 1
