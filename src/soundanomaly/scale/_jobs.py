@@ -281,7 +281,8 @@ def score_many(
     shard_size : int >= 1, default 4096
         Clips per task and per partition (part of the job's identity).
     max_in_flight : int >= 1, optional
-        Shards submitted and not yet written (default: twice the workers).
+        Shards submitted and not yet written (default: twice the worker
+        threads, at least 4).
     on_error : {"skip", "raise"}, default "skip"
         ``"skip"``: a clip that cannot be read gets a row with status
         ``skipped`` and its reason (NaN score, label 1). ``"raise"``: stop at
