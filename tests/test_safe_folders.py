@@ -267,3 +267,12 @@ def test_a_bad_saved_calibration_is_reported_with_the_folder(tmp_path: Path) -> 
     (model / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFormatError, match=r"fan-model.*calibration"):
         GaussianDetector.load(model)
+
+
+def test_another_hosts_recent_temporary_folder_is_left_alone(tmp_path: Path) -> None:
+    """A folder shared over the network: a pid from another machine says nothing about that writer."""
+    model = tmp_path / "M"
+    foreign = tmp_path / f".M.tmp-{2**22 + 17}@00000000-abc"  # a pid that is not alive here
+    foreign.mkdir()
+    recover(model)
+    assert foreign.exists()

@@ -13,8 +13,8 @@ Rules (the "Safety" section of the docs states them for users):
   data folder, a clip) or the current working directory is refused.
 * Folders are built in a hidden temporary sibling and swapped into place; the
   marker is written last, so a folder without it was never completed. The
-  hidden siblings carry the writer's process id (``.M.tmp-<pid>-*``,
-  ``.M.old-<pid>``). Only when that process is dead *and* it died between the
+  hidden siblings carry the writer's process id and host (``.M.tmp-<pid>@<host>-*``,
+  ``.M.old-<pid>@<host>-*``). Only when that process is dead *and* it died between the
   two renames (the target is missing, its complete new copy and the old one
   are both there) does :func:`recover` (run by every save and every load) put
   the new copy in place; a model the user deleted is never brought back.
@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -245,6 +247,14 @@ def check_output_folder(target: PathLike, *, inputs: Iterable[PathLike] = (), ov
         _refuse_foreign(shown, folder)
 
 
+_HOST = hashlib.sha1(socket.gethostname().encode(), usedforsecurity=False).hexdigest()[:8]
+
+
+def _writer() -> str:
+    """This process, as named in swap siblings: ``<pid>@<host hash>`` (a pid says nothing on another host)."""
+    return f"{os.getpid()}@{_HOST}"
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -265,11 +275,12 @@ def _siblings(folder: Path) -> list[tuple[str, int | None, Path]]:
     found = []
     with contextlib.suppress(OSError):
         for sibling in folder.parent.iterdir():
-            for kind, shape in (("tmp", r"(\d+)-.+"), ("old", r"(\d+)(?:-.+)?")):
+            for kind, shape in (("tmp", r"(\d+)(?:@([0-9a-f]{8}))?-.+"), ("old", r"(\d+)(?:@([0-9a-f]{8}))?(?:-.+)?")):
                 prefix = f".{folder.name}.{kind}-"
                 if sibling.name.startswith(prefix) and sibling.is_dir() and not sibling.is_symlink():
                     match = re.fullmatch(shape, sibling.name[len(prefix) :])
-                    found.append((kind, int(match.group(1)) if match else None, sibling))
+                    here = match is not None and match.group(2) in (None, _HOST)  # another host's pid means nothing
+                    found.append((kind, int(match.group(1)) if match and here else None, sibling))
     return found
 
 
@@ -448,7 +459,7 @@ def atomic_dir(
         _refuse_foreign(shown, folder)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-{os.getpid()}-"))
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-{_writer()}-"))
     except OSError as exc:
         raise SoundAnomalyError(f"{shown}: cannot create the output folder ({exc.strerror or exc})") from exc
     try:
@@ -485,7 +496,7 @@ def _swap(tmp: Path, folder: Path) -> None:
     old = None
     try:
         if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            old = folder.with_name(f".{folder.name}.old-{_writer()}-{uuid.uuid4().hex[:8]}")
             os.replace(folder, old)
         os.replace(tmp, folder)
     except BaseException:
