@@ -12,6 +12,7 @@ PUBLIC_MODULES = [
     "soundanomaly.features",
     "soundanomaly.datasets",
     "soundanomaly.datasets.synthetic",
+    "soundanomaly.datasets.fan_physics",
     "soundanomaly.detectors",
     "soundanomaly.calibration",
     "soundanomaly.evaluation",

@@ -205,7 +205,7 @@ def generate_shift_clip(
     Parameters
     ----------
     section : int >= 0
-        The fan model (as ``machine_id`` in :func:`soundanomaly.datasets.synthetic.fan_model`).
+        The fan model (as ``machine_id`` in :func:`soundanomaly.datasets.fan_physics.fan_model`).
     condition : Condition, optional
         Default: ``Condition()`` (nominal speed, factory background at 6 dB).
     anomaly : {None, "imbalance", "voltage_change", "clogging", "bearing_wear"}
