@@ -142,7 +142,10 @@ def _items(data: Any) -> list[Any] | None:
     if hasattr(data, "windows"):  # ClipFeatures: the paths it was extracted from, if any
         paths = list(getattr(data, "paths", ()) or ())
         return paths or None
-    return [item if isinstance(item, ClipRecord) else os.fspath(item) for item in data]
+    items = list(data)
+    if not all(isinstance(item, (ClipRecord, str, os.PathLike)) for item in items):
+        return None  # not clips: no groups (the caller's input check names the problem)
+    return [item if isinstance(item, ClipRecord) else os.fspath(item) for item in items]
 
 
 @overload

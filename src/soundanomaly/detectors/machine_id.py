@@ -239,6 +239,7 @@ class MachineIdDetector(BaseDetector):
             return self._score_with_ids(data, groups)
 
     def _score_with_ids(self, data: ClipData, groups: Sequence[str] | None) -> npt.NDArray[np.float64]:
+        self._check_data(data)
         try:
             keys = group_keys(data, groups)
         except ParameterError:
