@@ -72,9 +72,10 @@ Channel: TypeAlias = int | Literal["mean"] | None
 
 #: Most memory (bytes) one decoded clip may take as float32, all channels (compressed files expand): 4 GiB.
 MAX_DECODED_BYTES = 4 * 1024**3
-#: Most samples per channel in one clip: 2**26 (70 min at 16 kHz). Scoring a clip peaks at about 30 bytes per
-#: sample (decoded signal, spectrogram, feature vectors), so about 2 GB at this limit; longer recordings are
-#: scored in windows, in flat memory, by :func:`soundanomaly.streaming.scan` (``soundanomaly scan``).
+#: Most samples per channel in one clip: 2**26 (70 min at 16 kHz). Scoring a clip peaks at about 35 bytes per
+#: sample (decoded signal, spectrogram, feature vectors; a 10-minute mono 16 kHz WAV of 19 MB peaked at 459 MB,
+#: the process included), so about 2.4 GB at this limit; longer recordings are scored in windows, in flat
+#: memory, by :func:`soundanomaly.streaming.scan` (``soundanomaly scan``).
 MAX_CLIP_SAMPLES = 2**26
 #: Lowest and highest sample rates (Hz) accepted in a file header.
 MIN_SAMPLE_RATE = 1_000
