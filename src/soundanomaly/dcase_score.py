@@ -169,11 +169,13 @@ class DCASEScore:
 
     def to_markdown(self) -> str:
         """One row per machine type and section: AUC source/target, pAUC; the official score below."""
+        from soundanomaly._printable import printable  # machine names come from folder names
+
         if self.edition == 2021:
             head = "| machine | section | AUC source | AUC target | pAUC source | pAUC target |"
             rule = "|---|---|---:|---:|---:|---:|"
             rows = [
-                f"| {s.machine} | {s.section:02d} | {_fmt(s.auc.get('source'))} | {_fmt(s.auc.get('target'))} "
+                f"| {printable(s.machine, markdown=True)} | {s.section:02d} | {_fmt(s.auc.get('source'))} | {_fmt(s.auc.get('target'))} "
                 f"| {_fmt(s.pauc.get('source'))} | {_fmt(s.pauc.get('target'))} |"
                 for s in self.sections
             ]
@@ -181,7 +183,7 @@ class DCASEScore:
             head = "| machine | section | AUC source | AUC target | pAUC |"
             rule = "|---|---|---:|---:|---:|"
             rows = [
-                f"| {s.machine} | {s.section:02d} | {_fmt(s.auc.get('source', s.auc.get('all')))} "
+                f"| {printable(s.machine, markdown=True)} | {s.section:02d} | {_fmt(s.auc.get('source', s.auc.get('all')))} "
                 f"| {_fmt(s.auc.get('target'))} | {_fmt(s.pauc.get('all'))} |"
                 for s in self.sections
             ]
