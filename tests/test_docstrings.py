@@ -28,6 +28,7 @@ PUBLIC_MODULES = [
     "soundanomaly.typing",
     "soundanomaly.dcase_score",
     "soundanomaly.datasets.download",
+    "soundanomaly.datasets.fetch",
     "soundanomaly.datasets.dcase",
     "soundanomaly.monitor",
     "soundanomaly.recording",

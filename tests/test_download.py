@@ -21,6 +21,7 @@ import pytest
 import soundfile as sf
 
 from soundanomaly.datasets import DCASE, MIMII, download, synthetic
+from soundanomaly.datasets import fetch as fetching
 from soundanomaly.datasets.download import (
     ChecksumError,
     DiskFullError,
@@ -133,8 +134,9 @@ def mimii_zip() -> bytes:
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetching, "_CHUNK", 4096)
     monkeypatch.setattr(download, "_CHUNK", 4096)  # several chunks per tiny archive
-    monkeypatch.setattr(download, "_RETRY_WAIT", 0.0)
+    monkeypatch.setattr(fetching, "_RETRY_WAIT", 0.0)
 
 
 def _serve_mimii(server: Server, data: bytes, *, md5: str | None = None) -> dict[str, RemoteFile]:
@@ -237,7 +239,7 @@ def test_full_disk_is_refused_before_writing(
     server: Server, mimii_zip: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = _serve_mimii(server, mimii_zip)
-    monkeypatch.setattr(download, "_free_bytes", lambda folder: 10_000)
+    monkeypatch.setattr(fetching, "_free_bytes", lambda folder: 10_000)
     with pytest.raises(DiskFullError, match=r"only 10\.0 kB is free"):
         download_mimii(
             tmp_path, machine="fan", snr=6, base_url=f"{server.base}/files", registry=registry, progress=False
@@ -250,22 +252,22 @@ def test_ctrl_c_keeps_the_partial_file_and_the_next_call_resumes(
 ) -> None:
     registry = _serve_mimii(server, mimii_zip)
     calls = {"n": 0}
-    original = download._ByteProgress.update
+    original = fetching._ByteProgress.update
 
-    def interrupt_on_third_chunk(self: download._ByteProgress, n: int) -> None:
+    def interrupt_on_third_chunk(self: fetching._ByteProgress, n: int) -> None:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
         original(self, n)
 
-    monkeypatch.setattr(download._ByteProgress, "update", interrupt_on_third_chunk)
+    monkeypatch.setattr(fetching._ByteProgress, "update", interrupt_on_third_chunk)
     kw = {"machine": "fan", "snr": 6, "base_url": f"{server.base}/files", "registry": registry, "progress": False}
     with pytest.raises(DownloadInterruptedError, match="kept, run the same command again to resume"):
         download_mimii(tmp_path, **kw)  # type: ignore[arg-type]
     part = tmp_path / ".downloads" / "6_dB_fan.zip.part"
     assert part.stat().st_size == 3 * 4096
     assert not (tmp_path / "6_dB_fan").exists()
-    monkeypatch.setattr(download._ByteProgress, "update", original)
+    monkeypatch.setattr(fetching._ByteProgress, "update", original)
     download_mimii(tmp_path, **kw)  # type: ignore[arg-type]
     assert server.requests[-1] == ("/files/6_dB_fan.zip", f"bytes={3 * 4096}-")
     assert len(MIMII(tmp_path)) == 8
@@ -471,7 +473,7 @@ def test_the_attempts_are_bounded_even_with_progress(
 ) -> None:
     registry = _serve_mimii(server, mimii_zip)
     server.always_cut = 1000
-    monkeypatch.setattr(download, "_MAX_ATTEMPTS_PER_RETRY", 2)
+    monkeypatch.setattr(fetching, "_MAX_ATTEMPTS_PER_RETRY", 2)
     with pytest.raises(DownloadError, match="attempts"):
         download_mimii(
             tmp_path, machine="fan", snr=6, ids=[2], base_url=f"{server.base}/files", registry=registry,
