@@ -50,7 +50,7 @@ class ParameterError(SoundAnomalyError, ValueError):
     >>> LogMelFrames(n_mels=0)
     Traceback (most recent call last):
     ...
-    soundanomaly.exceptions.ParameterError: n_mels must be a positive int, got 0
+    soundanomaly.exceptions.ParameterError: n_mels must be an int in [1, 1024], got 0
 
     """
 
