@@ -20,6 +20,7 @@ import numpy.typing as npt
 from soundanomaly._validation import Constraints, Interval, Options
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.inputs import check_features_vary
+from soundanomaly.detectors.mahalanobis import mahalanobis_contributions, mahalanobis_parts, mahalanobis_scores
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.clipstats import ClipStatistics
@@ -194,7 +195,7 @@ class ClipStatsDetector(BaseDetector):
         z = self._standardise(windows)
         if self.method == "knn":
             return self._knn(z)
-        return np.asarray(np.einsum("ij,ij->i", z @ self.precision_, z) / z.shape[1], dtype=np.float64)
+        return mahalanobis_scores(z, self.precision_)
 
     def feature_contributions(self, windows: FloatArray) -> npt.NDArray[np.float64]:
         """Each standardised value's share ``z_i (P z)_i / D`` of a window's score (rows sum to it), for ``explain``.
@@ -214,7 +215,7 @@ class ClipStatsDetector(BaseDetector):
                 "does not split into per-feature contributions; explain a ClipStatsDetector(method='mahalanobis')"
             )
         z = self._standardise(np.asarray(windows, dtype=np.float64))
-        return np.asarray(z * (z @ self.precision_) / z.shape[1], dtype=np.float64)
+        return mahalanobis_contributions(z, self.precision_)
 
     def _training_scores(self, features: ClipFeatures) -> npt.NDArray[np.float64]:
         z = self._standardise(features.windows)
@@ -243,4 +244,4 @@ class ClipStatsDetector(BaseDetector):
         if self.method == "knn":
             return {"kind": "knn", "mean": self.mean_, "scale": self.scale_, "reference": self.reference_,
                     "n_neighbors": self.n_neighbors}  # fmt: skip
-        return {"kind": "mahalanobis", "mean": self.mean_, "scale": self.scale_, "precision": self.precision_}
+        return mahalanobis_parts(self.mean_, self.scale_, self.precision_)

@@ -9,37 +9,32 @@ import numpy.typing as npt
 
 from soundanomaly._validation import Constraints, Interval
 from soundanomaly.detectors.base import BaseDetector
-from soundanomaly.exceptions import ParameterError
+from soundanomaly.detectors.inputs import check_features_vary
+from soundanomaly.detectors.mahalanobis import MahalanobisHooks, mahalanobis_scores
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.typing import FloatArray
 
 __all__ = ["GaussianDetector"]
 
 
-class GaussianDetector(BaseDetector):
+class GaussianDetector(MahalanobisHooks, BaseDetector):
     """Fit one Gaussian to the feature vectors of normal clips; score by Mahalanobis distance.
 
-    A window's score is its squared Mahalanobis distance to the mean of the
-    normal windows, divided by the number of features (about 1 for normal
-    data); a clip's score is the mean over its windows: higher = more
-    anomalous. Needs only NumPy: a fast, strong baseline for the autoencoder.
+    A window's score is its squared Mahalanobis distance to the normal mean over the number of features
+    (about 1 for normal data); a clip's is the mean over its windows: higher = more anomalous. NumPy only.
+    Its explain, monitor and export hooks come from :mod:`~soundanomaly.detectors.mahalanobis`.
 
     Parameters
     ----------
     shrinkage : float in [0, 1], default 0.05
-        Blend of the sample covariance with a scaled identity (keeps the
-        precision matrix well conditioned on few clips).
+        Blend of the sample covariance with a scaled identity (a well-conditioned precision on few clips).
     **base
-        ``features``, ``channel``, ``threshold``, ``holdout``, ``aggregate``,
-        ``random_state``: see :class:`~soundanomaly.detectors.base.BaseDetector`
-        (by default 20 % of the clips are held out to calibrate ``threshold_``
-        to 1 % false alarms).
+        ``features``, ``channel``, ``threshold``, ``holdout``, ``aggregate``, ``random_state``: see BaseDetector.
 
     Raises
     ------
     ParameterError
-        From ``fit``, when the features barely vary (silent clips, a dead
-        microphone): every clip would score the same.
+        From ``fit``, when the features barely vary (silent clips, a dead microphone).
 
     Examples
     --------
@@ -63,20 +58,15 @@ class GaussianDetector(BaseDetector):
 
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         x = features.windows.astype(np.float64)
+        check_features_vary(x)  # silent clips or a dead microphone: every clip would score the same
         self.mean_ = x.mean(axis=0)
         cov = np.atleast_2d(np.cov(x, rowvar=False))
         spread = float(np.trace(cov)) / len(cov)
-        if not spread > 1e-10 * (float(np.mean(self.mean_**2)) + 1.0):
-            raise ParameterError(
-                f"training features barely vary (mean variance {spread:.3g}): silent clips or a dead microphone? "
-                "Every clip would score the same; train on recordings of the running machine"
-            )
         cov = (1 - self.shrinkage) * cov + self.shrinkage * spread * np.eye(len(cov))
         self.precision_ = np.linalg.pinv(cov)
 
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
-        centred = windows.astype(np.float64) - self.mean_
-        return np.asarray(np.einsum("ij,ij->i", centred @ self.precision_, centred) / windows.shape[1])
+        return mahalanobis_scores(windows.astype(np.float64) - self.mean_, self.precision_)
 
     def _get_state(self) -> dict[str, FloatArray]:
         return {"mean": self.mean_, "precision": self.precision_}
@@ -87,20 +77,3 @@ class GaussianDetector(BaseDetector):
     def _set_state(self, state: dict[str, FloatArray]) -> None:
         self.mean_ = state["mean"].astype(np.float64)
         self.precision_ = state["precision"].astype(np.float64)
-
-    # -- what explain, the monitor and export ask of it ------------------------------------------
-    def feature_contributions(self, windows: FloatArray) -> npt.NDArray[np.float64]:
-        """Each value's share ``(x - mu)_i (P (x - mu))_i / D`` of a window's score (rows sum to it), for ``explain``."""
-        self._check_fitted()
-        centred = np.asarray(windows, dtype=np.float64) - self.mean_
-        return np.asarray(centred * (centred @ self.precision_) / centred.shape[1])
-
-    def stream_scorer(self) -> Any:
-        """The monitor's incremental scorer of this model (:mod:`soundanomaly.streaming.scorers`)."""
-        from soundanomaly.streaming.scorers import GaussianStreamScorer
-
-        own = type(self)._score_windows is GaussianDetector._score_windows  # a subclass scoring otherwise: None
-        return GaussianStreamScorer(self.mean_, self.precision_) if own else None
-
-    def _export_parts(self) -> dict[str, Any]:
-        return {"kind": "mahalanobis", "mean": self.mean_, "scale": None, "precision": self.precision_}

@@ -34,7 +34,9 @@ def _merged_signature(cls: type, init: Callable[..., None]) -> inspect.Signature
     params = [p for p in own.parameters.values() if p.kind != p.VAR_KEYWORD]
     if any(p.kind == p.VAR_KEYWORD and p.name == "base" for p in own.parameters.values()):
         seen = {p.name for p in params}
-        parent = inspect.signature(getattr(cls.__mro__[1], "__init__"))  # noqa: B009
+        # the next constructor up the MRO (a mixin without one, e.g. MahalanobisHooks, is skipped)
+        parent_cls = next(k for k in cls.__mro__[1:] if "__init__" in k.__dict__)
+        parent = inspect.signature(getattr(parent_cls, "__init__"))  # noqa: B009
         params += [
             p.replace(kind=p.KEYWORD_ONLY)
             for p in parent.parameters.values()

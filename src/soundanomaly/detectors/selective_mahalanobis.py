@@ -21,6 +21,7 @@ from soundanomaly._validation import Constraints, Instance, Interval, Options
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ledoit_wolf
 from soundanomaly.detectors.domain_knn import MAX_BANKS, domain_statistics, session_labels
+from soundanomaly.detectors.mahalanobis import mahalanobis_parts, mahalanobis_scores
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.features.twfr import TimeWeightedFrequency
@@ -253,7 +254,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
             )
             precision = np.linalg.inv(domain_covariance(others, self.pooled_, float(self.prior_strength)))
             centred = rows[fold] - centre
-            out[fold] = np.einsum("ij,ij->i", centred @ precision, centred) / rows.shape[1]
+            out[fold] = mahalanobis_scores(centred, precision)
         return out[np.isfinite(out)]
 
     def _adapt(self, features: ClipFeatures, sessions: npt.ArrayLike) -> None:
@@ -273,7 +274,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
         out = np.empty((len(z), len(self.sessions_)))
         for i, (mean, precision) in enumerate(zip(self.means_, self.precisions_, strict=True)):
             centred = z - mean
-            out[:, i] = np.einsum("ij,ij->i", centred @ precision, centred) / z.shape[1]
+            out[:, i] = mahalanobis_scores(centred, precision)
         return out
 
     def _score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
@@ -282,8 +283,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
     def _export_parts(self) -> dict[str, Any]:
         stats = self.stats_ if self.normalise else np.tile([0.0, 1.0], (len(self.means_), 1))
         members = [
-            {"kind": "mahalanobis", "mean": self.mean_, "scale": self.scale_, "centre": centre, "precision": precision,
-             "shift": float(mu), "spread": float(sigma)}
+            mahalanobis_parts(self.mean_, self.scale_, precision, centre=centre, shift=float(mu), spread=float(sigma))
             for centre, precision, (mu, sigma) in zip(self.means_, self.precisions_, stats, strict=True)
         ]  # fmt: skip
         return {"kind": "min", "members": members}  # session_scores, then the least per window
