@@ -60,3 +60,47 @@ def test_detector_internals_are_not_read(path: Path) -> None:
 @pytest.mark.parametrize("path", MODULES, ids=_name)
 def test_modules_stay_under_600_lines(path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
+
+
+STREAMING = sorted((PACKAGE / "streaming").glob("*.py"))
+
+
+def _detector_private_methods() -> set[str]:
+    """Every private method name of the detector classes (the base, meta-detectors and every registered one)."""
+    from soundanomaly.detectors.base import BaseDetector
+    from soundanomaly.detectors.ensemble import Ensemble
+    from soundanomaly.detectors.pergroup import PerGroup
+    from soundanomaly.registry import all_detectors
+
+    classes = [BaseDetector, PerGroup, Ensemble, *(cls for _, cls in all_detectors())]
+    return {
+        name
+        for cls in classes
+        for name in dir(cls)
+        if name.startswith("_") and not name.startswith("__") and callable(getattr(cls, name, None))
+    }
+
+
+@pytest.mark.parametrize("path", STREAMING, ids=_name)
+def test_streaming_calls_only_public_detector_methods(path: Path) -> None:
+    """#21: streaming asks a detector through public methods (``score_windows``, ``reduce_windows``,
+    ``check_is_fitted``, ``group_member``), never its private ones, and never tests its class."""
+    private = _detector_private_methods()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    calls = [
+        f"line {node.lineno}: .{node.func.attr}()"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in private
+        and not (isinstance(node.func.value, ast.Name) and node.func.value.id in {"self", "cls", "super"})
+    ]
+    classes = {"PerGroup", "Ensemble", "MetaDetector", "BaseDetector"}
+    calls += [
+        f"line {node.lineno}: isinstance(..., {name.id})"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance"
+        for name in ast.walk(node.args[1])
+        if isinstance(name, ast.Name) and name.id in classes - {"BaseDetector"}
+    ]
+    assert calls == []

@@ -271,10 +271,8 @@ class BaseDetector(AdaptingBase):
         )
 
     def _export_target(self, group: str | None) -> tuple[BaseDetector, float, str | None]:
-        """The detector that scores one stream, the offset added to its score and its group (PerGroup: one group)."""
-        if group is not None:
-            raise ParameterError(f"group={group!r} applies to a PerGroup model, not a {type(self).__name__}")
-        return self, 0.0, None
+        """What export writes: :meth:`group_member` (the detector, the offset added to its score, the group)."""
+        return self.group_member(group)
 
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         return None

@@ -292,12 +292,20 @@ class PerGroup(MetaDetector):
             self.models_[key].adapt(_subset(data, members), sessions=part)
         return self
 
-    def _export_target(self, group: str | None) -> tuple[BaseDetector, float, str | None]:
+    def group_member(self, group: str | None = None) -> tuple[BaseDetector, float, str | None]:
+        """The model of ``group`` (may be None with one group), minus its threshold as the offset, and the group.
+
+        ``score`` gives a clip the group model's score less that model's threshold; a stream or an exported
+        file stands for one group (one file per group).
+        """
         self._check_fitted()
         if group is None and len(self.groups_) == 1:
             group = self.groups_[0]
         if group not in self.models_:
-            raise ParameterError(f"choose the group to export (one file per group): group= one of {self.groups_}")
+            raise ParameterError(
+                f"this model holds one detector per group (one file per group): name one with group= "
+                f"(CLI: --group), one of {self.groups_}" + ("" if group is None else f", not {group!r}")
+            )
         model = self.models_[group]
         return model, -float(model.threshold_), group  # PerGroup.score: the group model's score less its threshold
 

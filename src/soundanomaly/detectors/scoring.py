@@ -295,6 +295,41 @@ class ScoringBase(Parameterized, RunOptionsMixin):
                 labels[members] = label_scores(scores[members], threshold)
         return labels
 
+    # -- what streaming asks of a fitted detector (public: no caller reaches into its private methods) ----------
+    def score_windows(self, windows: FloatArray) -> npt.NDArray[np.float64]:
+        """Anomaly score of each feature vector, shape ``(n_windows,)`` (higher = more anomalous).
+
+        ``windows`` is ``(n_windows, n_features)`` as ``features.transform`` gives; no clip reduction (see
+        :meth:`reduce_windows`). The monitor scores each stream window with it.
+        """
+        self._check_fitted()
+        return self._score_windows(windows)
+
+    def reduce_windows(self, per_window: npt.ArrayLike, offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Clip scores from per-window scores by this detector's ``aggregate`` (clip ``i``: ``offsets[i]:offsets[i+1]``)."""
+        return self._reduce(per_window, offsets)
+
+    def check_is_fitted(self) -> None:
+        """Raise :class:`~soundanomaly.exceptions.NotFittedError` unless the detector is fitted (or loaded)."""
+        self._check_fitted()
+
+    def group_member(self, group: str | None = None) -> tuple[Any, float, str | None]:
+        """The detector that scores clips of ``group``, the offset added to its scores, and the group key.
+
+        A single detector is its own member (``group`` must be None: offset 0);
+        :class:`~soundanomaly.detectors.PerGroup` returns its group's model.
+
+        Raises
+        ------
+        ParameterError
+            A group given to a detector that is not per group, or one the model does not know.
+        """
+        if group is not None:
+            raise ParameterError(
+                f"group={group!r} applies to a PerGroup model (train --per-id), not a {type(self).__name__}"
+            )
+        return self, 0.0, None
+
     # -- helpers ----------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):

@@ -286,7 +286,7 @@ class FramePipeline:
             terms = model.terms(work)
             exact = model.scores(terms)
         else:
-            terms, exact = [], self.detector._score_windows(work) if total else np.empty(0)
+            terms, exact = [], self.detector.score_windows(work) if total else np.empty(0)
         if n_redo or n_new:  # cache the interior ones at this reference
             if terms and not self.vec_terms:
                 self.vec_terms = [np.zeros((len(self.vec_score), *t.shape[1:]), dtype=t.dtype) for t in terms]

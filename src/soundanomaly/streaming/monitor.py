@@ -108,7 +108,7 @@ class Monitor:
             model = load_model(model)
         if not isinstance(model, BaseDetector):
             raise ParameterError(f"model must be a fitted detector or a model folder, got {type(model).__name__}")
-        model._check_fitted()
+        model.check_is_fitted()
         detector, self.group, self._offset = group_detector(model, group)
         for name, value in (("window_seconds", window_seconds), ("hop_seconds", hop_seconds)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= MAX_WINDOW_SECONDS:
@@ -449,8 +449,8 @@ class Monitor:
             else:
                 samples = self._buffer.view(start, start + window)
                 vectors = self.detector.features.transform(np.array(samples), sr)
-                score = clip_score(self.detector, self.detector._score_windows(vectors))
-            score -= self._offset  # a PerGroup's group model: less its threshold, as PerGroup.score
+                score = clip_score(self.detector, self.detector.score_windows(vectors))
+            score += self._offset  # a PerGroup's group model: less its threshold, as PerGroup.score
             out.append(WindowScore(self._next_window, start / sr, (start + window) / sr, score, self.threshold,
                                    time.monotonic()))  # fmt: skip
             self._next_window += 1
@@ -470,23 +470,11 @@ def load_model(path: PathLike) -> Any:
 
 
 def group_detector(model: Any, group: str | None) -> tuple[Any, str | None, float]:
-    """The detector that scores a stream, the group it stands for, and the offset taken off its scores.
+    """The detector that scores a stream, the group it stands for, and the offset added to its scores.
 
-    A :class:`~soundanomaly.detectors.PerGroup` scores a clip with its group's model, less that model's
+    The model's :meth:`~soundanomaly.detectors.base.BaseDetector.group_member`: a
+    :class:`~soundanomaly.detectors.PerGroup` scores a clip with its group's model, less that model's
     threshold; a stream comes from one microphone, so one group (named, or the model's only one).
     """
-    from soundanomaly.detectors.pergroup import PerGroup
-
-    if not isinstance(model, PerGroup):
-        if group is not None:
-            raise ParameterError(f"group={group!r} applies to a PerGroup model (train --per-id) only")
-        return model, None, 0.0
-    if group is None and len(model.groups_) == 1:
-        group = model.groups_[0]
-    if group not in model.models_:
-        raise ParameterError(
-            f"this model holds one detector per group; name the one to monitor with group= (CLI: --group), "
-            f"one of {model.groups_}" + ("" if group is None else f", not {group!r}")
-        )
-    chosen = model.models_[group]
-    return chosen, group, float(chosen.threshold_)
+    member, offset, key = model.group_member(group)
+    return member, key, offset

@@ -37,7 +37,7 @@ def clip_score(detector: Any, per_vector: npt.NDArray[np.float64]) -> float:
     """
     if getattr(detector, "aggregate", "mean") == "mean":
         return float(np.add.reduce(per_vector) / len(per_vector))
-    return float(detector._reduce(per_vector, np.array([0, len(per_vector)], dtype=np.int64))[0])
+    return float(detector.reduce_windows(per_vector, np.array([0, len(per_vector)], dtype=np.int64))[0])
 
 
 FLOAT32_RTOL = 1e-6  # the largest relative error of a vector's score allowed for a float32 shortcut
