@@ -19,6 +19,24 @@ def _demo(out: Path, cache: Path, **options: object) -> object:
     return run_demo(out, epochs=1, cache_dir=cache, progress=False, synthetic_params=TINY, **options)  # type: ignore[arg-type]
 
 
+def test_demo_rows_come_from_the_registry() -> None:
+    """#21: the demo's extra detectors are the registry's ``demo=`` lines (one table), baseline first."""
+    from soundanomaly import registry
+    from soundanomaly.detectors import PerGroup
+    from soundanomaly.features import LogMelFrames
+
+    rows = registry.demo_detectors()
+    assert [label for label, _ in EXTRA_DETECTORS] == [label for label, _, _ in rows]
+    assert rows[0][1] == "GaussianDetector"
+    features = LogMelFrames(n_mels=16)
+    for (_, factory), (_, name, per_group) in zip(EXTRA_DETECTORS, rows, strict=True):
+        detector = factory(features, 3)
+        member = detector.detector if per_group else detector
+        assert isinstance(detector, PerGroup) == per_group and type(member) is registry.get("detector", name)
+        assert member.random_state == 3
+    assert EXTRA_DETECTORS[0][1](features, 3).features is features  # shares the demo's log-mel features
+
+
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     notes.mkdir()

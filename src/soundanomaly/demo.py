@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soundanomaly import __version__
+from soundanomaly import __version__, registry
 from soundanomaly._safefiles import safe_csv_cell
 from soundanomaly._safeio import atomic_dir
 from soundanomaly.audio import load
 from soundanomaly.calibration import Calibration, ThresholdCalibrator
 from soundanomaly.datasets import MIMII, ClipSet, autoencoder_split, synthetic
 from soundanomaly.demo_report import FIGURES, ReportInputs, html_page, markdown
-from soundanomaly.detectors import AutoencoderDetector, ClipStatsDetector, GaussianDetector, PerGroup
+from soundanomaly.detectors import AutoencoderDetector, PerGroup
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.evaluation import EvaluationReport, Evaluator
 from soundanomaly.exceptions import ParameterError, SoundAnomalyError
@@ -37,17 +37,25 @@ __all__ = ["EXTRA_DETECTORS", "DemoResult", "default_cache_dir", "run_demo", "sy
 
 _log = logging.getLogger("soundanomaly.demo")
 
-# ---------------------------------------------------------------------------------------------------------------
-# EXTRA DETECTOR ROWS of the report. The autoencoder stays the reference row (its model is saved in model/);
-# every entry here adds one row: (label, factory). Each factory gets the feature extractor and the seed and
-# returns an unfitted detector that takes the demo's log-mel features; it is fitted on the training clips and its
-# threshold calibrated on the same normal validation clips, with the same target false-alarm rate.
-# Add the best detector from the quality work here.
-# ---------------------------------------------------------------------------------------------------------------
+
+def _demo_factory(name: str, per_group: bool) -> Callable[[LogMelFrames, int], BaseDetector]:
+    """An unfitted registered detector: seeded; on the demo's log-mel features where it takes that kind."""
+
+    def factory(features: LogMelFrames, seed: int) -> BaseDetector:
+        cls = registry.get("detector", name)
+        shares = isinstance(cls().features, type(features))  # then it reuses the log-mel features computed once
+        detector: BaseDetector = cls(random_state=seed, **({"features": features} if shares else {}))
+        return PerGroup(detector) if per_group else detector
+
+    return factory
+
+
+#: The report's extra rows, ``(label, factory)``, from the registry (``demo=`` on a line of
+#: :data:`soundanomaly.registry.DETECTORS`); the first is the baseline. The autoencoder stays the reference
+#: row (its model is saved in model/); each extra detector is fitted on the training clips and its threshold
+#: calibrated on the same normal validation clips, with the same target false-alarm rate.
 EXTRA_DETECTORS: list[tuple[str, Callable[[LogMelFrames, int], BaseDetector]]] = [
-    ("Gaussian/Mahalanobis baseline", lambda features, seed: GaussianDetector(features=features, holdout=0.0)),
-    # the best detector of the quality benchmark (docs: quality): clip statistics, one model per machine id
-    ("clip statistics k-NN, per machine id", lambda features, seed: PerGroup(ClipStatsDetector(random_state=seed))),
+    (label, _demo_factory(name, per_group)) for label, name, per_group in registry.demo_detectors()
 ]
 
 #: Size of the embedded default data set: 4 fan ids x (100 normal + 30 abnormal) clips of 10 s.

@@ -37,6 +37,7 @@ __all__ = [
     "all_detectors",
     "cli_name",
     "cli_names",
+    "demo_detectors",
     "entry_of",
     "get",
     "names",
@@ -60,6 +61,10 @@ class Entry:
         The optional package whose absence makes it unusable (imported first).
     extra : str or None
         The ``soundanomaly[extra]`` that installs ``package`` (detectors: what training needs, e.g. ``"tf"``).
+    demo : str or None
+        Detectors: the label of its row in the demo report (:func:`demo_detectors`); None: not in the demo.
+    demo_per_group : bool
+        Detectors: the demo fits one per machine id (wrapped in :class:`~soundanomaly.detectors.PerGroup`).
 
     Examples
     --------
@@ -71,6 +76,8 @@ class Entry:
     cli: str | None = None
     package: str | None = None
     extra: str | None = None
+    demo: str | None = None
+    demo_per_group: bool = False
 
     @property
     def module(self) -> str:
@@ -81,9 +88,9 @@ class Entry:
 # fmt: off
 #: Every detector: class name -> entry (one line per detector).
 DETECTORS: dict[str, Entry] = {
-    "GaussianDetector": Entry("soundanomaly.detectors.gaussian:GaussianDetector", cli="gaussian"),
+    "GaussianDetector": Entry("soundanomaly.detectors.gaussian:GaussianDetector", cli="gaussian", demo="Gaussian/Mahalanobis baseline"),
     "AutoencoderDetector": Entry("soundanomaly.detectors.autoencoder:AutoencoderDetector", cli="autoencoder", extra="tf"),
-    "ClipStatsDetector": Entry("soundanomaly.detectors.clipstats:ClipStatsDetector", cli="clipstats"),
+    "ClipStatsDetector": Entry("soundanomaly.detectors.clipstats:ClipStatsDetector", cli="clipstats", demo="clip statistics k-NN, per machine id", demo_per_group=True),
     "MachineIdDetector": Entry("soundanomaly.detectors.machine_id:MachineIdDetector", cli="machine-id", extra="tf"),
     "SpectrogramCNNDetector": Entry("soundanomaly.detectors.cnn:SpectrogramCNNDetector", extra="tf"),
     "RekognitionDetector": Entry("soundanomaly.detectors.rekognition:RekognitionDetector"),
@@ -151,6 +158,19 @@ def cli_names() -> list[str]:
     ['gaussian', 'autoencoder', 'clipstats']
     """
     return [entry.cli for entry in DETECTORS.values() if entry.cli is not None]
+
+
+def demo_detectors() -> list[tuple[str, str, bool]]:
+    """The demo report's extra rows, in table order: ``(label, detector name, per machine id)``.
+
+    The first is the report's baseline. A detector joins the demo with ``demo=`` on its line of :data:`DETECTORS`.
+
+    Examples
+    --------
+    >>> demo_detectors()[0]
+    ('Gaussian/Mahalanobis baseline', 'GaussianDetector', False)
+    """
+    return [(entry.demo, name, entry.demo_per_group) for name, entry in DETECTORS.items() if entry.demo is not None]
 
 
 def entry_of(name: str) -> Entry:
