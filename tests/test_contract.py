@@ -179,6 +179,18 @@ def test_the_registry_lists_every_detector_class() -> None:
     assert set(registered.SETUP) <= set(all_names())
 
 
+@pytest.mark.parametrize("name", names("detector"))
+def test_no_registered_detector_lists_run_options_in_its_constructor(name: str) -> None:
+    """#21: run options are fit/score keywords; a constructor holds the detector's own parameters (+ ``**base``)."""
+    import inspect
+
+    from soundanomaly.detectors.options import RUN_OPTION_NAMES
+    from soundanomaly.registry import get
+
+    listed = set(inspect.signature(get("detector", name)).parameters) & set(RUN_OPTION_NAMES)
+    assert listed == set(), f"{name} lists run options {sorted(listed)} in its constructor"
+
+
 @pytest.mark.aws
 @pytest.mark.tf
 def test_contract_rekognition_on_the_local_stand_in(tmp_path: Path) -> None:
