@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from soundanomaly._validation import Constraints, Interval, Options
 from soundanomaly.detectors.base import BaseDetector
-from soundanomaly.detectors.inputs import check_features_vary
+from soundanomaly.detectors.inputs import check_features_vary, feature_scale
 from soundanomaly.detectors.mahalanobis import mahalanobis_contributions, mahalanobis_parts, mahalanobis_scores
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
@@ -148,11 +148,7 @@ class ClipStatsDetector(BaseDetector):
         x = features.windows.astype(np.float64)
         check_features_vary(x)  # silence (or one clip repeated) would give threshold 0 and meaningless scores
         self.mean_ = x.mean(axis=0)
-        if self.scaling == "std":
-            spread = x.std(axis=0)
-            self.scale_ = np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12))
-        else:
-            self.scale_ = np.ones(x.shape[1])
+        self.scale_ = feature_scale(x, self.scaling)
         z = self._standardise(features.windows)
         if self.method == "mahalanobis":
             if self.shrinkage is None:

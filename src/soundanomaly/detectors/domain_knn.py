@@ -22,6 +22,7 @@ import numpy.typing as npt
 from soundanomaly._validation import Constraints, Interval, Options, check_positive_int
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ClipStatistics
+from soundanomaly.detectors.inputs import feature_scale
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
 from soundanomaly.typing import FloatArray
@@ -358,11 +359,7 @@ class DomainKNNDetector(BaseDetector):
     def _fit(self, features: ClipFeatures, labels: npt.NDArray[np.int8] | None = None) -> None:
         x = features.windows.astype(np.float64)
         self.mean_ = x.mean(axis=0)
-        if self.scaling == "std":
-            spread = x.std(axis=0)
-            self.scale_ = np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12))
-        else:
-            self.scale_ = np.ones(x.shape[1])
+        self.scale_ = feature_scale(x, self.scaling)
         per_clip = session_labels(getattr(self, "_fit_sessions", None), len(features))
         per_window = np.repeat(per_clip, np.diff(features.offsets))
         self.banks_ = self._new_banks().fit(self._standardise(features.windows), per_window)

@@ -27,6 +27,7 @@ __all__ = [
     "check_features_vary",
     "checked_window_scores",
     "clip_paths",
+    "feature_scale",
     "global_rng_kept",
     "kept_mask",
     "parse_aggregate",
@@ -53,6 +54,25 @@ def check_features_vary(x: npt.NDArray[np.float64]) -> None:
             f"training features barely vary (mean variance {spread:.3g}): silent clips or a dead microphone? "
             "Every clip would score the same; train on recordings of the running machine"
         )
+
+
+def feature_scale(x: npt.NDArray[np.float64], scaling: str) -> npt.NDArray[np.float64]:
+    """Per-value divisor of centred training features: ones, or with ``scaling="std"`` their spread.
+
+    The spread is floored at 1e-3 of the median spread, so a value that never varies in training is not
+    divided by zero. The one scaling rule of every detector with a ``scaling`` parameter.
+
+    Examples
+    --------
+    >>> np.round(feature_scale(np.array([[0.0, 1.0], [2.0, 1.0]]), "std"), 6).tolist()
+    [1.0, 0.0005]
+    >>> feature_scale(np.zeros((3, 2)), "none").tolist()
+    [1.0, 1.0]
+    """
+    if scaling != "std":
+        return np.ones(x.shape[1])
+    spread = x.std(axis=0)
+    return np.asarray(np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12)), dtype=np.float64)
 
 
 def check_data(data: object) -> None:

@@ -21,6 +21,7 @@ from soundanomaly._validation import Constraints, Instance, Interval, Options
 from soundanomaly.detectors.base import BaseDetector
 from soundanomaly.detectors.clipstats import ledoit_wolf
 from soundanomaly.detectors.domain_knn import MAX_BANKS, domain_statistics, session_labels
+from soundanomaly.detectors.inputs import feature_scale
 from soundanomaly.detectors.mahalanobis import mahalanobis_parts, mahalanobis_scores
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.features.base import ClipFeatures
@@ -177,10 +178,7 @@ class SelectiveMahalanobisDetector(BaseDetector):
         spread = x.std(axis=0)
         if not float(spread.max()) > 1e-10 * (float(np.abs(self.mean_).max()) + 1.0):
             raise ParameterError("training features barely vary (silent clips or a dead microphone?)")
-        if self.scaling == "std":
-            self.scale_ = np.maximum(spread, 1e-3 * (float(np.median(spread)) + 1e-12))
-        else:
-            self.scale_ = np.ones(x.shape[1])
+        self.scale_ = feature_scale(x, self.scaling)
         z = self._standardise(features.windows)
         per_clip = session_labels(getattr(self, "_fit_sessions", None), len(features))
         per_window = np.repeat(per_clip, np.diff(features.offsets))
