@@ -470,3 +470,44 @@ def test_fit_skips_unreadable_training_clips_on_request(tiny: MIMII, tmp_path: P
     detector = GaussianDetector(threshold=5.0).fit(paths, options={"on_error": "skip"})
     assert [p for p, _ in detector.fit_skipped_] == [str(broken)]
     assert len(detector.training_clips_) == 8
+
+
+def test_public_window_methods_match_clip_scoring_and_check_fitting() -> None:
+    """#21: what streaming uses (score_windows, reduce_windows, check_is_fitted) is the detector's own scoring."""
+    from soundanomaly.exceptions import NotFittedError
+
+    rng = np.random.default_rng(5)
+    clips = ClipFeatures.from_arrays([rng.normal(size=(6, 4)).astype("float32") for _ in range(40)])
+    unfitted = GaussianDetector()
+    with pytest.raises(NotFittedError):
+        unfitted.check_is_fitted()
+    with pytest.raises(NotFittedError):
+        unfitted.score_windows(clips.windows)
+    detector = GaussianDetector(aggregate="max", threshold=2.0).fit(clips)
+    detector.check_is_fitted()
+    per_window = detector.score_windows(clips.windows)
+    assert per_window.shape == (len(clips.windows),)
+    np.testing.assert_allclose(detector.reduce_windows(per_window, clips.offsets), detector.score(clips), rtol=1e-12)
+
+
+def test_group_member_is_the_model_that_scores_a_group() -> None:
+    """#21: ``group_member`` gives the monitor and export a PerGroup's model (score + offset = PerGroup's score)."""
+    from soundanomaly.detectors import PerGroup
+
+    rng = np.random.default_rng(6)
+    clips = ClipFeatures.from_arrays([rng.normal(size=(6, 4)).astype("float32") for _ in range(60)])
+    groups = ["fan/id_00", "fan/id_02"] * 30
+    model = PerGroup(GaussianDetector(threshold=1.5)).fit(clips, groups=groups)
+    member, offset, group = model.group_member("fan/id_02")
+    assert group == "fan/id_02" and member is model.models_["fan/id_02"]
+    np.testing.assert_allclose(
+        member.score(clips) + offset, model.score(clips, groups=["fan/id_02"] * len(clips)), rtol=1e-12
+    )
+    with pytest.raises(ParameterError, match=r"one of \['fan/id_00', 'fan/id_02'\], not 'fan/id_04'"):
+        model.group_member("fan/id_04")
+    with pytest.raises(ParameterError, match="group="):
+        model.group_member(None)  # two groups: name one
+    leaf = GaussianDetector(threshold=1.5).fit(clips)
+    assert leaf.group_member() == (leaf, 0.0, None)
+    with pytest.raises(ParameterError, match="applies to a PerGroup model"):
+        leaf.group_member("fan/id_00")
