@@ -465,6 +465,22 @@ def test_wav_file_source(tmp_path: Path, stream: Any) -> None:
         list(WavFileSource(tmp_path / "bad.wav"))
 
 
+def test_folder_source_idle_time_counts_from_the_end_of_a_clip(tmp_path: Path) -> None:
+    # A slow consumer (a model scoring each block) spends longer on one clip than idle_timeout:
+    # a clip that arrived meanwhile is still streamed; the watch only ends after idle_timeout of nothing new.
+    sf.write(tmp_path / "a.wav", np.zeros(3 * SR, np.float32), SR)
+    source = FolderSource(tmp_path, poll_seconds=0.02, idle_timeout=0.3, block_seconds=1.0)
+    blocks = 0
+    for _ in source:
+        blocks += 1
+        if blocks == 1:
+            sf.write(tmp_path / "tmp.part", np.zeros(SR, np.float32), SR, format="WAV")
+            (tmp_path / "tmp.part").replace(tmp_path / "b.wav")
+        time.sleep(0.2)
+    assert source.seen == ["a.wav", "b.wav"]
+    assert blocks == 4
+
+
 def test_folder_source_streams_new_clips(tmp_path: Path) -> None:
     incoming = tmp_path / "incoming"
     incoming.mkdir()
@@ -479,7 +495,7 @@ def test_folder_source_streams_new_clips(tmp_path: Path) -> None:
     (incoming / "001-broken.wav").write_bytes(b"RIFF....not a wav file")  # logged and skipped
     thread = threading.Thread(target=recorder)
     thread.start()
-    source = FolderSource(incoming, poll_seconds=0.02, idle_timeout=1.0)
+    source = FolderSource(incoming, poll_seconds=0.02, idle_timeout=2.0)
     levels = [round(float(block[0]), 3) for block, _ in source]
     thread.join()
     assert source.seen == ["000.wav", "001-broken.wav", "001.wav", "002.wav"]

@@ -158,6 +158,7 @@ class FolderSource:
                     yield from WavFileSource(path, block_seconds=self.block_seconds, channel=self.channel)
                 except AudioError as exc:  # one bad clip must not end the watch
                     logger.warning("skipping %s", exc)
+                last_new = time.monotonic()  # idle time counts from the end of the last clip, not its start
             if not ready:
                 if self.idle_timeout is not None and time.monotonic() - last_new > self.idle_timeout:
                     return
