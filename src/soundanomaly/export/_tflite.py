@@ -202,7 +202,7 @@ def c_header(plan: Any, data: bytes, *, int8: bool) -> str:
         first.append(lo)
         count.append(hi - lo)
         weights.extend(row[lo:hi].tolist())
-    from soundanomaly.export._onnx import _hann
+    from soundanomaly.features.logmel import hann_window
 
     quant = ""
     if int8:
@@ -251,7 +251,7 @@ static const float sa_mel_weights[{len(weights)}] = {{
 {_c_array(np.asarray(weights, np.float32), "float", 8)}
 }};
 static const float sa_hann_window[SA_N_FFT] = {{
-{_c_array(_hann(n_fft), "float", 8)}
+{_c_array(np.asarray(hann_window(n_fft)), "float", 8)}
 }};
 static const unsigned int sa_model_len = {len(data)};
 static const unsigned char sa_model[{len(data)}] __attribute__((aligned(16))) = {{
