@@ -270,10 +270,6 @@ class BaseDetector(AdaptingBase):
             "that an ONNX or TFLite file can hold exactly"
         )
 
-    def _export_target(self, group: str | None) -> tuple[BaseDetector, float, str | None]:
-        """What export writes: :meth:`group_member` (the detector, the offset added to its score, the group)."""
-        return self.group_member(group)
-
     def _load_manifest_extra(self, extra: dict[str, Any]) -> None:
         return None
 

@@ -157,8 +157,8 @@ def plan(
 
     if not isinstance(model, BaseDetector):
         raise ParameterError(f"model must be a fitted detector, got {type(model).__name__}")
-    model._check_fitted()
-    detector, offset, group = model._export_target(group)
+    model.check_is_fitted()
+    detector, offset, group = model.group_member(group)
     parts = detector._export_parts()
     features = dict(detector.features.params())
     if features.get("name") not in front_end_names():
