@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,11 +46,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import scipy.signal
-import soundfile as sf
 
-from soundanomaly._progress import progress as _progress
 from soundanomaly.datasets.mimii import ClipRecord
-from soundanomaly.datasets.synthetic import ANOMALY_TYPES, factory_background, fan_model, machine_sound
+from soundanomaly.datasets.synthetic import ANOMALY_TYPES, factory_background, fan_model, machine_sound, write_clips
 from soundanomaly.exceptions import ParameterError
 from soundanomaly.typing import FloatArray, PathLike
 
@@ -431,14 +428,7 @@ def write_shift_dataset(
         day=day,
     )
     total = len(sections) * ((n_source + n_target if day == 1 else 0) + 4 * n_test)
-    for record, signal in _progress(clips, total=total, desc="synthesising", enabled=progress):
-        target = root / record.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".wav.tmp")
-        os.close(fd)
-        sf.write(tmp, signal, sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, target)
-    return root
+    return write_clips(root, clips, sr=sr, total=total, progress=progress)
 
 
 def _check_condition(condition: Condition) -> None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, overload
 
@@ -76,6 +76,7 @@ __all__ = [
     "machine_sound",
     "mic_positions",
     "snr_folder",
+    "write_clips",
     "write_dataset",
 ]
 
@@ -447,7 +448,24 @@ def write_dataset(
         seed=seed,
         n_mics=n_mics,
     )
-    total = len(ids) * (n_normal + n_abnormal)
+    return write_clips(root, clips, sr=sr, total=len(ids) * (n_normal + n_abnormal), progress=progress)
+
+
+def write_clips(
+    root: Path, clips: Iterable[tuple[ClipRecord, FloatArray]], *, sr: int, total: int, progress: bool
+) -> Path:
+    """Write each ``(record, signal)`` as a 16-bit WAV at ``root / record.path``, each file atomically.
+
+    ``signal`` is ``(n,)`` or ``(n_mics, n)``; ``total`` sizes the progress bar.
+
+    Examples
+    --------
+    >>> from soundanomaly.datasets.clips import ClipRecord
+    >>> record = ClipRecord("fan/id_00/normal/00000000.wav", "fan", 0, 6.0, "normal")
+    >>> root = write_clips(Path("out"), [(record, np.zeros(160, np.float32))], sr=16000, total=1, progress=False)
+    >>> sorted(str(p.relative_to(root)) for p in root.rglob("*.wav"))
+    ['fan/id_00/normal/00000000.wav']
+    """
     for record, signal in _progress(clips, total=total, desc="synthesising", enabled=progress):
         target = root / record.path
         target.parent.mkdir(parents=True, exist_ok=True)
